@@ -24,6 +24,8 @@ export interface SignedTx {
   readonly to: Address | null;
   readonly value: bigint;
   readonly data: Uint8Array;
+  /** Intrinsic gas of the EIP-2930 access list carried by a type 2 transaction (0 when empty). */
+  readonly accessListCost: bigint;
   readonly from: Address;
   readonly yParity: 0 | 1;
   readonly v: bigint;

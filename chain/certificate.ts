@@ -1,0 +1,91 @@
+// Commit certificates: Q distinct committee signatures over the commit digest of (chain id, height,
+// round, block hash). A node inserts a block only with a certificate it has verified itself.
+import { decodeRlp, encodeRlp, getBytes, toBeArray } from 'ethers';
+import { bytesToBigint, bytesToHex, hexToBytes, recoverAddress } from './crypto/index.ts';
+import { ChainError } from './errors.ts';
+import { consensusDigest } from './signing.ts';
+import type { Address, Hash } from './types.ts';
+
+export interface CommitSignature {
+  readonly signer: Address;
+  /** 65 bytes: r || s || recid. */
+  readonly signature: Uint8Array;
+}
+
+export interface CommitCertificate {
+  readonly height: bigint;
+  readonly round: number;
+  readonly blockHash: Hash;
+  readonly signatures: readonly CommitSignature[];
+}
+
+/** Quorum of a committee of `n`: ceil((n + f + 1) / 2) with f = floor((n - 1) / 3). */
+export function quorum(n: number): number {
+  const f = Math.floor((n - 1) / 3);
+  return Math.ceil((n + f + 1) / 2);
+}
+
+/** Address that made `signature` (65 bytes r||s||recid) over `digest`. Throws CERT_INVALID. */
+export function signerOf(digest: Uint8Array, signature: Uint8Array): Address {
+  if (signature.length !== 65 || (signature[64] !== 0 && signature[64] !== 1)) {
+    throw new ChainError('CERT_INVALID', 'a consensus signature must be 65 bytes r || s || recid (0 or 1)');
+  }
+  try {
+    return recoverAddress(digest, bytesToBigint(signature.subarray(0, 32)), bytesToBigint(signature.subarray(32, 64)), signature[64] as 0 | 1);
+  } catch (err) {
+    throw new ChainError('CERT_INVALID', 'a consensus signature does not verify', {}, { cause: err });
+  }
+}
+
+/**
+ * Check that `cert` commits `blockHash` at `height` on `chainId` with a quorum of distinct members of
+ * `committee`. Throws CERT_INVALID naming what is wrong.
+ */
+export function verifyCertificate(cert: CommitCertificate, chainId: bigint, height: bigint, blockHash: Hash, committee: readonly Address[]): void {
+  if (cert.height !== height || cert.blockHash !== blockHash) {
+    throw new ChainError('CERT_INVALID', `certificate is for block ${cert.blockHash} at height ${cert.height}, expected ${blockHash} at ${height}`);
+  }
+  const digest = consensusDigest('commit', chainId, height, cert.round, hexToBytes(blockHash));
+  const members = new Set(committee);
+  const seen = new Set<Address>();
+  for (const { signer, signature } of cert.signatures) {
+    const recovered = signerOf(digest, signature);
+    if (recovered !== signer) throw new ChainError('CERT_INVALID', `certificate signature claims ${signer} but was made by ${recovered}`);
+    if (!members.has(signer)) throw new ChainError('CERT_INVALID', `certificate signer ${signer} is not a committee member`);
+    if (seen.has(signer)) throw new ChainError('CERT_INVALID', `certificate counts ${signer} twice`);
+    seen.add(signer);
+  }
+  const q = quorum(committee.length);
+  if (seen.size < q) throw new ChainError('CERT_INVALID', `certificate has ${seen.size} signatures, the quorum is ${q}`, { have: seen.size, quorum: q });
+}
+
+export function encodeCertificate(cert: CommitCertificate): Uint8Array {
+  return getBytes(
+    encodeRlp([
+      toBeArray(cert.height),
+      toBeArray(cert.round),
+      hexToBytes(cert.blockHash),
+      cert.signatures.map((s) => [hexToBytes(s.signer), s.signature]),
+    ]),
+  );
+}
+
+export function decodeCertificate(bytes: Uint8Array): CommitCertificate {
+  let f: unknown;
+  try {
+    f = decodeRlp(bytes);
+  } catch (err) {
+    throw new ChainError('CERT_INVALID', 'certificate is not valid RLP', {}, { cause: err });
+  }
+  if (!Array.isArray(f) || f.length !== 4 || !Array.isArray(f[3])) throw new ChainError('CERT_INVALID', 'certificate must have 4 fields');
+  const [height, round, hash, sigs] = f as [string, string, string, unknown[]];
+  return {
+    height: bytesToBigint(hexToBytes(height)),
+    round: Number(bytesToBigint(hexToBytes(round))),
+    blockHash: bytesToHex(hexToBytes(hash)),
+    signatures: sigs.map((entry) => {
+      if (!Array.isArray(entry) || entry.length !== 2) throw new ChainError('CERT_INVALID', 'certificate signature entry must be [signer, signature]');
+      return { signer: bytesToHex(hexToBytes(entry[0] as string)), signature: hexToBytes(entry[1] as string) };
+    }),
+  };
+}

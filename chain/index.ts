@@ -1,0 +1,21 @@
+// Public face of the ledger. Other top-level folders import chain/ only through this file.
+export * from './errors.ts';
+export * from './logger.ts';
+export type * from './types.ts';
+export * from './crypto/index.ts';
+export * from './signing.ts';
+export type { Block, BlockHeader } from './block.ts';
+export { headerHash, sealHash } from './block.ts';
+export type { CommitCertificate, CommitSignature } from './certificate.ts';
+export { quorum, verifyCertificate } from './certificate.ts';
+export type { ChainSpec, Candidate, CommittedBlock } from './ledger.ts';
+export { Ledger, genesisOf } from './ledger.ts';
+export { TxPool } from './txpool.ts';
+export { decodeSignedTx, MAX_TX_BYTES } from './tx.ts';
+export type { Timers } from './consensus/solo.ts';
+export { SoloSealer, systemTimers } from './consensus/solo.ts';
+export { createRpcServer } from './rpc/server.ts';
+export type { RpcServer, RpcHandler } from './rpc/server.ts';
+export { SubscriptionHub } from './rpc/subscriptions.ts';
+export { createEthApi } from './rpc/eth.ts';
+export { formatHeader, formatLogs } from './rpc/format.ts';

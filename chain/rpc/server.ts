@@ -1,0 +1,499 @@
+// The JSON-RPC 2.0 transport of the node: HTTP POST and WebSocket on one port, single requests and batches,
+// eth_subscribe / eth_unsubscribe over WebSocket. It knows no eth_* semantics: those are the `methods` handed
+// in. Everything a client sends is untrusted; no input may crash the process or grow memory without bound,
+// so bodies, batches, WebSocket messages, in-flight requests, subscriptions and send buffers are all limited.
+//
+// CORS: every response carries Access-Control-Allow-Origin: * so browser dapps can call the node. The node holds
+// no accounts or keys behind RPC, so there is nothing a foreign origin could do that curl could not; restrict
+// the origin here if that ever changes. WebSocket upgrades are likewise accepted from any Origin.
+
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { DatagateError } from '../errors.ts';
+import { nopLogger, type Logger } from '../logger.ts';
+import {
+  RpcCode,
+  RpcError,
+  invalidParams,
+  invalidRequest,
+  limitExceeded,
+  methodNotFound,
+  parseError,
+  toRpcError,
+} from './errors.ts';
+import { parseSubscribeParams, type SubscriptionHub } from './subscriptions.ts';
+
+/** Where a call came from. `connectionId` identifies a WebSocket connection; null over HTTP. */
+export type RpcContext =
+  | { readonly transport: 'http'; readonly connectionId: null }
+  | { readonly transport: 'ws'; readonly connectionId: string };
+
+/**
+ * One RPC method. `params` is the request's positional params ([] when omitted), unvalidated: the handler checks
+ * them and throws RpcError (e.g. invalidParams) or ChainError. The result must be JSON-ready (quantities as 0x
+ * strings, never bigint); undefined is sent as null.
+ */
+export type RpcHandler = (params: unknown[], ctx: RpcContext) => unknown | Promise<unknown>;
+
+export interface RpcServerOptions {
+  /** Interface to bind; default 127.0.0.1 (loopback only). */
+  host?: string;
+  /** Port; 0 picks a free one (listen() reports it). Default 8545. */
+  port?: number;
+  /** Handlers by method name. eth_subscribe and eth_unsubscribe are the server's own and must not appear. */
+  methods: Record<string, RpcHandler>;
+  subscriptions: SubscriptionHub;
+  /** Largest HTTP body or WebSocket message accepted. Default 5 MiB. */
+  maxRequestBytes?: number;
+  /** Most requests in one batch. Default 100 (ethers batches up to 100). */
+  maxBatch?: number;
+  /** Most concurrent WebSocket connections; further upgrades get HTTP 503. Default 256. */
+  maxWsConnections?: number;
+  /** A WebSocket whose unsent data exceeds this is closed with 1008 instead of buffering more. Default 16 MiB. */
+  maxWsBufferedBytes?: number;
+  logger?: Logger;
+}
+
+export interface RpcServer {
+  /** Bind and start serving; resolves to the bound address. Rejects with code RPC_LISTEN_FAILED. */
+  listen(): Promise<{ host: string; port: number }>;
+  /** Stop accepting, close WebSockets (1001), let in-flight HTTP requests finish briefly, then cut the rest. */
+  close(): Promise<void>;
+  /** The bound address, or null before listen() / after close(). */
+  readonly address: { host: string; port: number } | null;
+}
+
+const MiB = 1024 * 1024;
+/** Longer than the idle timeout of common clients (Node's agent: 5 s) so the server never closes first. */
+const KEEP_ALIVE_TIMEOUT_MS = 30_000;
+/** A whole request (headers and body) must arrive within this; slow-loris bodies are cut. */
+const REQUEST_TIMEOUT_MS = 60_000;
+/** Messages one WebSocket may have in progress before the server stops reading from it. */
+const MAX_WS_IN_FLIGHT = 16;
+/** Ping period; a connection that has not answered the previous ping is dropped (dead NAT mappings). */
+const WS_PING_INTERVAL_MS = 30_000;
+/** How long close() waits for in-flight HTTP requests and WebSocket close handshakes. */
+const CLOSE_GRACE_MS = 1_000;
+const JSON_HEADERS = { 'content-type': 'application/json' } as const;
+
+type JsonRpcId = string | number | null;
+
+/** Per-message state for subscription methods; absent over HTTP, where eth_subscribe is refused. */
+interface SubscriptionSession {
+  subscribe(params: unknown[]): string;
+  unsubscribe(params: unknown[]): boolean;
+}
+
+function encodeError(id: JsonRpcId, err: RpcError): string {
+  return JSON.stringify({ jsonrpc: '2.0', id, error: err.toJSON() });
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isValidId(value: unknown): value is JsonRpcId {
+  return value === null || typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
+}
+
+function positiveInt(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new DatagateError('RPC_BAD_OPTION', `createRpcServer: ${name} must be a positive integer, got ${value}`);
+  }
+  return value;
+}
+
+/** Build the server; nothing is bound until listen(). Throws RPC_BAD_OPTION on invalid options. */
+export function createRpcServer(options: RpcServerOptions): RpcServer {
+  const host = options.host ?? '127.0.0.1';
+  const port = options.port ?? 8545;
+  const methods = options.methods;
+  const hub = options.subscriptions;
+  const maxRequestBytes = positiveInt('maxRequestBytes', options.maxRequestBytes ?? 5 * MiB);
+  const maxBatch = positiveInt('maxBatch', options.maxBatch ?? 100);
+  const maxWsConnections = positiveInt('maxWsConnections', options.maxWsConnections ?? 256);
+  const maxWsBufferedBytes = positiveInt('maxWsBufferedBytes', options.maxWsBufferedBytes ?? 16 * MiB);
+  const logger = options.logger ?? nopLogger;
+  if (!Number.isSafeInteger(port) || port < 0 || port > 65535) {
+    throw new DatagateError('RPC_BAD_OPTION', `createRpcServer: port must be 0..65535, got ${port}`);
+  }
+  for (const reserved of ['eth_subscribe', 'eth_unsubscribe']) {
+    if (Object.hasOwn(methods, reserved)) {
+      const msg = `createRpcServer: ${reserved} is handled by the server; remove it from methods`;
+      throw new DatagateError('RPC_BAD_OPTION', msg);
+    }
+  }
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  const httpContext: RpcContext = { transport: 'http', connectionId: null };
+
+  // ---- dispatch: one payload (single request or batch) in, the response text out (null: nothing to send) ----
+
+  async function call(method: string, params: unknown[], ctx: RpcContext, session?: SubscriptionSession): Promise<unknown> {
+    if (method === 'eth_subscribe' || method === 'eth_unsubscribe') {
+      if (session === undefined) {
+        const msg = `${method} needs a WebSocket connection; subscriptions are not available over HTTP`;
+        throw new RpcError(RpcCode.MethodNotFound, msg);
+      }
+      return method === 'eth_subscribe' ? session.subscribe(params) : session.unsubscribe(params);
+    }
+    const handler = Object.hasOwn(methods, method) ? methods[method] : undefined;
+    if (handler === undefined) throw methodNotFound(method);
+    const result = await handler(params, ctx);
+    return result === undefined ? null : result;
+  }
+
+  async function handleEntry(entry: unknown, ctx: RpcContext, session?: SubscriptionSession): Promise<string | null> {
+    // Malformed entries are answered with id null even without an id: the spec cannot tell them from notifications.
+    if (!isRecord(entry)) return encodeError(null, invalidRequest('expected a request object'));
+    const isNotification = !Object.hasOwn(entry, 'id');
+    const rawId = entry['id'];
+    if (!isNotification && !isValidId(rawId)) {
+      return encodeError(null, invalidRequest('id must be a string, number or null'));
+    }
+    const id: JsonRpcId = isNotification ? null : (rawId as JsonRpcId);
+    if (entry['jsonrpc'] !== '2.0') return encodeError(id, invalidRequest('jsonrpc must be "2.0"'));
+    const method = entry['method'];
+    if (typeof method !== 'string') return encodeError(id, invalidRequest('method must be a string'));
+    const rawParams = entry['params'];
+    // null is taken as "no params", as geth does; named (object) params are refused because eth methods are positional.
+    let params: unknown[];
+    if (rawParams === undefined || rawParams === null) params = [];
+    else if (Array.isArray(rawParams)) params = rawParams;
+    else if (typeof rawParams !== 'object') return encodeError(id, invalidRequest('params must be an array'));
+    else if (isNotification) return null;
+    else return encodeError(id, invalidParams('params must be an array (positional), not an object'));
+
+    let result: unknown;
+    try {
+      result = await call(method, params, ctx, session);
+    } catch (err) {
+      const mapped = toRpcError(err);
+      if (mapped.isInternal) {
+        const stack = err instanceof Error ? err.stack : undefined;
+        logger.error('rpc method failed', { method: method.slice(0, 64), error: String(err), stack });
+      }
+      return isNotification ? null : encodeError(id, mapped.error);
+    }
+    if (isNotification) return null;
+    try {
+      return JSON.stringify({ jsonrpc: '2.0', id, result });
+    } catch (err) {
+      // bigint, cycles: a handler bug. The client gets -32603, the log says which method.
+      logger.error('rpc result not serializable', { method: method.slice(0, 64), error: String(err) });
+      return encodeError(id, toRpcError(err).error);
+    }
+  }
+
+  /** Handle one HTTP body or WebSocket message. Never throws. */
+  async function handlePayload(raw: Buffer, ctx: RpcContext, session?: SubscriptionSession): Promise<string | null> {
+    let message: unknown;
+    try {
+      message = JSON.parse(utf8.decode(raw));
+    } catch (err) {
+      return encodeError(null, parseError(err instanceof TypeError ? 'body is not valid UTF-8' : 'invalid JSON'));
+    }
+    try {
+      if (!Array.isArray(message)) return await handleEntry(message, ctx, session);
+      if (message.length === 0) return encodeError(null, invalidRequest('empty batch'));
+      if (message.length > maxBatch) {
+        return encodeError(null, limitExceeded(`batch too large: ${message.length} requests, limit is ${maxBatch}`));
+      }
+      // Entries run one after another, like geth: a batch of dependent calls (nonce n, n+1) keeps its order.
+      const parts: string[] = [];
+      for (const entry of message) {
+        const part = await handleEntry(entry, ctx, session);
+        if (part !== null) parts.push(part);
+      }
+      return parts.length === 0 ? null : `[${parts.join(',')}]`;
+    } catch (err) {
+      logger.error('rpc dispatch failed', { error: String(err), stack: err instanceof Error ? err.stack : undefined });
+      return encodeError(null, toRpcError(err).error);
+    }
+  }
+
+  // ---- HTTP ----
+
+  function sendHttp(res: ServerResponse, status: number, body: string, extra: Record<string, string> = {}): void {
+    if (res.headersSent || res.destroyed) return;
+    res.writeHead(status, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(body), ...extra });
+    res.end(body);
+  }
+
+  function rejectTooLarge(req: IncomingMessage, res: ServerResponse): void {
+    // Stop reading: the rest of the body is never pulled off the socket, which closes once the 413 is written.
+    req.pause();
+    req.removeAllListeners('data');
+    const err = invalidRequest(`request body too large: limit is ${maxRequestBytes} bytes`);
+    // connection: close makes Node destroy the socket once the response is flushed.
+    sendHttp(res, 413, encodeError(null, err), { connection: 'close' });
+  }
+
+  function onHttpRequest(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
+    res.setHeader('access-control-allow-origin', '*');
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, {
+        'access-control-allow-methods': 'POST, OPTIONS',
+        'access-control-allow-headers': req.headers['access-control-request-headers'] ?? 'content-type',
+        'access-control-max-age': '86400',
+        'content-length': '0',
+      });
+      res.end();
+      return;
+    }
+    if (req.method !== 'POST') {
+      const err = invalidRequest(`HTTP method ${req.method ?? '?'} not allowed; send JSON-RPC requests with POST`);
+      sendHttp(res, 405, encodeError(null, err), { allow: 'POST, OPTIONS' });
+      return;
+    }
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > maxRequestBytes) {
+      rejectTooLarge(req, res);
+      return;
+    }
+    if (expectsContinue) res.writeContinue();
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooLarge = false;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxRequestBytes) {
+        // Chunked bodies declare no length: count as they come and stop at the limit.
+        tooLarge = true;
+        chunks.length = 0;
+        rejectTooLarge(req, res);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (tooLarge) return;
+      void handlePayload(Buffer.concat(chunks, size), httpContext).then((out) => {
+        if (out !== null) sendHttp(res, 200, out);
+        else if (!res.headersSent && !res.destroyed) res.writeHead(204).end();
+      });
+    });
+    req.on('error', (err) => logger.debug('http request stream failed', { error: String(err) }));
+  }
+
+  const server = createServer({ requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
+  server.headersTimeout = REQUEST_TIMEOUT_MS;
+  server.on('request', (req, res) => onHttpRequest(req, res, false));
+  // Without this listener Node answers "100 Continue" by itself and the client would upload an oversize body.
+  server.on('checkContinue', (req, res) => onHttpRequest(req, res, true));
+  server.on('clientError', (err, socket) => {
+    logger.debug('http client error', { error: String(err) });
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    else socket.destroy();
+  });
+
+  // ---- WebSocket ----
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: maxRequestBytes, perMessageDeflate: false });
+  const sockets = new Map<string, { ws: WebSocket; alive: boolean }>();
+  let upgrading = 0;
+  let nextConnection = 1;
+  let pingTimer: NodeJS.Timeout | undefined;
+
+  function rejectUpgrade(socket: Duplex, status: string, message: string): void {
+    const body = encodeError(null, limitExceeded(message));
+    socket.on('error', () => socket.destroy());
+    socket.end(
+      `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\nconnection: close\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+  }
+
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (sockets.size + upgrading >= maxWsConnections) {
+      rejectUpgrade(socket, '503 Service Unavailable', `too many WebSocket connections: limit is ${maxWsConnections}`);
+      return;
+    }
+    upgrading++;
+    // handleUpgrade answers a bad handshake itself (400) and never calls back; the socket's close settles that case.
+    let settled = false;
+    const settle = (): void => {
+      if (!settled) upgrading--;
+      settled = true;
+    };
+    socket.once('close', settle);
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      settle();
+      onWsConnection(ws);
+    });
+  });
+
+  function onWsConnection(ws: WebSocket): void {
+    const connectionId = `ws-${nextConnection++}`;
+    const ctx: RpcContext = { transport: 'ws', connectionId };
+    const state = { ws, alive: true };
+    sockets.set(connectionId, state);
+    // Subscriptions created by a message stay quiet until that message's response (with their id) is sent.
+    const held = new Map<string, string[]>();
+    let heldBytes = 0;
+    let inFlight = 0;
+    let closed = false;
+    const log = logger.child({ connection: connectionId });
+
+    function shutdown(code: number, reason: string): void {
+      if (closed) return;
+      closed = true;
+      hub.dropOwner(connectionId);
+      held.clear();
+      ws.close(code, reason);
+    }
+
+    function send(text: string): void {
+      if (closed || ws.readyState !== ws.OPEN) return;
+      ws.send(text);
+      if (ws.bufferedAmount > maxWsBufferedBytes) {
+        log.warn('closing slow WebSocket consumer', { bufferedBytes: ws.bufferedAmount, limit: maxWsBufferedBytes });
+        shutdown(1008, 'slow consumer: send buffer limit exceeded');
+      }
+    }
+
+    function notify(subscription: string, result: unknown): void {
+      let text: string;
+      try {
+        text = JSON.stringify({ jsonrpc: '2.0', method: 'eth_subscription', params: { subscription, result } });
+      } catch (err) {
+        log.error('subscription payload not serializable', { subscription, error: String(err) });
+        return;
+      }
+      const queue = held.get(subscription);
+      if (queue === undefined) {
+        send(text);
+        return;
+      }
+      queue.push(text);
+      heldBytes += text.length;
+      if (heldBytes > maxWsBufferedBytes) shutdown(1008, 'slow consumer: notification backlog limit exceeded');
+    }
+
+    function release(ids: readonly string[]): void {
+      for (const id of ids) {
+        const queue = held.get(id);
+        held.delete(id);
+        for (const text of queue ?? []) {
+          heldBytes -= text.length;
+          send(text);
+        }
+      }
+    }
+
+    async function onMessage(data: RawData): Promise<void> {
+      if (closed) return;
+      const created: string[] = [];
+      const session: SubscriptionSession = {
+        subscribe(params) {
+          const request = parseSubscribeParams(params);
+          // The socket may have closed while this batch ran; a subscription made now would never be dropped.
+          if (closed) throw new RpcError(RpcCode.ServerError, 'connection closed');
+          const id = hub.subscribe(connectionId, request, notify);
+          held.set(id, []);
+          created.push(id);
+          return id;
+        },
+        unsubscribe(params) {
+          const id = params[0];
+          if (typeof id !== 'string') throw invalidParams('params[0]: expected a subscription id string');
+          // Unsubscribed in the same batch that subscribed: its held notifications are never sent.
+          for (const text of held.get(id) ?? []) heldBytes -= text.length;
+          held.delete(id);
+          return hub.unsubscribe(connectionId, id);
+        },
+      };
+      const raw = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+      const out = await handlePayload(raw, ctx, session);
+      if (out !== null) send(out);
+      release(created);
+    }
+
+    ws.on('message', (data) => {
+      inFlight++;
+      // Backpressure: past MAX_WS_IN_FLIGHT unfinished messages, stop reading until some complete.
+      if (inFlight >= MAX_WS_IN_FLIGHT) ws.pause();
+      void onMessage(data).finally(() => {
+        inFlight--;
+        if (ws.isPaused && inFlight < MAX_WS_IN_FLIGHT && !closed) ws.resume();
+      });
+    });
+    ws.on('pong', () => {
+      state.alive = true;
+    });
+    ws.on('error', (err) => log.debug('websocket error', { error: String(err) }));
+    ws.on('close', () => {
+      closed = true;
+      sockets.delete(connectionId);
+      const dropped = hub.dropOwner(connectionId);
+      log.debug('websocket closed', { droppedSubscriptions: dropped });
+    });
+  }
+
+  function pingAll(): void {
+    for (const state of sockets.values()) {
+      if (!state.alive) {
+        state.ws.terminate();
+        continue;
+      }
+      state.alive = false;
+      state.ws.ping();
+    }
+  }
+
+  // ---- lifecycle ----
+
+  let bound: { host: string; port: number } | null = null;
+
+  return {
+    get address() {
+      return bound;
+    },
+
+    listen() {
+      return new Promise((resolve, reject) => {
+        const onError = (err: Error): void => {
+          const msg = `cannot listen on ${host}:${port}: ${err.message}; pick another host or port`;
+          reject(new DatagateError('RPC_LISTEN_FAILED', msg, { host, port }, { cause: err }));
+        };
+        server.once('error', onError);
+        server.listen(port, host, () => {
+          server.off('error', onError);
+          server.on('error', (err) => logger.error('rpc server error', { error: String(err) }));
+          const info = server.address() as AddressInfo;
+          bound = { host: info.address, port: info.port };
+          pingTimer = setInterval(pingAll, WS_PING_INTERVAL_MS);
+          pingTimer.unref();
+          logger.info('rpc server listening', { ...bound });
+          resolve(bound);
+        });
+      });
+    },
+
+    async close() {
+      clearInterval(pingTimer);
+      bound = null;
+      const closing = [...sockets.values()].map(
+        ({ ws }) =>
+          new Promise<void>((resolve) => {
+            if (ws.readyState === ws.CLOSED) return resolve();
+            ws.once('close', () => resolve());
+            ws.close(1001, 'server shutting down');
+          }),
+      );
+      const httpClosed = new Promise<void>((resolve) => {
+        if (!server.listening) return resolve();
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      const grace = setTimeout(() => {
+        for (const { ws } of sockets.values()) ws.terminate();
+        server.closeAllConnections();
+      }, CLOSE_GRACE_MS);
+      await Promise.all([...closing, httpClosed]);
+      clearTimeout(grace);
+      wss.close();
+    },
+  };
+}

@@ -1,0 +1,38 @@
+// What the chain signs and who signs it. Every consensus signature covers a domain-separated digest
+// (tag, chain id, height, round, hash) so that a signature made for one purpose, chain or round can
+// never be replayed as another. The Signer port is implemented in device/ (keystore, PKCS#11, ...).
+import { encodeRlp, getBytes, toBeArray } from 'ethers';
+import { keccak256 } from './crypto/index.ts';
+import type { Address } from './types.ts';
+
+/** What a consensus signature is for. New purposes get new tags; a tag is never reused. */
+export type SignPurpose = 'seal' | 'prepare' | 'commit' | 'round-change' | 'message';
+
+const DOMAIN = 'datagate/lbft/v1';
+
+/** The signer port: a key that signs 32-byte digests. Keys never leave it. */
+export interface Signer {
+  readonly keyType: 'secp256k1' | 'p256';
+  /** Uncompressed public key (65 bytes). */
+  readonly publicKey: Uint8Array;
+  /** Ethereum address of the key (secp256k1 keys). */
+  readonly address: Address;
+  /**
+   * Sign a 32-byte digest for `purpose`. Returns 65 bytes r || s || recid with low s.
+   * `context` lets a double-sign guard in the signer check height and round.
+   */
+  sign(digest: Uint8Array, purpose: SignPurpose, context?: { height: bigint; round: number }): Promise<Uint8Array>;
+}
+
+/** Digest signed for `purpose` over block `hash` at (`height`, `round`) of chain `chainId`. */
+export function consensusDigest(purpose: SignPurpose, chainId: bigint, height: bigint, round: number, hash: Uint8Array): Uint8Array {
+  const encoded = encodeRlp([
+    new TextEncoder().encode(DOMAIN),
+    new TextEncoder().encode(purpose),
+    toBeArray(chainId),
+    toBeArray(height),
+    toBeArray(round),
+    hash,
+  ]);
+  return keccak256(getBytes(encoded));
+}

@@ -1,0 +1,192 @@
+// Durable block store on LevelDB. The on-disk format is a contract: every key starts with a numbered
+// prefix that is never reused for another meaning, a schema version is checked at start-up, and each
+// block (with its receipts, certificate, transaction index, touched accounts and the new head) is
+// written in one atomic batch, so a crash leaves either the whole block or none of it.
+import { Level } from 'level';
+import { decodeRlp, encodeRlp, getBytes } from 'ethers';
+import type { Block } from './block.ts';
+import { decodeHeader, encodeHeader, decodeReceipt, encodeReceipt } from './block.ts';
+import type { CommitCertificate } from './certificate.ts';
+import { decodeCertificate, encodeCertificate } from './certificate.ts';
+import { bytesToHex, hexToBytes } from './crypto/index.ts';
+import { ChainError } from './errors.ts';
+import { decodeAccount, encodeAccount } from './state/world.ts';
+import { decodeSignedTx } from './tx.ts';
+import type { Account, Address, Hash, Receipt } from './types.ts';
+
+/** Version of the on-disk format. Bump it (and write a migration) whenever a record layout changes. */
+export const SCHEMA_VERSION = 1;
+
+// Key prefixes. Numbers are never reused; retire a prefix by leaving it out, never by recycling it.
+const P_META = 0x01; // meta/<name> -> value
+const P_HEAD = 0x02; // head -> block hash
+const P_CANONICAL = 0x03; // number (8 bytes BE) -> block hash
+const P_BLOCK = 0x04; // block hash -> rlp([header bytes, [raw tx...]])
+const P_RECEIPTS = 0x05; // block hash -> rlp([receipt bytes...])
+const P_TX_INDEX = 0x06; // tx hash -> block hash (32) || index (4 BE)
+const P_ACCOUNT = 0x07; // address (20) -> nonce (32) || balance (32)
+const P_CERT = 0x08; // block hash -> encoded commit certificate
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function key(prefix: number, body: Uint8Array): Uint8Array {
+  const k = new Uint8Array(1 + body.length);
+  k[0] = prefix;
+  k.set(body, 1);
+  return k;
+}
+
+function numberKey(n: bigint): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, n);
+  return key(P_CANONICAL, b);
+}
+
+const metaKey = (name: string) => key(P_META, enc.encode(name));
+
+export interface TxLocation {
+  readonly blockHash: Hash;
+  readonly index: number;
+}
+
+/** Identity of a chain; a store written for another identity refuses to open. */
+export interface ChainIdentity {
+  readonly chainId: bigint;
+  readonly genesisHash: Hash;
+}
+
+export class BlockStore {
+  private constructor(private readonly db: Level<Uint8Array, Uint8Array>, readonly path: string) {}
+
+  /**
+   * Open (or create) the store at `path` for `identity`. Throws STORE_SCHEMA_MISMATCH or
+   * STORE_CHAIN_MISMATCH when the directory holds another format or another chain.
+   */
+  static async open(path: string, identity: ChainIdentity): Promise<BlockStore> {
+    const db = new Level<Uint8Array, Uint8Array>(path, { keyEncoding: 'view', valueEncoding: 'view' });
+    await db.open();
+    const store = new BlockStore(db, path);
+    try {
+      await store.checkIdentity(identity);
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
+    return store;
+  }
+
+  private async checkIdentity(identity: ChainIdentity): Promise<void> {
+    const [schema, chainId, genesis] = await this.db.getMany([metaKey('schema'), metaKey('chainId'), metaKey('genesis')]);
+    if (schema === undefined) {
+      await this.db.batch([
+        { type: 'put', key: metaKey('schema'), value: enc.encode(String(SCHEMA_VERSION)) },
+        { type: 'put', key: metaKey('chainId'), value: enc.encode(identity.chainId.toString()) },
+        { type: 'put', key: metaKey('genesis'), value: enc.encode(identity.genesisHash) },
+      ]);
+      return;
+    }
+    const version = Number(dec.decode(schema));
+    if (version !== SCHEMA_VERSION) {
+      throw new ChainError(
+        'STORE_SCHEMA_MISMATCH',
+        `data directory ${this.path} has store schema ${version}, this datagate reads schema ${SCHEMA_VERSION}; use a datagate release that matches it or start with an empty data directory`,
+        { path: this.path, found: version, expected: SCHEMA_VERSION },
+      );
+    }
+    const storedChain = chainId === undefined ? '' : dec.decode(chainId);
+    const storedGenesis = genesis === undefined ? '' : dec.decode(genesis);
+    if (storedChain !== identity.chainId.toString() || storedGenesis !== identity.genesisHash) {
+      throw new ChainError(
+        'STORE_CHAIN_MISMATCH',
+        `data directory ${this.path} belongs to chain id ${storedChain} (genesis ${storedGenesis}), not to chain id ${identity.chainId} (genesis ${identity.genesisHash}); point --data-dir at this chain's directory or an empty one`,
+        { path: this.path, storedChain, storedGenesis },
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  async headHash(): Promise<Hash | undefined> {
+    const v = await this.db.get(key(P_HEAD, new Uint8Array(0)));
+    return v === undefined ? undefined : bytesToHex(v);
+  }
+
+  /**
+   * Write `block` as the new head in one atomic batch with its receipts, certificate, transaction
+   * index and the accounts it changed.
+   */
+  async putBlock(block: Block, receipts: readonly Receipt[], cert: CommitCertificate | null, accounts: ReadonlyMap<Address, Account>): Promise<void> {
+    const hash = hexToBytes(block.hash);
+    const ops: { type: 'put'; key: Uint8Array; value: Uint8Array }[] = [
+      { type: 'put', key: key(P_BLOCK, hash), value: encodeBlock(block) },
+      { type: 'put', key: key(P_RECEIPTS, hash), value: getBytes(encodeRlp(receipts.map(encodeReceipt))) },
+      { type: 'put', key: numberKey(block.header.number), value: hash },
+      { type: 'put', key: key(P_HEAD, new Uint8Array(0)), value: hash },
+    ];
+    if (cert !== null) ops.push({ type: 'put', key: key(P_CERT, hash), value: encodeCertificate(cert) });
+    block.txs.forEach((tx, i) => {
+      const loc = new Uint8Array(36);
+      loc.set(hash, 0);
+      new DataView(loc.buffer).setUint32(32, i);
+      ops.push({ type: 'put', key: key(P_TX_INDEX, hexToBytes(tx.hash)), value: loc });
+    });
+    for (const [address, account] of accounts) {
+      ops.push({ type: 'put', key: key(P_ACCOUNT, hexToBytes(address)), value: encodeAccount(account) });
+    }
+    await this.db.batch(ops, { sync: true });
+  }
+
+  async blockByHash(hash: Hash, chainId: bigint): Promise<Block | undefined> {
+    const v = await this.db.get(key(P_BLOCK, hexToBytes(hash)));
+    return v === undefined ? undefined : decodeBlock(v, hash, chainId);
+  }
+
+  async hashByNumber(n: bigint): Promise<Hash | undefined> {
+    if (n < 0n) return undefined;
+    const v = await this.db.get(numberKey(n));
+    return v === undefined ? undefined : bytesToHex(v);
+  }
+
+  async receipts(hash: Hash): Promise<Receipt[] | undefined> {
+    const v = await this.db.get(key(P_RECEIPTS, hexToBytes(hash)));
+    if (v === undefined) return undefined;
+    const items = decodeRlp(v);
+    if (!Array.isArray(items)) throw new ChainError('STORE_CORRUPT', `receipts of block ${hash} are malformed`);
+    return items.map((item) => decodeReceipt(hexToBytes(item as string)));
+  }
+
+  async certificate(hash: Hash): Promise<CommitCertificate | undefined> {
+    const v = await this.db.get(key(P_CERT, hexToBytes(hash)));
+    return v === undefined ? undefined : decodeCertificate(v);
+  }
+
+  async txLocation(txHash: Hash): Promise<TxLocation | undefined> {
+    const v = await this.db.get(key(P_TX_INDEX, hexToBytes(txHash)));
+    if (v === undefined) return undefined;
+    return { blockHash: bytesToHex(v.subarray(0, 32)), index: new DataView(v.buffer, v.byteOffset).getUint32(32) };
+  }
+
+  /** Every stored account, for rebuilding the state at start-up. */
+  async *accounts(): AsyncGenerator<[Address, Account]> {
+    for await (const [k, v] of this.db.iterator({ gte: key(P_ACCOUNT, new Uint8Array(0)), lt: key(P_ACCOUNT + 1, new Uint8Array(0)) })) {
+      yield [bytesToHex(k.subarray(1)), decodeAccount(v)];
+    }
+  }
+}
+
+function encodeBlock(block: Block): Uint8Array {
+  return getBytes(encodeRlp([encodeHeader(block.header), block.txs.map((tx) => tx.raw)]));
+}
+
+function decodeBlock(bytes: Uint8Array, hash: Hash, chainId: bigint): Block {
+  const f = decodeRlp(bytes);
+  if (!Array.isArray(f) || f.length !== 2 || typeof f[0] !== 'string' || !Array.isArray(f[1])) {
+    throw new ChainError('STORE_CORRUPT', `stored block ${hash} is malformed`);
+  }
+  const header = decodeHeader(hexToBytes(f[0]));
+  const txs = (f[1] as string[]).map((raw) => decodeSignedTx(hexToBytes(raw), chainId));
+  return { header, hash, txs };
+}

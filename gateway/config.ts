@@ -1,0 +1,647 @@
+// Configuration files: strict JSON checked against a small schema toolkit, with errors that name the file,
+// line and column of the offending value and its dotted path (`datagate.json:7:13: rpc.port: must be ...`).
+// Also the dev node's schema (`devConfigSchema`) and command-line overrides on top of a loaded config.
+
+import { readFile } from 'node:fs/promises';
+import { keccak_256 } from '@noble/hashes/sha3.js';
+import { DatagateError } from '../chain/index.ts';
+import { LOG_LEVELS } from './logger.ts';
+
+export type ConfigErrorCode = 'CONFIG_INVALID' | 'CONFIG_PARSE' | 'CONFIG_NOT_FOUND';
+
+/** One problem found in a config: where (file:line:col when known) and what. */
+export interface ConfigIssue {
+  readonly location: string;
+  readonly path: string;
+  readonly text: string;
+}
+
+/** Raised for a missing/unreadable file (CONFIG_NOT_FOUND), bad JSON (CONFIG_PARSE) or bad values (CONFIG_INVALID). */
+export class ConfigError extends DatagateError<ConfigErrorCode> {
+  constructor(code: ConfigErrorCode, message: string, fields: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(code, message, fields, options);
+    this.name = 'ConfigError';
+  }
+}
+
+// ---- JSON with positions -------------------------------------------------------------------------------
+
+/** A parsed JSON value with the offset of its first character in the source (absent for overrides). */
+export type JsonNode = { readonly start?: number } & (
+  | { readonly type: 'object'; readonly members: Map<string, JsonMember> }
+  | { readonly type: 'array'; readonly items: JsonNode[] }
+  | { readonly type: 'string'; readonly value: string }
+  | { readonly type: 'number'; readonly value: number; readonly raw: string }
+  | { readonly type: 'boolean'; readonly value: boolean }
+  | { readonly type: 'null' }
+);
+export interface JsonMember {
+  readonly key: string;
+  readonly keyStart?: number;
+  readonly node: JsonNode;
+}
+
+interface RawIssue {
+  readonly offset?: number;
+  readonly path: string;
+  readonly text: string;
+}
+
+class JsonSyntaxError extends Error {
+  constructor(
+    message: string,
+    readonly offset: number,
+  ) {
+    super(message);
+  }
+}
+
+const NUMBER_RE = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+const ESCAPES: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
+
+/** Strict JSON (RFC 8259) parser that keeps positions; duplicate keys are reported, not silently merged. */
+class PositionParser {
+  private i = 0;
+  readonly duplicates: RawIssue[] = [];
+  constructor(private readonly text: string) {}
+
+  parseDocument(): JsonNode {
+    this.skipSpace();
+    if (this.i >= this.text.length) throw new JsonSyntaxError('file is empty; expected a JSON object', this.i);
+    const root = this.parseValue('');
+    this.skipSpace();
+    if (this.i < this.text.length) throw new JsonSyntaxError('unexpected content after the end of the JSON value', this.i);
+    return root;
+  }
+
+  private skipSpace(): void {
+    const t = this.text;
+    while (this.i < t.length) {
+      const c = t[this.i];
+      if (c === ' ' || c === '\t' || c === '\n' || c === '\r') this.i++;
+      else if (c === '/' && (t[this.i + 1] === '/' || t[this.i + 1] === '*')) {
+        const found = t.slice(this.i, this.i + 2);
+        throw new JsonSyntaxError(`comments are not allowed in JSON config files (found "${found}"); remove the comment`, this.i);
+      } else return;
+    }
+  }
+
+  private parseValue(path: string): JsonNode {
+    this.skipSpace();
+    const start = this.i;
+    const c = this.text[start];
+    if (c === undefined) throw new JsonSyntaxError('unexpected end of file; expected a value', start);
+    if (c === '{') return this.parseObject(path);
+    if (c === '[') return this.parseArray(path);
+    if (c === '"') return { type: 'string', value: this.parseString(), start };
+    if (c === '-' || (c >= '0' && c <= '9')) return this.parseNumber();
+    for (const [word, node] of [
+      ['true', { type: 'boolean', value: true }],
+      ['false', { type: 'boolean', value: false }],
+      ['null', { type: 'null' }],
+    ] as const) {
+      if (this.text.startsWith(word, start) && !/[\w$]/.test(this.text[start + word.length] ?? '')) {
+        this.i += word.length;
+        return { ...node, start };
+      }
+    }
+    if (c === "'") throw new JsonSyntaxError('strings must use double quotes', start);
+    throw new JsonSyntaxError(`unexpected ${describeChar(c)}; expected a value (strings need double quotes)`, start);
+  }
+
+  private parseObject(path: string): JsonNode {
+    const start = this.i++;
+    const members = new Map<string, JsonMember>();
+    this.skipSpace();
+    if (this.text[this.i] === '}') {
+      this.i++;
+      return { type: 'object', members, start };
+    }
+    for (;;) {
+      this.skipSpace();
+      const keyStart = this.i;
+      const c = this.text[keyStart];
+      if (c !== '"') {
+        if (c === '}') throw new JsonSyntaxError("trailing comma before '}' is not allowed in JSON", keyStart);
+        if (c === undefined) throw new JsonSyntaxError("unexpected end of file; expected a field name or '}'", keyStart);
+        throw new JsonSyntaxError(`unexpected ${describeChar(c)}; field names must be in double quotes`, keyStart);
+      }
+      const key = this.parseString();
+      const childPath = path === '' ? key : `${path}.${key}`;
+      this.skipSpace();
+      if (this.text[this.i] !== ':') throw new JsonSyntaxError(`expected ':' after field name "${key}"`, this.i);
+      this.i++;
+      const node = this.parseValue(childPath);
+      const first = members.get(key);
+      if (first !== undefined) {
+        this.duplicates.push({ offset: keyStart, path: childPath, text: `duplicate field ${childPath} (JSON keeps only one; remove the other)` });
+      }
+      members.set(key, { key, keyStart, node });
+      this.skipSpace();
+      const next = this.text[this.i++];
+      if (next === '}') return { type: 'object', members, start };
+      if (next !== ',') throw new JsonSyntaxError(`expected ',' or '}' after the value of "${childPath}"`, this.i - 1);
+    }
+  }
+
+  private parseArray(path: string): JsonNode {
+    const start = this.i++;
+    const items: JsonNode[] = [];
+    this.skipSpace();
+    if (this.text[this.i] === ']') {
+      this.i++;
+      return { type: 'array', items, start };
+    }
+    for (;;) {
+      this.skipSpace();
+      if (this.text[this.i] === ']') throw new JsonSyntaxError("trailing comma before ']' is not allowed in JSON", this.i);
+      items.push(this.parseValue(`${path}[${items.length}]`));
+      this.skipSpace();
+      const next = this.text[this.i++];
+      if (next === ']') return { type: 'array', items, start };
+      if (next !== ',') throw new JsonSyntaxError(`expected ',' or ']' after item ${path}[${items.length - 1}]`, this.i - 1);
+    }
+  }
+
+  private parseString(): string {
+    const t = this.text;
+    let out = '';
+    let from = ++this.i;
+    for (;;) {
+      const c = t[this.i];
+      if (c === undefined) throw new JsonSyntaxError('unterminated string', from - 1);
+      if (c === '"') {
+        out += t.slice(from, this.i++);
+        return out;
+      }
+      if (c < ' ') throw new JsonSyntaxError('control character in string (write a newline as \\n, a tab as \\t)', this.i);
+      if (c !== '\\') {
+        this.i++;
+        continue;
+      }
+      out += t.slice(from, this.i);
+      const e = t[this.i + 1] ?? '';
+      if (e === 'u') {
+        const hex = t.slice(this.i + 2, this.i + 6);
+        if (!/^[0-9a-fA-F]{4}$/.test(hex)) throw new JsonSyntaxError('invalid \\u escape (needs 4 hex digits)', this.i);
+        out += String.fromCharCode(parseInt(hex, 16));
+        this.i += 6;
+      } else {
+        const ch = ESCAPES[e];
+        if (ch === undefined) throw new JsonSyntaxError(`invalid escape "\\${e}" in string`, this.i);
+        out += ch;
+        this.i += 2;
+      }
+      from = this.i;
+    }
+  }
+
+  private parseNumber(): JsonNode {
+    const start = this.i;
+    NUMBER_RE.lastIndex = start;
+    const m = NUMBER_RE.exec(this.text);
+    const after = m === null ? start : start + m[0].length;
+    if (m === null || /[\w.+-]/.test(this.text[after] ?? '')) {
+      const word = /^[\w.+-]*/.exec(this.text.slice(start))?.[0] ?? '';
+      throw new JsonSyntaxError(`invalid number ${JSON.stringify(word || this.text[start])}`, start);
+    }
+    this.i = after;
+    return { type: 'number', value: Number(m[0]), raw: m[0], start };
+  }
+}
+
+function describeChar(c: string): string {
+  return /[\p{L}\p{N}]/u.test(c) ? `"${c}"` : JSON.stringify(c);
+}
+
+/** 1-based line and column (UTF-16 units) of `offset` in `text`. */
+function lineColumn(text: string, offset: number): { line: number; column: number } {
+  let line = 1;
+  let lineStart = 0;
+  for (let i = 0; i < offset && i < text.length; i++) {
+    if (text.charCodeAt(i) === 10) {
+      line++;
+      lineStart = i + 1;
+    }
+  }
+  return { line, column: offset - lineStart + 1 };
+}
+
+// ---- schema toolkit ------------------------------------------------------------------------------------
+
+const INVALID: unique symbol = Symbol('invalid');
+type Checked<T> = T | typeof INVALID;
+
+interface CheckContext {
+  readonly issues: RawIssue[];
+  /** Accept "9000" for integers, "true" for booleans (command-line overrides arrive as strings). */
+  readonly coerceStrings: boolean;
+}
+
+export type FieldKind = 'integer' | 'number' | 'string' | 'boolean' | 'address' | 'object' | 'array' | 'optional';
+
+/** One field of a schema, producing a value of type T. Build fields with `field.*`. */
+export interface Field<T> {
+  readonly kind: FieldKind;
+  readonly description?: string;
+  /** False when the field must be present in the file. */
+  readonly hasDefault: boolean;
+  /** Checks a parsed node; records issues in ctx and returns INVALID when it does not fit. */
+  readonly check: (node: JsonNode, path: string, ctx: CheckContext) => Checked<T>;
+  /** The value used when the field is absent (a fresh copy), or INVALID after recording "missing". */
+  readonly whenMissing: (path: string, ctx: CheckContext, parentStart: number | undefined) => Checked<T>;
+}
+
+/** An object field; `fields` lists its members (for docs and error messages). */
+export interface ObjectField<T> extends Field<T> {
+  readonly kind: 'object';
+  readonly fields: Readonly<Record<string, Field<unknown>>>;
+}
+
+/** The value type a field produces. */
+export type Infer<F> = F extends Field<infer T> ? T : never;
+
+interface Common<D> {
+  default?: D;
+  description?: string;
+}
+
+function gotText(node: JsonNode): string {
+  switch (node.type) {
+    case 'string': {
+      const s = JSON.stringify(node.value);
+      return s.length > 60 ? `${s.slice(0, 56)}..."` : s;
+    }
+    case 'number':
+      return node.raw;
+    case 'boolean':
+      return String(node.value);
+    case 'null':
+      return 'null';
+    case 'object':
+      return 'an object';
+    case 'array':
+      return 'an array';
+  }
+}
+
+function fail(ctx: CheckContext, node: JsonNode, path: string, expected: string): typeof INVALID {
+  const text = `${path === '' ? '' : `${path}: `}${expected} (got ${gotText(node)})`;
+  ctx.issues.push({ offset: node.start, path, text });
+  return INVALID;
+}
+
+function scalar<T>(
+  kind: FieldKind,
+  opts: Common<T>,
+  check: (node: JsonNode, path: string, ctx: CheckContext) => Checked<T>,
+): Field<T> {
+  const hasDefault = opts.default !== undefined;
+  return {
+    kind,
+    description: opts.description,
+    hasDefault,
+    check,
+    whenMissing(path, ctx, parentStart) {
+      if (hasDefault) return structuredClone(opts.default as T);
+      ctx.issues.push({ offset: parentStart, path, text: `missing required field ${path}` });
+      return INVALID;
+    },
+  };
+}
+
+function coerceNumber(node: JsonNode, ctx: CheckContext): JsonNode {
+  if (ctx.coerceStrings && node.type === 'string' && /^-?\d+(\.\d+)?([eE][+-]?\d+)?$/.test(node.value.trim())) {
+    const raw = node.value.trim();
+    return { type: 'number', value: Number(raw), raw, start: node.start };
+  }
+  return node;
+}
+
+function rangeText(what: string, min: number | undefined, max: number | undefined): string {
+  if (min !== undefined && max !== undefined) return `must be ${what} between ${min} and ${max}`;
+  if (min !== undefined) return `must be ${what} >= ${min}`;
+  if (max !== undefined) return `must be ${what} <= ${max}`;
+  return `must be ${what}`;
+}
+
+function integer(opts: Common<number> & { min?: number; max?: number } = {}): Field<number> {
+  const expected = rangeText('an integer', opts.min, opts.max);
+  return scalar('integer', opts, (raw, path, ctx) => {
+    const node = coerceNumber(raw, ctx);
+    if (node.type !== 'number' || !Number.isSafeInteger(node.value)) return fail(ctx, raw, path, expected);
+    if ((opts.min !== undefined && node.value < opts.min) || (opts.max !== undefined && node.value > opts.max)) {
+      return fail(ctx, raw, path, expected);
+    }
+    return node.value;
+  });
+}
+
+function number(opts: Common<number> & { min?: number; max?: number } = {}): Field<number> {
+  const expected = rangeText('a number', opts.min, opts.max);
+  return scalar('number', opts, (raw, path, ctx) => {
+    const node = coerceNumber(raw, ctx);
+    if (node.type !== 'number' || !Number.isFinite(node.value)) return fail(ctx, raw, path, expected);
+    if ((opts.min !== undefined && node.value < opts.min) || (opts.max !== undefined && node.value > opts.max)) {
+      return fail(ctx, raw, path, expected);
+    }
+    return node.value;
+  });
+}
+
+interface StringOptions<D> extends Common<D> {
+  /** The whole string must match. */
+  pattern?: RegExp;
+  /** Says what the pattern means in errors, e.g. "a host name"; default: the pattern itself. */
+  patternHint?: string;
+  minLength?: number;
+  maxLength?: number;
+}
+
+function string<const E extends readonly string[]>(opts: StringOptions<E[number]> & { enum: E }): Field<E[number]>;
+function string(opts?: StringOptions<string>): Field<string>;
+function string(opts: StringOptions<string> & { enum?: readonly string[] } = {}): Field<string> {
+  const { pattern, minLength, maxLength } = opts;
+  const choices = opts.enum;
+  return scalar('string', opts, (node, path, ctx) => {
+    if (node.type !== 'string') return fail(ctx, node, path, choices ? oneOf(choices) : 'must be a string');
+    const v = node.value;
+    if (choices && !choices.includes(v)) return fail(ctx, node, path, oneOf(choices));
+    if (minLength !== undefined && v.length < minLength) {
+      return fail(ctx, node, path, minLength === 1 ? 'must not be empty' : `must be at least ${minLength} characters`);
+    }
+    if (maxLength !== undefined && v.length > maxLength) return fail(ctx, node, path, `must be at most ${maxLength} characters`);
+    if (pattern) {
+      pattern.lastIndex = 0;
+      const m = pattern.exec(v);
+      if (m === null || m.index !== 0 || m[0].length !== v.length) {
+        return fail(ctx, node, path, `must be ${opts.patternHint ?? `a string matching ${String(pattern)}`}`);
+      }
+    }
+    return v;
+  });
+}
+
+function oneOf(choices: readonly string[]): string {
+  return `must be one of ${choices.map((c) => JSON.stringify(c)).join(', ')}`;
+}
+
+function boolean(opts: Common<boolean> = {}): Field<boolean> {
+  return scalar('boolean', opts, (node, path, ctx) => {
+    if (node.type === 'boolean') return node.value;
+    if (ctx.coerceStrings && node.type === 'string' && (node.value === 'true' || node.value === 'false')) return node.value === 'true';
+    return fail(ctx, node, path, 'must be true or false');
+  });
+}
+
+/** EIP-55: a mixed-case address must carry a valid checksum; all-lower or all-upper has none to check. */
+function checksumOk(hex40: string): boolean {
+  const lower = hex40.toLowerCase();
+  if (hex40 === lower || hex40 === hex40.toUpperCase()) return true;
+  const hash = keccak_256(new TextEncoder().encode(lower));
+  for (let i = 0; i < 40; i++) {
+    const nibble = ((hash[i >> 1] ?? 0) >> (i % 2 === 0 ? 4 : 0)) & 0xf;
+    const c = hex40[i] ?? '';
+    if (/[a-f]/.test(lower[i] ?? '') && (nibble >= 8 ? c !== c.toUpperCase() : c !== c.toLowerCase())) return false;
+  }
+  return true;
+}
+
+/** A 0x-prefixed 20-byte address; mixed case must pass EIP-55. The value is returned in lowercase. */
+function address(opts: Common<string> = {}): Field<string> {
+  return scalar('address', opts, (node, path, ctx) => {
+    if (node.type !== 'string' || !/^0x[0-9a-fA-F]{40}$/.test(node.value)) {
+      return fail(ctx, node, path, 'must be a 0x-prefixed 20-byte hex address');
+    }
+    if (!checksumOk(node.value.slice(2))) {
+      return fail(ctx, node, path, 'has a bad EIP-55 checksum (mixed case); check for a typo or write it in lowercase');
+    }
+    return node.value.toLowerCase();
+  });
+}
+
+/** Makes a field optional without a default: absent -> undefined. */
+function optional<T>(inner: Field<T>): Field<T | undefined> {
+  return {
+    kind: 'optional',
+    description: inner.description,
+    hasDefault: true,
+    check: inner.check,
+    whenMissing: () => undefined,
+  };
+}
+
+function array<T>(item: Field<T>, opts: Common<T[]> & { minLength?: number; maxLength?: number } = {}): Field<T[]> {
+  return scalar('array', opts, (node, path, ctx) => {
+    if (node.type !== 'array') return fail(ctx, node, path, 'must be an array');
+    const { minLength, maxLength } = opts;
+    if (minLength !== undefined && node.items.length < minLength) return fail(ctx, node, path, `must have at least ${minLength} items`);
+    if (maxLength !== undefined && node.items.length > maxLength) return fail(ctx, node, path, `must have at most ${maxLength} items`);
+    const out: T[] = [];
+    let ok = true;
+    node.items.forEach((child, i) => {
+      const v = item.check(child, `${path}[${i}]`, ctx);
+      if (v === INVALID) ok = false;
+      else out.push(v);
+    });
+    return ok ? out : INVALID;
+  });
+}
+
+type ObjectValue<S extends Record<string, Field<unknown>>> = { [K in keyof S]: Infer<S[K]> };
+
+/**
+ * A nested object. Unknown keys are errors; absent members take their defaults, so an absent object
+ * is filled from its members' defaults. `refine` checks the whole object (e.g. one limit below another)
+ * and returns an error text or undefined.
+ */
+function object<const S extends Record<string, Field<unknown>>>(
+  fields: S,
+  opts: { description?: string; refine?: (value: ObjectValue<S>) => string | undefined } = {},
+): ObjectField<ObjectValue<S>> {
+  const names = Object.keys(fields);
+  const self: ObjectField<ObjectValue<S>> = {
+    kind: 'object',
+    fields,
+    description: opts.description,
+    hasDefault: Object.values(fields).every((f) => f.hasDefault),
+    check(node, path, ctx) {
+      if (node.type !== 'object') return fail(ctx, node, path, 'must be an object');
+      const out: Record<string, unknown> = {};
+      let ok = true;
+      for (const member of node.members.values()) {
+        if (!Object.hasOwn(fields, member.key)) {
+          const p = path === '' ? member.key : `${path}.${member.key}`;
+          const where = path === '' ? '' : ` in ${path}`;
+          ctx.issues.push({ offset: member.keyStart, path: p, text: `unknown field ${p}; known fields${where}: ${names.join(', ')}` });
+          ok = false;
+        }
+      }
+      for (const name of names) {
+        const f = fields[name] as Field<unknown>;
+        const p = path === '' ? name : `${path}.${name}`;
+        const member = node.members.get(name);
+        const v = member === undefined ? f.whenMissing(p, ctx, node.start) : f.check(member.node, p, ctx);
+        if (v === INVALID) ok = false;
+        else if (v !== undefined) out[name] = v;
+      }
+      if (!ok) return INVALID;
+      const value = out as ObjectValue<S>;
+      const problem = opts.refine?.(value);
+      if (problem !== undefined) {
+        ctx.issues.push({ offset: node.start, path, text: path === '' ? problem : `${path}: ${problem}` });
+        return INVALID;
+      }
+      return value;
+    },
+    whenMissing(path, ctx, parentStart) {
+      return self.check({ type: 'object', members: new Map(), start: parentStart }, path, ctx);
+    },
+  };
+  return self;
+}
+
+/** The schema toolkit: `field.object({ port: field.integer({ min: 1, max: 65535, default: 8545 }) })`. */
+export const field = { integer, number, string, boolean, address, optional, array, object } as const;
+
+// ---- loading -------------------------------------------------------------------------------------------
+
+function toError(code: ConfigErrorCode, source: string, text: string | undefined, raw: readonly RawIssue[]): ConfigError {
+  const issues: ConfigIssue[] = [...raw]
+    .sort((a, b) => (a.offset ?? Infinity) - (b.offset ?? Infinity))
+    .map((issue) => {
+      let location = source;
+      if (text !== undefined && issue.offset !== undefined) {
+        const { line, column } = lineColumn(text, issue.offset);
+        location = `${source}:${line}:${column}`;
+      }
+      return { location, path: issue.path, text: issue.text };
+    });
+  const message = issues.map((i) => `${i.location}: ${i.text}`).join('\n');
+  return new ConfigError(code, message, { source, issues });
+}
+
+function validate<T>(schema: Field<T>, root: JsonNode, source: string, text: string | undefined, coerce: boolean, pre: RawIssue[] = []): T {
+  const ctx: CheckContext = { issues: [...pre], coerceStrings: coerce };
+  const value = schema.check(root, '', ctx);
+  if (value === INVALID || ctx.issues.length > 0) throw toError('CONFIG_INVALID', source, text, ctx.issues);
+  return value;
+}
+
+/**
+ * Parses JSON config text named `sourceName` (used in messages) against `schema`. Returns the typed value
+ * with defaults filled in. Throws ConfigError: CONFIG_PARSE for bad JSON, CONFIG_INVALID for bad values;
+ * the message lists every problem as `source:line:col: path: what (got value)`.
+ */
+export function parseConfig<T>(text: string, sourceName: string, schema: Field<T>): T {
+  const body = text.charCodeAt(0) === 0xfeff ? ' ' + text.slice(1) : text;
+  const parser = new PositionParser(body);
+  let root: JsonNode;
+  try {
+    root = parser.parseDocument();
+  } catch (err) {
+    if (!(err instanceof JsonSyntaxError)) throw err;
+    throw toError('CONFIG_PARSE', sourceName, body, [{ offset: err.offset, path: '', text: err.message }]);
+  }
+  return validate(schema, root, sourceName, body, false, parser.duplicates);
+}
+
+/** Reads and parses a JSON config file (see parseConfig). A missing or unreadable file is CONFIG_NOT_FOUND. */
+export async function loadConfigFile<T>(path: string, schema: Field<T>): Promise<T> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const errno = (err as NodeJS.ErrnoException).code;
+    const message =
+      errno === 'ENOENT'
+        ? `config file not found: ${path} (create it, or pass another path)`
+        : `cannot read config file ${path}: ${(err as Error).message}`;
+    throw new ConfigError('CONFIG_NOT_FOUND', message, { source: path, errno }, { cause: err });
+  }
+  return parseConfig(text, path, schema);
+}
+
+/** The schema's value with every default applied (what an empty `{}` file gives). */
+export function configDefaults<T>(schema: Field<T>): T {
+  return parseConfig('{}', 'defaults', schema);
+}
+
+function toNode(value: unknown): JsonNode {
+  if (value === null) return { type: 'null' };
+  if (Array.isArray(value)) return { type: 'array', items: value.map(toNode) };
+  switch (typeof value) {
+    case 'string':
+      return { type: 'string', value };
+    case 'number':
+      return { type: 'number', value, raw: String(value) };
+    case 'boolean':
+      return { type: 'boolean', value };
+    case 'object': {
+      const members = new Map<string, JsonMember>();
+      for (const [key, v] of Object.entries(value as object)) if (v !== undefined) members.set(key, { key, node: toNode(v) });
+      return { type: 'object', members };
+    }
+    default:
+      return { type: 'string', value: String(value) };
+  }
+}
+
+/**
+ * Returns a new config with dotted-path overrides applied (`{ 'rpc.port': 9000 }`) and checked against the
+ * schema; undefined values are skipped, and strings are accepted for numbers and booleans (command-line values).
+ * Errors are CONFIG_INVALID and name `source` (default "command line") and the path.
+ */
+export function withOverrides<T>(config: T, overrides: Readonly<Record<string, unknown>>, schema: Field<T>, source = 'command line'): T {
+  const root = toNode(config);
+  for (const [dotted, value] of Object.entries(overrides)) {
+    if (value === undefined) continue;
+    const keys = dotted.split('.');
+    const last = keys.pop() ?? dotted;
+    let members = root.type === 'object' ? root.members : new Map<string, JsonMember>();
+    for (const key of keys) {
+      const next = members.get(key)?.node;
+      if (next !== undefined && next.type === 'object') {
+        members = next.members;
+      } else {
+        const fresh = new Map<string, JsonMember>();
+        members.set(key, { key, node: { type: 'object', members: fresh } });
+        members = fresh;
+      }
+    }
+    members.set(last, { key: last, node: toNode(value) });
+  }
+  return validate(schema, root, source, undefined, true);
+}
+
+// ---- the dev node --------------------------------------------------------------------------------------
+
+/** Config of `datagate dev`: a single-node development chain with JSON-RPC. */
+export const devConfigSchema = field.object({
+  chainId: field.integer({ min: 1, max: Number.MAX_SAFE_INTEGER, default: 1337, description: 'EIP-155 chain id' }),
+  dataDir: field.string({ minLength: 1, default: './data/dev', description: 'Directory for the chain database' }),
+  rpc: field.object({
+    host: field.string({ minLength: 1, default: '127.0.0.1', description: 'Address the JSON-RPC server listens on' }),
+    port: field.integer({ min: 0, max: 65535, default: 8545, description: 'JSON-RPC port (HTTP and WebSocket); 0 picks a free port' }),
+    maxRequestBytes: field.integer({ min: 1024, default: 5_242_880, description: 'Largest accepted request body' }),
+    maxBatch: field.integer({ min: 1, default: 100, description: 'Most calls in one JSON-RPC batch' }),
+    maxLogRange: field.integer({ min: 1, default: 10_000, description: 'Most blocks one eth_getLogs may span' }),
+  }),
+  block: field.object({
+    periodMs: field.integer({ min: 100, default: 2000, description: 'Milliseconds between blocks' }),
+    gasLimit: field.integer({ min: 21_000, default: 30_000_000, description: 'Gas limit of each block' }),
+  }),
+  txpool: field.object(
+    {
+      maxTotal: field.integer({ min: 1, default: 20_000, description: 'Most pending transactions overall' }),
+      maxPerSender: field.integer({ min: 1, default: 64, description: 'Most pending transactions per sender' }),
+    },
+    { refine: (v) => (v.maxPerSender > v.maxTotal ? `maxPerSender (${v.maxPerSender}) must not exceed maxTotal (${v.maxTotal})` : undefined) },
+  ),
+  log: field.object({
+    level: field.string({ enum: LOG_LEVELS, default: 'info', description: 'Lowest level logged' }),
+    format: field.string({ enum: ['auto', 'json', 'human'], default: 'auto', description: 'auto: human on a terminal, JSON lines otherwise' }),
+  }),
+});
+
+export type DevConfig = Infer<typeof devConfigSchema>;

@@ -1,0 +1,161 @@
+// Enforces the dependency direction of DESIGN.md ("Layout and dependency direction") on the real source:
+// chain/ imports none of device/, sensors/, gateway/; device/ imports chain/ only; sensors/ imports none of
+// the others; and an import that crosses into another top-level folder must target that folder's index.ts.
+// Imports are found with the TypeScript parser, so comments and strings never count as imports.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, posix, relative, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const LAYERS = ['chain', 'device', 'sensors', 'gateway'] as const;
+type Layer = (typeof LAYERS)[number];
+
+/** Which other source folders each folder may import (always through their index.ts). */
+const ALLOWED: Record<Layer, readonly Layer[]> = {
+  chain: [],
+  device: ['chain'],
+  sensors: [],
+  gateway: ['chain', 'device', 'sensors'],
+};
+/** Folders no source file may import from at all. */
+const NEVER = new Set(['test', 'bench', 'deploy', 'node_modules']);
+
+export interface ImportRef {
+  readonly specifier: string;
+  readonly line: number;
+}
+
+/** Every module specifier in `source`: import/export-from (incl. type-only), dynamic import(), import types, import = require. */
+export function scanImports(fileName: string, source: string): ImportRef[] {
+  const kind = fileName.endsWith('.ts') ? ts.ScriptKind.TS : ts.ScriptKind.JS;
+  const sf = ts.createSourceFile(fileName, source, ts.ScriptTarget.Latest, true, kind);
+  const found: ImportRef[] = [];
+  const add = (lit: ts.Node | undefined): void => {
+    if (lit !== undefined && ts.isStringLiteralLike(lit)) {
+      found.push({ specifier: lit.text, line: sf.getLineAndCharacterOfPosition(lit.getStart(sf)).line + 1 });
+    }
+  };
+  const visit = (node: ts.Node): void => {
+    if (ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) add(node.moduleSpecifier);
+    else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) add(node.arguments[0]);
+    else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument)) add(node.argument.literal);
+    else if (ts.isExternalModuleReference(node)) add(node.expression);
+    ts.forEachChild(node, visit);
+  };
+  visit(sf);
+  return found;
+}
+
+/** One broken rule: the importing file (repo-relative, posix), line, specifier and why. */
+export interface Violation {
+  readonly file: string;
+  readonly line: number;
+  readonly specifier: string;
+  readonly reason: string;
+}
+
+/** Checks one file's imports against the rules; `file` is repo-relative with forward slashes. */
+export function checkFile(file: string, source: string): Violation[] {
+  const from = file.split('/')[0] as Layer;
+  const out: Violation[] = [];
+  for (const { specifier, line } of scanImports(file, source)) {
+    if (!specifier.startsWith('.')) continue; // packages and node: builtins are not ours to police here
+    const target = posix.normalize(posix.join(posix.dirname(file), specifier));
+    const folder = target.split('/')[0] ?? '';
+    const report = (reason: string): void => void out.push({ file, line, specifier, reason });
+    if (target.startsWith('../')) report('imports from outside the repository');
+    else if (folder === from) continue;
+    else if (NEVER.has(folder)) report(`source code must not import from ${folder}/`);
+    else if (!(LAYERS as readonly string[]).includes(folder)) continue; // root files such as package.json
+    else if (!ALLOWED[from].includes(folder as Layer)) report(`${from}/ must not import from ${folder}/`);
+    else if (target !== `${folder}/index.ts`) report(`deep import across folders: use ${folder}/index.ts`);
+  }
+  return out;
+}
+
+function sourceFiles(): string[] {
+  const files: string[] = [];
+  const walk = (dir: string): void => {
+    let entries;
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return; // a layer folder that does not exist yet has nothing to check
+    }
+    for (const e of entries) {
+      const path = join(dir, e.name);
+      if (e.isDirectory()) {
+        if (e.name !== 'node_modules') walk(path);
+      } else if (e.name.endsWith('.ts') || (e.name.endsWith('.mjs') && relative(ROOT, dir).split(sep).join('/') === 'gateway/bin')) {
+        files.push(relative(ROOT, path).split(sep).join('/'));
+      }
+    }
+  };
+  for (const layer of LAYERS) walk(join(ROOT, layer));
+  return files.sort();
+}
+
+test('scanner finds every import form and ignores comments and strings', () => {
+  const src = [
+    "import type { A } from './a.ts';",
+    "import B, { c } from '../b/index.ts';",
+    "import './side.ts';",
+    "export * from './star.ts';",
+    "export * as ns from '../ns/index.ts';",
+    "export type * from './types.ts';",
+    "export { d } from '../d.ts';",
+    "const m = await import('../dyn.ts');",
+    "type T = typeof import('../typeonly.ts');",
+    "import fs = require('../cjs.ts');",
+    "// import x from '../commented.ts'",
+    "/* export * from '../block-comment.ts' */",
+    "const s = \"import y from '../in-string.ts'\";",
+    "const r = /['\"]/; const t = `${1}import('../in-template.ts')`;",
+  ].join('\n');
+  assert.deepEqual(
+    scanImports('x.ts', src).map((i) => `${i.line}:${i.specifier}`),
+    ['1:./a.ts', '2:../b/index.ts', '3:./side.ts', '4:./star.ts', '5:../ns/index.ts', '6:./types.ts', '7:../d.ts', '8:../dyn.ts', '9:../typeonly.ts', '10:../cjs.ts'],
+  );
+});
+
+test('rules: each forbidden direction and deep import is reported, allowed ones are not', () => {
+  const cases: [file: string, source: string, bad: boolean][] = [
+    ['chain/ledger.ts', "import { x } from '../gateway/index.ts';", true],
+    ['chain/rpc/server.ts', "import type { S } from '../../device/index.ts';", true],
+    ['chain/ledger.ts', "const s = await import('../sensors/index.ts');", true],
+    ['chain/ledger.ts', "import { t } from './tx.ts'; import { k } from './crypto/index.ts';", false],
+    ['device/keystore.ts', "import { keccak } from '../chain/crypto/keccak.ts';", true],
+    ['device/keystore.ts', "export { Signer } from '../chain/index.ts';", false],
+    ['device/keystore.ts', "import { s } from '../sensors/index.ts';", true],
+    ['device/keystore.ts', "import { g } from '../gateway/index.ts';", true],
+    ['sensors/nmea.ts', "import type { Logger } from '../chain/index.ts';", true],
+    ['sensors/nmea.ts', "import { g } from '../gateway/config.ts';", true],
+    ['gateway/cli.ts', "import { Ledger } from '../chain/ledger.ts';", true],
+    ['gateway/cli.ts', "import { Ledger } from '../chain/index.ts'; import { k } from '../device/index.ts';", false],
+    ['gateway/cli.ts', "import { fixture } from '../test/fixtures.ts';", true],
+    ['gateway/bin/datagate.mjs', "await import('../cli.ts'); await import('../../chain/store.ts');", true],
+    ['gateway/cli.ts', "import { x } from '../../elsewhere/index.ts';", true],
+    ['gateway/cli.ts', "import ethers from 'ethers'; import { readFile } from 'node:fs/promises';", false],
+  ];
+  for (const [file, source, bad] of cases) {
+    const found = checkFile(file, source);
+    assert.equal(found.length > 0, bad, `${file}: ${source} -> ${JSON.stringify(found)}`);
+  }
+  const [v] = checkFile('chain/a.ts', "\n\nimport { x } from '../gateway/index.ts';");
+  assert.deepEqual(v, { file: 'chain/a.ts', line: 3, specifier: '../gateway/index.ts', reason: 'chain/ must not import from gateway/' });
+});
+
+test('the source tree follows the dependency direction', () => {
+  const files = sourceFiles();
+  assert.ok(files.includes('chain/index.ts'), 'chain/index.ts not found: is the scan looking in the right place?');
+  const violations = files.flatMap((file) => checkFile(file, readFileSync(join(ROOT, file), 'utf8')));
+  assert.deepEqual(
+    violations.map((v) => `${v.file}:${v.line}: ${v.specifier}: ${v.reason}`),
+    [],
+    'imports break the layering of DESIGN.md',
+  );
+});
