@@ -1,7 +1,7 @@
 // Decoding and admission checks for signed Ethereum transactions (legacy EIP-155 and EIP-1559).
 // The RLP and transaction codecs are ethers'; this module adds the chain's rules (chain id, size,
 // low-s, supported types) and recovers the sender through chain/crypto with its cache.
-import { Transaction, decodeRlp } from 'ethers';
+import { Transaction } from 'ethers';
 import {
   SECP256K1_HALF_N,
   bytesToHex,
@@ -45,7 +45,6 @@ export function decodeSignedTx(raw: Uint8Array, chainId: bigint): SignedTx {
   try {
     tx = Transaction.from(bytesToHex(raw));
   } catch (err) {
-    if (hasHighS(raw)) throw highS();
     throw new ChainError('TX_MALFORMED', `malformed transaction: ${shortReason(err)}`, {}, { cause: err });
   }
   const sig = tx.signature;
@@ -120,19 +119,6 @@ function accessListCost(tx: Transaction): bigint {
 
 function highS(): ChainError {
   return new ChainError('TX_HIGH_S', 'signature s value is in the upper half of the curve order (EIP-2); re-sign with a canonical low-s signature');
-}
-
-// ethers refuses s >= 2^255 as "non-canonical" while parsing; look at the raw fields to report it as high-s.
-function hasHighS(raw: Uint8Array): boolean {
-  try {
-    const body = raw[0] === 2 ? raw.subarray(1) : raw;
-    const fields = decodeRlp(body);
-    if (!Array.isArray(fields) || fields.length < 3) return false;
-    const s = fields[fields.length - 1];
-    return typeof s === 'string' && s.length > 2 && BigInt(s) > SECP256K1_HALF_N;
-  } catch {
-    return false;
-  }
 }
 
 function shortReason(err: unknown): string {

@@ -5,7 +5,9 @@ import { after, before, test } from 'node:test';
 import { JsonRpcProvider, Signature, Transaction, Wallet, WebSocketProvider, decodeRlp, encodeRlp, parseEther, toBeHex } from 'ethers';
 import { DEV_MNEMONIC, deriveAccounts, hexKey } from '../../gateway/dev-accounts.ts';
 import { startDev, rpcCall, type DevProcess } from '../helpers/dev-process.ts';
-import { tempDir } from '../helpers/chain.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const accounts = deriveAccounts(DEV_MNEMONIC, 10);
 const CHAIN_ID = 1337n;
@@ -14,11 +16,12 @@ let node: DevProcess;
 let provider: JsonRpcProvider;
 
 function connect(url: string): JsonRpcProvider {
-  return new JsonRpcProvider(url, Number(CHAIN_ID), { staticNetwork: true, pollingInterval: 50 });
+  // cacheTimeout -1: ethers otherwise answers a repeated query from a 250 ms cache, hiding fresh state.
+  return new JsonRpcProvider(url, Number(CHAIN_ID), { staticNetwork: true, pollingInterval: 50, cacheTimeout: -1 });
 }
 
 before(async () => {
-  dir = tempDir({ after });
+  dir = mkdtempSync(join(tmpdir(), 'datagate-dev-'));
   node = await startDev(['--data-dir', dir, '--block-period', '250']);
   provider = connect(node.rpcUrl);
 });
@@ -26,6 +29,7 @@ before(async () => {
 after(async () => {
   provider?.destroy();
   await node?.stop();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test('the dev accounts are the well-known ones, prefunded with 10,000 ETH each', async () => {
@@ -161,11 +165,12 @@ test('a restart (clean, then kill -9) loses no committed block or receipt', asyn
     if (signal === 'SIGTERM') assert.equal(code, 0, node.output());
     node = await startDev(['--data-dir', dir, '--block-period', '250']);
     provider = connect(node.rpcUrl);
-    assert.ok((await provider.getBlockNumber()) >= head);
+    const resumed = Number((await rpcCall(node.rpcUrl, 'eth_blockNumber')).result);
+    assert.ok(resumed >= head, `${signal}: resumed at ${resumed}, was at ${head}`);
     assert.equal(await provider.getBalance(accounts[6]!.address), balance);
     for (const h of hashes) assert.equal((await provider.getTransactionReceipt(h))?.status, 1);
   }
-  const next = await (await sender.sendTransaction({ to: accounts[6]!.address, value: 1n, nonce: nonce + 3 })).wait();
+  const next = await (await sender.connect(provider).sendTransaction({ to: accounts[6]!.address, value: 1n, nonce: nonce + 3 })).wait();
   assert.equal(next?.status, 1);
   assert.equal(await provider.getBalance(accounts[6]!.address), balance + 1n);
 });

@@ -101,7 +101,7 @@ test('a bad value names file:line:col, the dotted path and what was got', () => 
 });
 
 test('every problem is reported, in file order', () => {
-  const text = '{\n  "rpc": {"port": 0},\n  "chainId": "x"\n}';
+  const text = '{\n  "rpc": {"port": -1},\n  "chainId": "x"\n}';
   const msg = configError(() => parseConfig(text, 'c.json', devConfigSchema), 'CONFIG_INVALID');
   const lines = msg.split('\n');
   assert.equal(lines.length, 2);
