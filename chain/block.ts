@@ -1,9 +1,10 @@
 // Blocks: the header of DESIGN.md, its byte encoding and hashes, and the receipts and logs bloom.
 // The proposer's seal is inside the header (and so inside the block hash); the commit certificate
 // travels beside the block and is not hashed (chain/certificate.ts).
-import { decodeRlp, encodeRlp, getBytes, toBeArray } from 'ethers';
-import { bytesToBigint, bytesToHex, hexToBytes, keccak256 } from './crypto/index.ts';
+import { bytesToHex, hexToBytes, keccak256 } from './crypto/index.ts';
 import { ChainError } from './errors.ts';
+import type { RlpInput, RlpItem } from './rlp.ts';
+import { rlpBytes, rlpDecode, rlpEncode, rlpList, rlpUint } from './rlp.ts';
 import type { Address, Hash, Log, Receipt, SignedTx } from './types.ts';
 
 /** Block header. `number`, gas and fee fields are bigints; `timestamp` is milliseconds since the epoch. */
@@ -37,21 +38,21 @@ export const ZERO_HASH: Hash = '0x' + '00'.repeat(32);
 export const ZERO_ADDRESS: Address = '0x' + '00'.repeat(20);
 const BLOOM_BYTES = 256;
 
-function headerFields(h: BlockHeader, withSeal: boolean): Uint8Array[] {
-  const fields = [
+function headerFields(h: BlockHeader, withSeal: boolean): RlpInput[] {
+  const fields: RlpInput[] = [
     hexToBytes(h.parentHash),
-    toBeArray(h.number),
-    toBeArray(h.timestamp),
+    h.number,
+    h.timestamp,
     hexToBytes(h.proposer),
     hexToBytes(h.stateRoot),
     hexToBytes(h.txRoot),
     hexToBytes(h.receiptRoot),
     h.logsBloom,
-    toBeArray(h.gasUsed),
-    toBeArray(h.gasLimit),
-    toBeArray(h.baseFee),
-    toBeArray(h.term),
-    toBeArray(h.round),
+    h.gasUsed,
+    h.gasLimit,
+    h.baseFee,
+    h.term,
+    h.round,
   ];
   if (withSeal) fields.push(h.seal);
   return fields;
@@ -59,12 +60,12 @@ function headerFields(h: BlockHeader, withSeal: boolean): Uint8Array[] {
 
 /** Hash the proposer signs: the header without its seal. */
 export function sealHash(h: BlockHeader): Uint8Array {
-  return keccak256(getBytes(encodeRlp(headerFields(h, false))));
+  return keccak256(rlpEncode(headerFields(h, false)));
 }
 
 /** Canonical bytes of a header, seal included. */
 export function encodeHeader(h: BlockHeader): Uint8Array {
-  return getBytes(encodeRlp(headerFields(h, true)));
+  return rlpEncode(headerFields(h, true));
 }
 
 /** Block hash: keccak of the encoded header (seal included, certificate excluded). */
@@ -72,18 +73,16 @@ export function headerHash(h: BlockHeader): Hash {
   return bytesToHex(keccak256(encodeHeader(h)));
 }
 
-function fixed(value: unknown, length: number, field: string): Uint8Array {
-  if (typeof value !== 'string') throw corrupt(field);
-  const bytes = hexToBytes(value);
-  if (bytes.length !== length) throw corrupt(field);
+function fixed(item: RlpItem | undefined, length: number, field: string): Uint8Array {
+  const bytes = rlpBytes(item);
+  if (bytes === null || bytes.length !== length) throw corrupt(field);
   return bytes;
 }
 
-function quantity(value: unknown, field: string): bigint {
-  if (typeof value !== 'string') throw corrupt(field);
-  const bytes = hexToBytes(value);
-  if (bytes.length > 32 || (bytes.length > 0 && bytes[0] === 0)) throw corrupt(field);
-  return bytesToBigint(bytes);
+function quantity(item: RlpItem | undefined, field: string): bigint {
+  const n = rlpUint(item);
+  if (n === null) throw corrupt(field);
+  return n;
 }
 
 function corrupt(field: string): ChainError {
@@ -92,9 +91,9 @@ function corrupt(field: string): ChainError {
 
 /** Decode a header from its canonical bytes; throws BLOCK_INVALID on malformed input. */
 export function decodeHeader(bytes: Uint8Array): BlockHeader {
-  let fields: unknown;
+  let fields: RlpItem;
   try {
-    fields = decodeRlp(bytes);
+    fields = rlpDecode(bytes);
   } catch (err) {
     throw new ChainError('BLOCK_INVALID', 'block header is not valid RLP', {}, { cause: err });
   }
@@ -102,12 +101,13 @@ export function decodeHeader(bytes: Uint8Array): BlockHeader {
 }
 
 /** @internal header from already-decoded RLP fields. */
-export function headerFromFields(fields: unknown): BlockHeader {
-  if (!Array.isArray(fields) || fields.length !== 14) throw new ChainError('BLOCK_INVALID', 'block header must have 14 fields');
+export function headerFromFields(item: RlpItem): BlockHeader {
+  const fields = rlpList(item);
+  if (fields === null || fields.length !== 14) throw new ChainError('BLOCK_INVALID', 'block header must have 14 fields');
   const timestamp = quantity(fields[2], 'timestamp');
   const round = quantity(fields[12], 'round');
   if (timestamp > BigInt(Number.MAX_SAFE_INTEGER) || round > 0xffffffffn) throw corrupt('timestamp/round');
-  const seal = typeof fields[13] === 'string' ? hexToBytes(fields[13]) : null;
+  const seal = rlpBytes(fields[13]);
   if (seal === null || (seal.length !== 0 && seal.length !== 65)) throw corrupt('seal');
   return {
     parentHash: bytesToHex(fixed(fields[0], 32, 'parentHash')),
@@ -129,29 +129,44 @@ export function headerFromFields(fields: unknown): BlockHeader {
 
 /** Bytes of a receipt as committed in the receipt root and stored. */
 export function encodeReceipt(r: Receipt): Uint8Array {
-  return getBytes(
-    encodeRlp([
-      toBeArray(r.status),
-      toBeArray(r.gasUsed),
-      toBeArray(r.cumulativeGasUsed),
-      toBeArray(r.effectiveGasPrice),
-      r.logs.map((l) => [hexToBytes(l.address), l.topics.map(hexToBytes), l.data]),
-    ]),
-  );
+  return rlpEncode([
+    r.status,
+    r.gasUsed,
+    r.cumulativeGasUsed,
+    r.effectiveGasPrice,
+    r.logs.map((l) => [hexToBytes(l.address), l.topics.map(hexToBytes), l.data]),
+  ]);
 }
 
+/** Decode a stored receipt; throws STORE_CORRUPT on malformed bytes. */
 export function decodeReceipt(bytes: Uint8Array): Receipt {
-  const f = decodeRlp(bytes);
-  if (!Array.isArray(f) || f.length !== 5 || !Array.isArray(f[4])) throw new ChainError('STORE_CORRUPT', 'stored receipt is malformed');
-  const logs: Log[] = (f[4] as unknown[]).map((entry) => {
-    const [address, topics, data] = entry as [string, string[], string];
-    return { address, topics: [...topics], data: hexToBytes(data) };
+  const bad = () => new ChainError('STORE_CORRUPT', 'stored receipt is malformed');
+  const f = rlpList(rlpDecode(bytes));
+  const logItems = rlpList(f?.[4]);
+  if (f === null || f.length !== 5 || logItems === null) throw bad();
+  const logs: Log[] = logItems.map((entry) => {
+    const parts = rlpList(entry);
+    const address = rlpBytes(parts?.[0]);
+    const topics = rlpList(parts?.[1]);
+    const data = rlpBytes(parts?.[2]);
+    if (address === null || topics === null || data === null) throw bad();
+    return {
+      address: bytesToHex(address),
+      topics: topics.map((t) => {
+        const b = rlpBytes(t);
+        if (b === null) throw bad();
+        return bytesToHex(b);
+      }),
+      data,
+    };
   });
+  const [status, gasUsed, cumulative, price] = [0, 1, 2, 3].map((i) => rlpUint(f[i]));
+  if (status == null || gasUsed == null || cumulative == null || price == null) throw bad();
   return {
-    status: quantity(f[0], 'status') === 1n ? 1 : 0,
-    gasUsed: quantity(f[1], 'gasUsed'),
-    cumulativeGasUsed: quantity(f[2], 'cumulativeGasUsed'),
-    effectiveGasPrice: quantity(f[3], 'effectiveGasPrice'),
+    status: status === 1n ? 1 : 0,
+    gasUsed,
+    cumulativeGasUsed: cumulative,
+    effectiveGasPrice: price,
     logs,
     logsBloom: logsBloom(logs),
     contractAddress: null,

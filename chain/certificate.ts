@@ -1,8 +1,8 @@
 // Commit certificates: Q distinct committee signatures over the commit digest of (chain id, height,
 // round, block hash). A node inserts a block only with a certificate it has verified itself.
-import { decodeRlp, encodeRlp, getBytes, toBeArray } from 'ethers';
 import { bytesToBigint, bytesToHex, hexToBytes, recoverAddress } from './crypto/index.ts';
 import { ChainError } from './errors.ts';
+import { rlpBytes, rlpDecode, rlpEncode, rlpList, rlpUint } from './rlp.ts';
 import { consensusDigest } from './signing.ts';
 import type { Address, Hash } from './types.ts';
 
@@ -60,32 +60,34 @@ export function verifyCertificate(cert: CommitCertificate, chainId: bigint, heig
 }
 
 export function encodeCertificate(cert: CommitCertificate): Uint8Array {
-  return getBytes(
-    encodeRlp([
-      toBeArray(cert.height),
-      toBeArray(cert.round),
-      hexToBytes(cert.blockHash),
-      cert.signatures.map((s) => [hexToBytes(s.signer), s.signature]),
-    ]),
-  );
+  return rlpEncode([cert.height, cert.round, hexToBytes(cert.blockHash), cert.signatures.map((s) => [hexToBytes(s.signer), s.signature])]);
 }
 
+/** Decode a certificate; throws CERT_INVALID on malformed bytes. */
 export function decodeCertificate(bytes: Uint8Array): CommitCertificate {
-  let f: unknown;
+  const bad = (why: string) => new ChainError('CERT_INVALID', `malformed certificate: ${why}`);
+  let f;
   try {
-    f = decodeRlp(bytes);
+    f = rlpList(rlpDecode(bytes));
   } catch (err) {
     throw new ChainError('CERT_INVALID', 'certificate is not valid RLP', {}, { cause: err });
   }
-  if (!Array.isArray(f) || f.length !== 4 || !Array.isArray(f[3])) throw new ChainError('CERT_INVALID', 'certificate must have 4 fields');
-  const [height, round, hash, sigs] = f as [string, string, string, unknown[]];
+  if (f === null || f.length !== 4) throw bad('must be a list of 4 fields');
+  const height = rlpUint(f[0]);
+  const round = rlpUint(f[1]);
+  const hash = rlpBytes(f[2]);
+  const sigs = rlpList(f[3]);
+  if (height === null || round === null || round > 0xffffffffn || hash === null || hash.length !== 32 || sigs === null) throw bad('bad height, round, hash or signature list');
   return {
-    height: bytesToBigint(hexToBytes(height)),
-    round: Number(bytesToBigint(hexToBytes(round))),
-    blockHash: bytesToHex(hexToBytes(hash)),
+    height,
+    round: Number(round),
+    blockHash: bytesToHex(hash),
     signatures: sigs.map((entry) => {
-      if (!Array.isArray(entry) || entry.length !== 2) throw new ChainError('CERT_INVALID', 'certificate signature entry must be [signer, signature]');
-      return { signer: bytesToHex(hexToBytes(entry[0] as string)), signature: hexToBytes(entry[1] as string) };
+      const pair = rlpList(entry);
+      const signer = rlpBytes(pair?.[0]);
+      const signature = rlpBytes(pair?.[1]);
+      if (pair === null || pair.length !== 2 || signer === null || signer.length !== 20 || signature === null) throw bad('signature entry must be [signer, signature]');
+      return { signer: bytesToHex(signer), signature };
     }),
   };
 }

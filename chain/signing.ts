@@ -1,14 +1,14 @@
 // What the chain signs and who signs it. Every consensus signature covers a domain-separated digest
 // (tag, chain id, height, round, hash) so that a signature made for one purpose, chain or round can
 // never be replayed as another. The Signer port is implemented in device/ (keystore, PKCS#11, ...).
-import { encodeRlp, getBytes, toBeArray } from 'ethers';
 import { keccak256 } from './crypto/index.ts';
+import { rlpEncode } from './rlp.ts';
 import type { Address } from './types.ts';
 
 /** What a consensus signature is for. New purposes get new tags; a tag is never reused. */
 export type SignPurpose = 'seal' | 'prepare' | 'commit' | 'round-change' | 'message';
 
-const DOMAIN = 'datagate/lbft/v1';
+const TAG = new TextEncoder().encode('datagate/lbft/v1');
 
 /** The signer port: a key that signs 32-byte digests. Keys never leave it. */
 export interface Signer {
@@ -26,13 +26,5 @@ export interface Signer {
 
 /** Digest signed for `purpose` over block `hash` at (`height`, `round`) of chain `chainId`. */
 export function consensusDigest(purpose: SignPurpose, chainId: bigint, height: bigint, round: number, hash: Uint8Array): Uint8Array {
-  const encoded = encodeRlp([
-    new TextEncoder().encode(DOMAIN),
-    new TextEncoder().encode(purpose),
-    toBeArray(chainId),
-    toBeArray(height),
-    toBeArray(round),
-    hash,
-  ]);
-  return keccak256(getBytes(encoded));
+  return keccak256(rlpEncode([TAG, new TextEncoder().encode(purpose), chainId, height, round, hash]));
 }

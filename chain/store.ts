@@ -3,13 +3,13 @@
 // block (with its receipts, certificate, transaction index, touched accounts and the new head) is
 // written in one atomic batch, so a crash leaves either the whole block or none of it.
 import { Level } from 'level';
-import { decodeRlp, encodeRlp, getBytes } from 'ethers';
 import type { Block } from './block.ts';
-import { decodeHeader, encodeHeader, decodeReceipt, encodeReceipt } from './block.ts';
+import { decodeHeader, decodeReceipt, encodeHeader, encodeReceipt } from './block.ts';
 import type { CommitCertificate } from './certificate.ts';
 import { decodeCertificate, encodeCertificate } from './certificate.ts';
 import { bytesToHex, hexToBytes } from './crypto/index.ts';
 import { ChainError } from './errors.ts';
+import { rlpBytes, rlpDecode, rlpEncode, rlpList } from './rlp.ts';
 import { decodeAccount, encodeAccount } from './state/world.ts';
 import { decodeSignedTx } from './tx.ts';
 import type { Account, Address, Hash, Receipt } from './types.ts';
@@ -122,7 +122,7 @@ export class BlockStore {
     const hash = hexToBytes(block.hash);
     const ops: { type: 'put'; key: Uint8Array; value: Uint8Array }[] = [
       { type: 'put', key: key(P_BLOCK, hash), value: encodeBlock(block) },
-      { type: 'put', key: key(P_RECEIPTS, hash), value: getBytes(encodeRlp(receipts.map(encodeReceipt))) },
+      { type: 'put', key: key(P_RECEIPTS, hash), value: rlpEncode(receipts.map(encodeReceipt)) },
       { type: 'put', key: numberKey(block.header.number), value: hash },
       { type: 'put', key: key(P_HEAD, new Uint8Array(0)), value: hash },
     ];
@@ -153,9 +153,13 @@ export class BlockStore {
   async receipts(hash: Hash): Promise<Receipt[] | undefined> {
     const v = await this.db.get(key(P_RECEIPTS, hexToBytes(hash)));
     if (v === undefined) return undefined;
-    const items = decodeRlp(v);
-    if (!Array.isArray(items)) throw new ChainError('STORE_CORRUPT', `receipts of block ${hash} are malformed`);
-    return items.map((item) => decodeReceipt(hexToBytes(item as string)));
+    const items = rlpList(rlpDecode(v));
+    if (items === null) throw new ChainError('STORE_CORRUPT', `receipts of block ${hash} are malformed`);
+    return items.map((item) => {
+      const bytes = rlpBytes(item);
+      if (bytes === null) throw new ChainError('STORE_CORRUPT', `receipts of block ${hash} are malformed`);
+      return decodeReceipt(bytes);
+    });
   }
 
   async certificate(hash: Hash): Promise<CommitCertificate | undefined> {
@@ -178,15 +182,20 @@ export class BlockStore {
 }
 
 function encodeBlock(block: Block): Uint8Array {
-  return getBytes(encodeRlp([encodeHeader(block.header), block.txs.map((tx) => tx.raw)]));
+  return rlpEncode([encodeHeader(block.header), block.txs.map((tx) => tx.raw)]);
 }
 
 function decodeBlock(bytes: Uint8Array, hash: Hash, chainId: bigint): Block {
-  const f = decodeRlp(bytes);
-  if (!Array.isArray(f) || f.length !== 2 || typeof f[0] !== 'string' || !Array.isArray(f[1])) {
-    throw new ChainError('STORE_CORRUPT', `stored block ${hash} is malformed`);
-  }
-  const header = decodeHeader(hexToBytes(f[0]));
-  const txs = (f[1] as string[]).map((raw) => decodeSignedTx(hexToBytes(raw), chainId));
+  const corrupt = () => new ChainError('STORE_CORRUPT', `stored block ${hash} is malformed`);
+  const f = rlpList(rlpDecode(bytes));
+  const headerBytes = rlpBytes(f?.[0]);
+  const rawTxs = rlpList(f?.[1]);
+  if (f === null || f.length !== 2 || headerBytes === null || rawTxs === null) throw corrupt();
+  const header = decodeHeader(headerBytes);
+  const txs = rawTxs.map((raw) => {
+    const b = rlpBytes(raw);
+    if (b === null) throw corrupt();
+    return decodeSignedTx(b, chainId);
+  });
   return { header, hash, txs };
 }

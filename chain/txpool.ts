@@ -288,13 +288,16 @@ export class TxPool {
         accountNonce: base,
       });
     }
-    if (tx.nonce > base + this.#maxNonceGap) {
+    // The gap is measured from the next executable nonce (confirmed nonce plus the sender's pending run),
+    // so a sender may stream many in-order transactions while a gap stays bounded.
+    const next = s ? s.base + BigInt(s.pendingLen) : base;
+    if (tx.nonce > next + this.#maxNonceGap) {
       throw this.#reject('TX_NONCE_TOO_HIGH', 'nonce too far ahead of the account nonce; send the missing nonces first', {
         hash: tx.hash,
         from: tx.from,
         nonce: tx.nonce,
         accountNonce: base,
-        maxNonce: base + this.#maxNonceGap,
+        maxNonce: next + this.#maxNonceGap,
       });
     }
 

@@ -97,9 +97,7 @@ export class MerkleTrie {
 
   /** Several updates at once (same result as calling set for each, in order). */
   setMany(entries: Iterable<readonly [Uint8Array, Uint8Array]>): MerkleTrie {
-    let tree: MerkleTrie = this;
-    for (const [k, v] of entries) tree = tree.set(k, v);
-    return tree;
+    return [...entries].reduce<MerkleTrie>((tree, [k, v]) => tree.set(k, v), this);
   }
 
   get(key: Uint8Array): Uint8Array | undefined {

@@ -15,7 +15,8 @@ export interface DevProcess {
 
 /** Start `datagate dev` with `args`; resolves once it printed its JSON-RPC URL. */
 export function startDev(args: readonly string[], timeoutMs = 30_000): Promise<DevProcess> {
-  const child = spawn(process.execPath, [BIN, 'dev', '--rpc-port', '0', '--log-format', 'json', ...args], {
+  const nodeArgs = process.env.DATAGATE_DEV_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, BIN, 'dev', '--rpc-port', '0', '--log-format', 'json', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -123,6 +123,14 @@ test('nonce below the confirmed nonce or beyond the gap is rejected', () => {
   assert.equal(rejected.TX_NONCE_TOO_HIGH, 1);
 });
 
+test('a sender may stream in-order nonces past the gap; the gap counts from its pending run', () => {
+  const { pool } = mkPool({ maxNonceGap: 8, maxPerSender: 1000 });
+  for (let n = 0; n < 100; n++) assert.equal(pool.add(mkTx({ from: A, nonce: n })), 'pending');
+  assert.equal(pool.pendingNonce(A), 100n);
+  rejects(() => pool.add(mkTx({ from: A, nonce: 100 + 9 })), 'TX_NONCE_TOO_HIGH');
+  assert.equal(pool.add(mkTx({ from: A, nonce: 100 + 8 })), 'queued');
+});
+
 test('fee cap below minFee is rejected, legacy and type 2', () => {
   const { pool } = mkPool({ minFee: 3n * GWEI });
   rejects(() => pool.add(mkTx({ from: A, nonce: 0, fee: 2n, tip: 1n })), 'TX_FEE_TOO_LOW');
