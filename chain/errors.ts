@@ -25,6 +25,7 @@ export type ChainErrorCode =
   | 'STORE_CHAIN_MISMATCH'
   | 'STORE_SCHEMA_MISMATCH'
   | 'STORE_CORRUPT'
+  | 'STORE_LOCKED'
   | 'CRYPTO_INVALID_INPUT';
 
 /** Base class of every datagate error: a stable `code` plus structured fields for logs. */

@@ -65,7 +65,15 @@ export class BlockStore {
    */
   static async open(path: string, identity: ChainIdentity): Promise<BlockStore> {
     const db = new Level<Uint8Array, Uint8Array>(path, { keyEncoding: 'view', valueEncoding: 'view' });
-    await db.open();
+    try {
+      await db.open();
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause;
+      if (cause?.code === 'LEVEL_LOCKED') {
+        throw new ChainError('STORE_LOCKED', `the chain database at ${path} is in use by another process; stop the other datagate or use another --data-dir`, { path }, { cause: err });
+      }
+      throw new ChainError('STORE_CORRUPT', `cannot open the chain database at ${path}: ${(err as Error).message}`, { path }, { cause: err });
+    }
     const store = new BlockStore(db, path);
     try {
       await store.checkIdentity(identity);

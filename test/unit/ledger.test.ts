@@ -135,3 +135,10 @@ test('a store of another chain or schema refuses to open', async (t) => {
   await db.close();
   await assertCode(openChain(dir), 'STORE_SCHEMA_MISMATCH');
 });
+
+test('a data directory in use by another ledger is refused with STORE_LOCKED', async (t) => {
+  const dir = tempDir(t);
+  const { ledger } = await openChain(dir);
+  t.after(() => ledger.close());
+  await assertCode(openChain(dir), 'STORE_LOCKED');
+});
