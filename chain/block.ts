@@ -141,7 +141,12 @@ export function encodeReceipt(r: Receipt): Uint8Array {
 /** Decode a stored receipt; throws STORE_CORRUPT on malformed bytes. */
 export function decodeReceipt(bytes: Uint8Array): Receipt {
   const bad = () => new ChainError('STORE_CORRUPT', 'stored receipt is malformed');
-  const f = rlpList(rlpDecode(bytes));
+  let f: RlpItem[] | null;
+  try {
+    f = rlpList(rlpDecode(bytes));
+  } catch (err) {
+    throw new ChainError('STORE_CORRUPT', 'stored receipt is not valid RLP', {}, { cause: err });
+  }
   const logItems = rlpList(f?.[4]);
   if (f === null || f.length !== 5 || logItems === null) throw bad();
   const logs: Log[] = logItems.map((entry) => {

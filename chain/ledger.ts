@@ -71,8 +71,12 @@ export function genesisOf(spec: ChainSpec): { block: Block; state: WorldState } 
   return { block: { header, hash: headerHash(header), txs: [] }, state };
 }
 
-/** Recent blocks kept decoded in memory: clients poll the newest blocks and receipts far more than old ones. */
+/**
+ * Recent blocks kept decoded in memory: clients poll the newest blocks and receipts far more than old ones.
+ * Bounded by blocks and by transactions, so full blocks cannot grow it past a few tens of MiB.
+ */
 const RECENT_BLOCKS = 128;
+const RECENT_TXS = 20_000;
 
 export class Ledger extends EventEmitter<{ block: [CommittedBlock] }> {
   private readonly recent = new Map<Hash, CommittedBlock>();
@@ -216,7 +220,7 @@ export class Ledger extends EventEmitter<{ block: [CommittedBlock] }> {
   private remember(entry: CommittedBlock): void {
     this.recent.set(entry.block.hash, entry);
     entry.block.txs.forEach((tx, index) => this.recentTxs.set(tx.hash, { blockHash: entry.block.hash, index }));
-    if (this.recent.size > RECENT_BLOCKS) {
+    while (this.recent.size > 1 && (this.recent.size > RECENT_BLOCKS || this.recentTxs.size > RECENT_TXS)) {
       const oldest = this.recent.keys().next().value as Hash;
       for (const tx of this.recent.get(oldest)!.block.txs) this.recentTxs.delete(tx.hash);
       this.recent.delete(oldest);

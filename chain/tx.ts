@@ -35,12 +35,14 @@ export function decodeSignedTx(raw: Uint8Array, chainId: bigint): SignedTx {
   }
   if (raw.length === 0) throw new ChainError('TX_MALFORMED', 'empty transaction');
   const first = raw[0]!;
-  // A typed envelope starts with its type byte (< 0x7f); a legacy transaction is an RLP list (>= 0xc0).
-  if (first < 0xc0 && first !== 2) {
+  // A typed envelope starts with its type byte (< 0x80); a legacy transaction is an RLP list (>= 0xc0);
+  // 0x80-0xbf would be an RLP string, which is no transaction at all.
+  if (first < 0x80 && first !== 2) {
     throw new ChainError('TX_UNSUPPORTED_TYPE', `transaction type ${first} is not supported; send a legacy (EIP-155) or EIP-1559 (type 2) transaction`, {
       type: first,
     });
   }
+  if (first < 0xc0 && first !== 2) throw new ChainError('TX_MALFORMED', 'malformed transaction: not an RLP list or typed envelope');
   let tx: Transaction;
   try {
     tx = Transaction.from(bytesToHex(raw));
@@ -64,6 +66,11 @@ export function decodeSignedTx(raw: Uint8Array, chainId: bigint): SignedTx {
   // `_s` is the raw value; ethers' `s` getter throws for a non-canonical one, which we report as TX_HIGH_S.
   const s = BigInt(sig._s);
   if (s > SECP256K1_HALF_N) throw highS();
+  // ethers' decoder tolerates non-canonical RLP (leading zeros, long-form lengths). The signature covers the
+  // canonical encoding, so such bytes would give one signed transaction many hashes: refuse them.
+  if (canonical(tx) !== bytesToHex(raw)) {
+    throw new ChainError('TX_MALFORMED', 'malformed transaction: non-canonical RLP encoding');
+  }
   const hash = bytesToHex(keccak256(raw));
   const digest = hexToBytes(tx.unsignedHash);
   let from: string;
@@ -119,6 +126,14 @@ function accessListCost(tx: Transaction): bigint {
 
 function highS(): ChainError {
   return new ChainError('TX_HIGH_S', 'signature s value is in the upper half of the curve order (EIP-2); re-sign with a canonical low-s signature');
+}
+
+function canonical(tx: Transaction): string | null {
+  try {
+    return tx.serialized;
+  } catch {
+    return null;
+  }
 }
 
 function shortReason(err: unknown): string {

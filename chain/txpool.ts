@@ -6,6 +6,8 @@
 // never O(pool), because the ledger must take several thousand transfers per second.
 
 import { ChainError, type ChainErrorCode } from './errors.ts';
+import { Heap } from './heap.ts';
+import { cheaper, lowerBound, planEviction, selectForBlock, type Entry, type Sender } from './txpool-order.ts';
 import type { Address, Hash, SignedTx } from './types.ts';
 
 /** What the pool needs from its owner. */
@@ -41,144 +43,6 @@ export interface TxPoolStats {
 
 /** Outcome of an accepted `add`. */
 export type AddResult = 'pending' | 'queued' | 'replaced';
-
-interface Entry {
-  readonly tx: SignedTx;
-  readonly sender: Sender;
-  /** Arrival order: breaks price ties in selection (earlier first) and eviction (later first). */
-  readonly seq: number;
-  /** Effective tip over minFee: what the block producer earns per gas. */
-  readonly tip: bigint;
-}
-
-interface Sender {
-  readonly addr: Address;
-  /** Confirmed nonce, cached from nonceOf; refreshed by onBlock and whenever the sender reappears. */
-  base: bigint;
-  /** Sorted by nonce, at most maxPerSender long, so linear work here is bounded by a constant. */
-  entries: Entry[];
-  /** entries[0 .. pendingLen) carry nonces base, base+1, ... and are executable. */
-  pendingLen: number;
-  /** Position in the eviction heap; -1 when absent. */
-  heapIndex: number;
-}
-
-/** Binary heap ordered by `before`; `moved` lets items remember their slot for update/remove. */
-class Heap<T> {
-  readonly items: T[];
-  readonly #before: (a: T, b: T) => boolean;
-  readonly #moved: (item: T, index: number) => void;
-
-  constructor(before: (a: T, b: T) => boolean, moved: (item: T, index: number) => void = () => {}, items: T[] = []) {
-    this.#before = before;
-    this.#moved = moved;
-    this.items = items;
-    items.forEach((item, i) => moved(item, i));
-    for (let i = (items.length >> 1) - 1; i >= 0; i--) this.#down(i);
-  }
-
-  get size(): number {
-    return this.items.length;
-  }
-
-  peek(): T | undefined {
-    return this.items[0];
-  }
-
-  push(item: T): void {
-    this.items.push(item);
-    this.#moved(item, this.items.length - 1);
-    this.#up(this.items.length - 1);
-  }
-
-  pop(): T | undefined {
-    return this.items.length === 0 ? undefined : this.remove(0);
-  }
-
-  /** Removes and returns the item at `index`. */
-  remove(index: number): T {
-    const items = this.items;
-    const item = items[index] as T;
-    const last = items.pop() as T;
-    if (index < items.length) {
-      items[index] = last;
-      this.#moved(last, index);
-      this.fix(index);
-    }
-    this.#moved(item, -1);
-    return item;
-  }
-
-  /** Restores heap order after the key of the item at `index` changed. */
-  fix(index: number): void {
-    if (!this.#up(index)) this.#down(index);
-  }
-
-  #up(i: number): boolean {
-    const items = this.items;
-    const item = items[i] as T;
-    const start = i;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      const parent = items[p] as T;
-      if (!this.#before(item, parent)) break;
-      items[i] = parent;
-      this.#moved(parent, i);
-      i = p;
-    }
-    items[i] = item;
-    this.#moved(item, i);
-    return i !== start;
-  }
-
-  #down(i: number): void {
-    const items = this.items;
-    const n = items.length;
-    const item = items[i] as T;
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= n) break;
-      const r = l + 1;
-      const c = r < n && this.#before(items[r] as T, items[l] as T) ? r : l;
-      const child = items[c] as T;
-      if (!this.#before(child, item)) break;
-      items[i] = child;
-      this.#moved(child, i);
-      i = c;
-    }
-    items[i] = item;
-    this.#moved(item, i);
-  }
-}
-
-/** True when `a` is a cheaper eviction victim than `b`: lower tip, then lower fee cap, then newer. */
-function cheaper(a: Entry, b: Entry): boolean {
-  if (a.tip !== b.tip) return a.tip < b.tip;
-  if (a.tx.maxFeePerGas !== b.tx.maxFeePerGas) return a.tx.maxFeePerGas < b.tx.maxFeePerGas;
-  return a.seq > b.seq;
-}
-
-/** True when `a` pays strictly more than `b`: higher tip, or equal tip and higher fee cap. */
-function pricier(a: Entry, b: Entry): boolean {
-  return a.tip !== b.tip ? a.tip > b.tip : a.tx.maxFeePerGas > b.tx.maxFeePerGas;
-}
-
-/** True when `a` goes into a block before `b`: higher tip, then earlier arrival. */
-function better(a: Entry, b: Entry): boolean {
-  return a.tip !== b.tip ? a.tip > b.tip : a.seq < b.seq;
-}
-
-/** Index of the first entry whose nonce is >= `nonce`. */
-function lowerBound(entries: readonly Entry[], nonce: bigint): number {
-  let lo = 0;
-  let hi = entries.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if ((entries[mid] as Entry).tx.nonce < nonce) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
 
 function positiveInt(name: string, value: number): number {
   if (!Number.isSafeInteger(value) || value < 1) {
@@ -320,7 +184,7 @@ export class TxPool {
     const needBytes = this.#bytes + tx.raw.length - (old ? old.tx.raw.length : 0) - this.#maxBytes;
     let victims: Entry[] = [];
     if (needCount > 0 || needBytes > 0) {
-      const plan = tx.raw.length > this.#maxBytes ? null : this.#planEviction(needCount, needBytes, entry);
+      const plan = tx.raw.length > this.#maxBytes ? null : planEviction(this.#evictable, needCount, needBytes, entry);
       if (!plan) {
         throw this.#reject('TXPOOL_FULL', 'pool full and the transaction pays no more than the cheapest one held; raise its fees', {
           hash: tx.hash,
@@ -366,32 +230,7 @@ export class TxPool {
    * skipped from then on, since its later nonces cannot run without it.
    */
   select(maxGas: bigint, maxCount: number = Number.POSITIVE_INFINITY): SignedTx[] {
-    const out: SignedTx[] = [];
-    if (!(maxCount > 0)) return out;
-    const cursors: { s: Sender; i: number }[] = [];
-    for (const s of this.#senders.values()) if (s.pendingLen > 0) cursors.push({ s, i: 0 });
-    const at = (c: { s: Sender; i: number }): Entry => c.s.entries[c.i] as Entry;
-    const heap = new Heap(
-      (a: { s: Sender; i: number }, b: { s: Sender; i: number }) => better(at(a), at(b)),
-      undefined,
-      cursors,
-    );
-    let gasLeft = maxGas;
-    while (out.length < maxCount) {
-      const top = heap.peek();
-      if (!top) break;
-      const e = at(top);
-      if (e.tx.gasLimit > gasLeft) {
-        heap.pop();
-        continue;
-      }
-      out.push(e.tx);
-      gasLeft -= e.tx.gasLimit;
-      top.i++;
-      if (top.i < top.s.pendingLen) heap.fix(0);
-      else heap.pop();
-    }
-    return out;
+    return selectForBlock(this.#senders.values(), maxGas, maxCount);
   }
 
   /**
@@ -468,53 +307,6 @@ export class TxPool {
 
   #newSender(addr: Address, base: bigint): Sender {
     return { addr, base, entries: [], pendingLen: 0, heapIndex: -1 };
-  }
-
-  /**
-   * Chooses the txs to drop so `incoming` fits: repeatedly the cheapest tail (highest nonce) of
-   * any other sender, so no sender is left with a gap. Returns null, changing nothing, when a
-   * needed victim pays at least as much as `incoming`. Senders popped from the eviction heap
-   * while looking are pushed back unchanged; a local heap holds the next tail of each sender
-   * already hit, so a sender can lose several txs from its end.
-   */
-  #planEviction(needCount: number, needBytes: number, incoming: Entry): Entry[] | null {
-    type Cursor = { s: Sender; i: number };
-    const at = (c: Cursor): Entry => c.s.entries[c.i] as Entry;
-    const next = new Heap<Cursor>((a, b) => cheaper(at(a), at(b)));
-    const popped: Sender[] = [];
-    const victims: Entry[] = [];
-    let freedBytes = 0;
-    try {
-      while (victims.length < needCount || freedBytes < needBytes) {
-        let top = this.#evictable.peek();
-        while (top && top === incoming.sender) {
-          popped.push(top);
-          this.#evictable.pop();
-          top = this.#evictable.peek();
-        }
-        const fromHeap = top ? { s: top, i: top.entries.length - 1 } : undefined;
-        const fromNext = next.peek();
-        let pick: Cursor;
-        if (fromHeap && (!fromNext || cheaper(at(fromHeap), at(fromNext)))) {
-          popped.push(fromHeap.s);
-          this.#evictable.pop();
-          pick = fromHeap;
-        } else if (fromNext) {
-          next.pop();
-          pick = fromNext;
-        } else {
-          return null;
-        }
-        const victim = at(pick);
-        if (!pricier(incoming, victim)) return null;
-        victims.push(victim);
-        freedBytes += victim.tx.raw.length;
-        if (pick.i > 0) next.push({ s: pick.s, i: pick.i - 1 });
-      }
-      return victims;
-    } finally {
-      for (const s of popped) this.#evictable.push(s);
-    }
   }
 
   /** Unlinks entries[idx]; the caller must #settle the sender afterwards. */

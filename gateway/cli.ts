@@ -1,8 +1,9 @@
 // The `datagate` command line: the commands, their flags, and what each one starts.
 import type { Command, CommandContext } from './args.ts';
 import { defineCommand, runCli } from './args.ts';
-import type { DevConfig } from './config.ts';
-import { configDefaults, devConfigSchema, loadConfigFile, withOverrides } from './config.ts';
+import { configDefaults, loadConfigFile, withOverrides } from './config.ts';
+import type { DevConfig } from './dev-config.ts';
+import { devConfigSchema } from './dev-config.ts';
 import { DEV_BALANCE, startDevNode } from './dev.ts';
 import { DEV_MNEMONIC, hexKey } from './dev-accounts.ts';
 import { createLogger } from './logger.ts';

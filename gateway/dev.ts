@@ -14,7 +14,7 @@ import {
   formatLogs,
 } from '../chain/index.ts';
 import { MemorySigner } from '../device/index.ts';
-import type { DevConfig } from './config.ts';
+import type { DevConfig } from './dev-config.ts';
 import type { DevAccount } from './dev-accounts.ts';
 import { DEV_MNEMONIC, deriveAccounts } from './dev-accounts.ts';
 import { VERSION } from './version.ts';

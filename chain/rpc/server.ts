@@ -2,6 +2,7 @@
 // eth_subscribe / eth_unsubscribe over WebSocket. It knows no eth_* semantics: those are the `methods` handed
 // in. Everything a client sends is untrusted; no input may crash the process or grow memory without bound,
 // so bodies, batches, WebSocket messages, in-flight requests, subscriptions and send buffers are all limited.
+// Turning a message into calls and responses is dispatch.ts; this file is transport, limits and lifecycle.
 //
 // CORS: every response carries Access-Control-Allow-Origin: * so browser dapps can call the node. The node holds
 // no accounts or keys behind RPC, so there is nothing a foreign origin could do that curl could not; restrict
@@ -13,29 +14,11 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { DatagateError } from '../errors.ts';
 import { nopLogger, type Logger } from '../logger.ts';
-import {
-  RpcCode,
-  RpcError,
-  invalidParams,
-  invalidRequest,
-  limitExceeded,
-  methodNotFound,
-  parseError,
-  toRpcError,
-} from './errors.ts';
+import { createDispatch, encodeError, type RpcContext, type RpcHandler, type SubscriptionSession } from './dispatch.ts';
+import { RpcCode, RpcError, invalidParams, invalidRequest, limitExceeded } from './errors.ts';
 import { parseSubscribeParams, type SubscriptionHub } from './subscriptions.ts';
 
-/** Where a call came from. `connectionId` identifies a WebSocket connection; null over HTTP. */
-export type RpcContext =
-  | { readonly transport: 'http'; readonly connectionId: null }
-  | { readonly transport: 'ws'; readonly connectionId: string };
-
-/**
- * One RPC method. `params` is the request's positional params ([] when omitted), unvalidated: the handler checks
- * them and throws RpcError (e.g. invalidParams) or ChainError. The result must be JSON-ready (quantities as 0x
- * strings, never bigint); undefined is sent as null.
- */
-export type RpcHandler = (params: unknown[], ctx: RpcContext) => unknown | Promise<unknown>;
+export type { RpcContext, RpcHandler } from './dispatch.ts';
 
 export interface RpcServerOptions {
   /** Interface to bind; default 127.0.0.1 (loopback only). */
@@ -78,26 +61,6 @@ const WS_PING_INTERVAL_MS = 30_000;
 const CLOSE_GRACE_MS = 1_000;
 const JSON_HEADERS = { 'content-type': 'application/json' } as const;
 
-type JsonRpcId = string | number | null;
-
-/** Per-message state for subscription methods; absent over HTTP, where eth_subscribe is refused. */
-interface SubscriptionSession {
-  subscribe(params: unknown[]): string;
-  unsubscribe(params: unknown[]): boolean;
-}
-
-function encodeError(id: JsonRpcId, err: RpcError): string {
-  return JSON.stringify({ jsonrpc: '2.0', id, error: err.toJSON() });
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function isValidId(value: unknown): value is JsonRpcId {
-  return value === null || typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
-}
-
 function positiveInt(name: string, value: number): number {
   if (!Number.isSafeInteger(value) || value < 1) {
     throw new DatagateError('RPC_BAD_OPTION', `createRpcServer: ${name} must be a positive integer, got ${value}`);
@@ -125,93 +88,9 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
       throw new DatagateError('RPC_BAD_OPTION', msg);
     }
   }
-  const utf8 = new TextDecoder('utf-8', { fatal: true });
   const httpContext: RpcContext = { transport: 'http', connectionId: null };
 
-  // ---- dispatch: one payload (single request or batch) in, the response text out (null: nothing to send) ----
-
-  async function call(method: string, params: unknown[], ctx: RpcContext, session?: SubscriptionSession): Promise<unknown> {
-    if (method === 'eth_subscribe' || method === 'eth_unsubscribe') {
-      if (session === undefined) {
-        const msg = `${method} needs a WebSocket connection; subscriptions are not available over HTTP`;
-        throw new RpcError(RpcCode.MethodNotFound, msg);
-      }
-      return method === 'eth_subscribe' ? session.subscribe(params) : session.unsubscribe(params);
-    }
-    const handler = Object.hasOwn(methods, method) ? methods[method] : undefined;
-    if (handler === undefined) throw methodNotFound(method);
-    const result = await handler(params, ctx);
-    return result === undefined ? null : result;
-  }
-
-  async function handleEntry(entry: unknown, ctx: RpcContext, session?: SubscriptionSession): Promise<string | null> {
-    // Malformed entries are answered with id null even without an id: the spec cannot tell them from notifications.
-    if (!isRecord(entry)) return encodeError(null, invalidRequest('expected a request object'));
-    const isNotification = !Object.hasOwn(entry, 'id');
-    const rawId = entry['id'];
-    if (!isNotification && !isValidId(rawId)) {
-      return encodeError(null, invalidRequest('id must be a string, number or null'));
-    }
-    const id: JsonRpcId = isNotification ? null : (rawId as JsonRpcId);
-    if (entry['jsonrpc'] !== '2.0') return encodeError(id, invalidRequest('jsonrpc must be "2.0"'));
-    const method = entry['method'];
-    if (typeof method !== 'string') return encodeError(id, invalidRequest('method must be a string'));
-    const rawParams = entry['params'];
-    // null is taken as "no params", as geth does; named (object) params are refused because eth methods are positional.
-    let params: unknown[];
-    if (rawParams === undefined || rawParams === null) params = [];
-    else if (Array.isArray(rawParams)) params = rawParams;
-    else if (typeof rawParams !== 'object') return encodeError(id, invalidRequest('params must be an array'));
-    else if (isNotification) return null;
-    else return encodeError(id, invalidParams('params must be an array (positional), not an object'));
-
-    let result: unknown;
-    try {
-      result = await call(method, params, ctx, session);
-    } catch (err) {
-      const mapped = toRpcError(err);
-      if (mapped.isInternal) {
-        const stack = err instanceof Error ? err.stack : undefined;
-        logger.error('rpc method failed', { method: method.slice(0, 64), error: String(err), stack });
-      }
-      return isNotification ? null : encodeError(id, mapped.error);
-    }
-    if (isNotification) return null;
-    try {
-      return JSON.stringify({ jsonrpc: '2.0', id, result });
-    } catch (err) {
-      // bigint, cycles: a handler bug. The client gets -32603, the log says which method.
-      logger.error('rpc result not serializable', { method: method.slice(0, 64), error: String(err) });
-      return encodeError(id, toRpcError(err).error);
-    }
-  }
-
-  /** Handle one HTTP body or WebSocket message. Never throws. */
-  async function handlePayload(raw: Buffer, ctx: RpcContext, session?: SubscriptionSession): Promise<string | null> {
-    let message: unknown;
-    try {
-      message = JSON.parse(utf8.decode(raw));
-    } catch (err) {
-      return encodeError(null, parseError(err instanceof TypeError ? 'body is not valid UTF-8' : 'invalid JSON'));
-    }
-    try {
-      if (!Array.isArray(message)) return await handleEntry(message, ctx, session);
-      if (message.length === 0) return encodeError(null, invalidRequest('empty batch'));
-      if (message.length > maxBatch) {
-        return encodeError(null, limitExceeded(`batch too large: ${message.length} requests, limit is ${maxBatch}`));
-      }
-      // Entries run one after another, like geth: a batch of dependent calls (nonce n, n+1) keeps its order.
-      const parts: string[] = [];
-      for (const entry of message) {
-        const part = await handleEntry(entry, ctx, session);
-        if (part !== null) parts.push(part);
-      }
-      return parts.length === 0 ? null : `[${parts.join(',')}]`;
-    } catch (err) {
-      logger.error('rpc dispatch failed', { error: String(err), stack: err instanceof Error ? err.stack : undefined });
-      return encodeError(null, toRpcError(err).error);
-    }
-  }
+  const handlePayload = createDispatch({ methods, maxBatch, logger });
 
   // ---- HTTP ----
 

@@ -9,14 +9,13 @@ import { join } from 'node:path';
 import {
   ConfigError,
   configDefaults,
-  devConfigSchema,
   field,
   loadConfigFile,
   parseConfig,
   withOverrides,
-  type DevConfig,
   type Infer,
 } from '../../gateway/config.ts';
+import { devConfigSchema, type DevConfig } from '../../gateway/dev-config.ts';
 import { DatagateError } from '../../chain/index.ts';
 
 /** Runs fn, expects a ConfigError with `code`, returns its message. */

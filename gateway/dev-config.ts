@@ -1,0 +1,35 @@
+// Configuration of `datagate dev`, the single-node development chain: its schema (`devConfigSchema`, built
+// with the toolkit in config.ts) and the resulting `DevConfig` type.
+
+import { field, type Infer } from './config.ts';
+import { LOG_LEVELS } from './logger.ts';
+
+/** Config of `datagate dev`: a single-node development chain with JSON-RPC. */
+export const devConfigSchema = field.object({
+  chainId: field.integer({ min: 1, max: Number.MAX_SAFE_INTEGER, default: 1337, description: 'EIP-155 chain id' }),
+  dataDir: field.string({ minLength: 1, default: './data/dev', description: 'Directory for the chain database' }),
+  rpc: field.object({
+    host: field.string({ minLength: 1, default: '127.0.0.1', description: 'Address the JSON-RPC server listens on' }),
+    port: field.integer({ min: 0, max: 65535, default: 8545, description: 'JSON-RPC port (HTTP and WebSocket); 0 picks a free port' }),
+    maxRequestBytes: field.integer({ min: 1024, default: 5_242_880, description: 'Largest accepted request body' }),
+    maxBatch: field.integer({ min: 1, default: 100, description: 'Most calls in one JSON-RPC batch' }),
+    maxLogRange: field.integer({ min: 1, default: 10_000, description: 'Most blocks one eth_getLogs may span' }),
+  }),
+  block: field.object({
+    periodMs: field.integer({ min: 100, default: 2000, description: 'Milliseconds between blocks' }),
+    gasLimit: field.integer({ min: 21_000, default: 30_000_000, description: 'Gas limit of each block' }),
+  }),
+  txpool: field.object(
+    {
+      maxTotal: field.integer({ min: 1, default: 20_000, description: 'Most pending transactions overall' }),
+      maxPerSender: field.integer({ min: 1, default: 64, description: 'Most pending transactions per sender' }),
+    },
+    { refine: (v) => (v.maxPerSender > v.maxTotal ? `maxPerSender (${v.maxPerSender}) must not exceed maxTotal (${v.maxTotal})` : undefined) },
+  ),
+  log: field.object({
+    level: field.string({ enum: LOG_LEVELS, default: 'info', description: 'Lowest level logged' }),
+    format: field.string({ enum: ['auto', 'json', 'human'], default: 'auto', description: 'auto: human on a terminal, JSON lines otherwise' }),
+  }),
+});
+
+export type DevConfig = Infer<typeof devConfigSchema>;
