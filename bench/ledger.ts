@@ -2,7 +2,7 @@
 // second executed and committed by a real `datagate dev` process fed pre-signed transfers over JSON-RPC
 // by 4 senders, with p50/p99 inclusion latency. Prints figures; asserts nothing.
 //   npm run bench:ledger [-- --seconds 30 --senders 4 --batch 100]
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -84,6 +84,16 @@ function post(url: URL, agent: Agent, body: string): Promise<string> {
   });
 }
 
+/** Peak resident memory of a process (Linux VmHWM), or 'unknown'. */
+function peakRss(pid: number | undefined): string {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m === null ? 'unknown' : `${(Number(m[1]) / 1024).toFixed(0)} MiB`;
+  } catch {
+    return 'unknown';
+  }
+}
+
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 
 async function benchThroughput(): Promise<void> {
@@ -159,6 +169,7 @@ async function benchThroughput(): Promise<void> {
     console.log(`sent: ${accepted} accepted, ${rejected} rejected in ${sendSeconds.toFixed(1)} s (${(accepted / sendSeconds).toFixed(0)}/s offered)`);
     console.log(`committed: ${committed} transfers in ${window.toFixed(1)} s = ${(committed / window).toFixed(0)} transfers/s`);
     console.log(`inclusion latency: p50 ${pct(latencies, 50).toFixed(0)} ms, p99 ${pct(latencies, 99).toFixed(0)} ms`);
+    console.log(`node peak RSS: ${peakRss(node.child.pid)}`);
   } finally {
     await node.stop();
   }
