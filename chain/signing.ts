@@ -6,7 +6,7 @@ import { rlpEncode } from './rlp.ts';
 import type { Address } from './types.ts';
 
 /** What a consensus signature is for. New purposes get new tags; a tag is never reused. */
-export type SignPurpose = 'seal' | 'prepare' | 'commit' | 'round-change' | 'message';
+export type SignPurpose = 'seal' | 'proposal' | 'prepare' | 'commit' | 'round-change' | 'message';
 
 const TAG = new TextEncoder().encode('datagate/lbft/v1');
 
@@ -19,9 +19,10 @@ export interface Signer {
   readonly address: Address;
   /**
    * Sign a 32-byte digest for `purpose`. Returns 65 bytes r || s || recid with low s.
-   * `context` lets a double-sign guard in the signer check height and round.
+   * `context` lets a double-sign guard in the signer check height, round and the signed block `hash`;
+   * a guarded signer refuses consensus purposes signed without it.
    */
-  sign(digest: Uint8Array, purpose: SignPurpose, context?: { height: bigint; round: number }): Promise<Uint8Array>;
+  sign(digest: Uint8Array, purpose: SignPurpose, context?: { height: bigint; round: number; hash?: Uint8Array }): Promise<Uint8Array>;
 }
 
 /** Digest signed for `purpose` over block `hash` at (`height`, `round`) of chain `chainId`. */
