@@ -121,10 +121,11 @@ test('forged or misdirected messages are refused and counted', () => {
   const s = initialState<TBlock>({ validators: VALIDATORS, proposers: PROPOSERS, self: VALIDATORS[0]!, periodMs: 1000, timeoutMs: 3000, maxTimeoutMs: 60_000, futureHeights: 2, maxFutureMessages: 3, verifier });
   step(s, { type: 'start', now: 0, height: 1n, parent: { hash: GENESIS.hash, timestamp: 0 }, impeachment: mkBlock(GENESIS, { impeachment: true }) });
   const b = mkBlock(GENESIS, {});
-  const forged = { type: 'proposal' as const, height: 1n, round: 0, block: b, justification: [], sender: PROPOSERS[1]!, signature: new Uint8Array(32) };
+  const forged = { type: 'proposal' as const, height: 1n, round: 0, block: b, justification: [], sender: PROPOSERS[0]!, signature: new Uint8Array(32) };
+  // P(1) = proposers[1 mod 2]: PROPOSERS[0] is not scheduled at height 1.
   step(s, { type: 'message', now: 1, message: forged });
   assert.equal(s.rejections['proposal-from-wrong-sender'], 1);
-  step(s, { type: 'message', now: 1, message: { ...forged, sender: PROPOSERS[0]! } });
+  step(s, { type: 'message', now: 1, message: { ...forged, sender: PROPOSERS[1]! } });
   assert.equal(s.rejections['bad-signature'], 1);
   const outsider = { type: 'prepare' as const, height: 1n, round: 0, hash: b.hash, sender: addr(99), signature: sig({ purpose: 'prepare', height: 1n, round: 0, hash: new Uint8Array(32) }, addr(99)) };
   step(s, { type: 'message', now: 1, message: outsider });
