@@ -1,6 +1,7 @@
 // Commit certificates: Q distinct committee signatures over the commit digest of (chain id, height,
 // round, block hash). A node inserts a block only with a certificate it has verified itself.
-import { bytesToBigint, bytesToHex, hexToBytes, recoverAddress } from './crypto/index.ts';
+import { bytesToBigint, bytesToHex, hexToBytes, recoverAddress, verifySignature } from './crypto/index.ts';
+import type { KeyType } from './crypto/index.ts';
 import { ChainError } from './errors.ts';
 import { rlpBytes, rlpDecode, rlpEncode, rlpList, rlpUint } from './rlp.ts';
 import { consensusDigest } from './signing.ts';
@@ -17,6 +18,28 @@ export interface CommitCertificate {
   readonly round: number;
   readonly blockHash: Hash;
   readonly signatures: readonly CommitSignature[];
+}
+
+/** A committee member: its identity and the public key its consensus signatures verify against. */
+export interface ValidatorKey {
+  readonly address: Address;
+  readonly keyType: KeyType;
+  /** Uncompressed SEC1 public key (65 bytes). */
+  readonly publicKey: Uint8Array;
+}
+
+/** The committee entry of a signer. */
+export function validatorKeyOf(signer: { readonly address: Address; readonly keyType: KeyType; readonly publicKey: Uint8Array }): ValidatorKey {
+  return { address: signer.address, keyType: signer.keyType, publicKey: signer.publicKey };
+}
+
+/**
+ * True when `signature` (64 bytes r || s, or 65 with a recovery id 0 or 1, otherwise unused) is `member`'s over
+ * `digest`. secp256k1 signs the digest itself; P-256 signs it with SHA-256 (see crypto/p256.ts).
+ */
+export function memberSigned(member: ValidatorKey, digest: Uint8Array, signature: Uint8Array): boolean {
+  if (signature.length !== 64 && (signature.length !== 65 || signature[64]! > 1)) return false;
+  return verifySignature(member.keyType, digest, signature.subarray(0, 64), member.publicKey);
 }
 
 /** Quorum of a committee of `n`: ceil((n + f + 1) / 2) with f = floor((n - 1) / 3). */
@@ -41,18 +64,18 @@ export function signerOf(digest: Uint8Array, signature: Uint8Array): Address {
  * Check that `cert` commits `blockHash` at `height` on `chainId` with a quorum of distinct members of
  * `committee`. Throws CERT_INVALID naming what is wrong.
  */
-export function verifyCertificate(cert: CommitCertificate, chainId: bigint, height: bigint, blockHash: Hash, committee: readonly Address[]): void {
+export function verifyCertificate(cert: CommitCertificate, chainId: bigint, height: bigint, blockHash: Hash, committee: readonly ValidatorKey[]): void {
   if (cert.height !== height || cert.blockHash !== blockHash) {
     throw new ChainError('CERT_INVALID', `certificate is for block ${cert.blockHash} at height ${cert.height}, expected ${blockHash} at ${height}`);
   }
   const digest = consensusDigest('commit', chainId, height, cert.round, hexToBytes(blockHash));
-  const members = new Set(committee);
+  const members = new Map(committee.map((m) => [m.address, m]));
   const seen = new Set<Address>();
   for (const { signer, signature } of cert.signatures) {
-    const recovered = signerOf(digest, signature);
-    if (recovered !== signer) throw new ChainError('CERT_INVALID', `certificate signature claims ${signer} but was made by ${recovered}`);
-    if (!members.has(signer)) throw new ChainError('CERT_INVALID', `certificate signer ${signer} is not a committee member`);
+    const member = members.get(signer);
+    if (member === undefined) throw new ChainError('CERT_INVALID', `certificate signer ${signer} is not a committee member`);
     if (seen.has(signer)) throw new ChainError('CERT_INVALID', `certificate counts ${signer} twice`);
+    if (!memberSigned(member, digest, signature)) throw new ChainError('CERT_INVALID', `certificate signature of ${signer} does not verify`);
     seen.add(signer);
   }
   const q = quorum(committee.length);

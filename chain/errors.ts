@@ -26,7 +26,11 @@ export type ChainErrorCode =
   | 'STORE_SCHEMA_MISMATCH'
   | 'STORE_CORRUPT'
   | 'STORE_LOCKED'
-  | 'CRYPTO_INVALID_INPUT';
+  | 'CRYPTO_INVALID_INPUT'
+  | 'WAL_CORRUPT'
+  | 'WAL_WRITE_FAILED'
+  | 'SIGN_CONFLICT'
+  | 'SIGN_STATE_CORRUPT';
 
 /** Base class of every datagate error: a stable `code` plus structured fields for logs. */
 export class DatagateError<C extends string = string> extends Error {

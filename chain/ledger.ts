@@ -4,9 +4,9 @@
 import { EventEmitter } from 'node:events';
 import type { Block, BlockHeader } from './block.ts';
 import { EMPTY_BLOOM, ZERO_ADDRESS, ZERO_HASH, encodeReceipt, headerHash, orBloom, sealHash } from './block.ts';
-import type { CommitCertificate } from './certificate.ts';
+import type { CommitCertificate, ValidatorKey } from './certificate.ts';
 import { signerOf, verifyCertificate } from './certificate.ts';
-import { bytesToHex, hexToBytes } from './crypto/index.ts';
+import { bigintToBytes32, bytesToBigint, bytesToHex, hexToBytes } from './crypto/index.ts';
 import { ChainError } from './errors.ts';
 import { executeTxs } from './execute.ts';
 import type { BlockContext } from './execute.ts';
@@ -14,8 +14,8 @@ import type { Logger } from './logger.ts';
 import { nopLogger } from './logger.ts';
 import { merkleRoot } from './merkle.ts';
 import { consensusDigest } from './signing.ts';
-import type { StateOverlay } from './state/world.ts';
-import { WorldState } from './state/world.ts';
+import type { StateOverlay, StateReader } from './state/world.ts';
+import { WorldState, slotKey } from './state/world.ts';
 import { BlockStore } from './store.ts';
 import type { Address, Hash, Receipt, SignedTx } from './types.ts';
 
@@ -25,10 +25,14 @@ export interface ChainSpec {
   /** Constant base fee per gas (the fixed fee policy). */
   readonly baseFee: bigint;
   readonly gasLimit: bigint;
-  /** Validators that sign commit certificates. */
-  readonly committee: readonly Address[];
-  /** Proposers, in schedule order. */
+  /** Validators that sign commit certificates, in committee order. */
+  readonly committee: readonly ValidatorKey[];
+  /** Proposers (secp256k1 addresses: they seal blocks and earn fees), in schedule order: P(h) = proposers[h mod length]. */
   readonly proposers: readonly Address[];
+  /** Target time between blocks (ms). */
+  readonly periodMs: number;
+  /** How long validators wait beyond the period for the scheduled proposer before impeaching it (ms). */
+  readonly timeoutMs: number;
   readonly genesisTimestamp: number;
   readonly alloc: ReadonlyMap<Address, bigint>;
 }
@@ -112,7 +116,9 @@ export class Ledger extends EventEmitter<{ block: [CommittedBlock] }> {
       if (headBlock === undefined) throw new ChainError('STORE_CORRUPT', `head block ${head} is missing from ${path}`);
       const accounts: [Address, { nonce: bigint; balance: bigint }][] = [];
       for await (const entry of store.accounts()) accounts.push(entry);
-      const state = WorldState.fromAccounts(accounts);
+      const slots: [string, Uint8Array][] = [];
+      for await (const entry of store.slots()) slots.push(entry);
+      const state = WorldState.fromAccounts(accounts, slots);
       const root = bytesToHex(state.root());
       if (root !== headBlock.header.stateRoot) {
         throw new ChainError('STORE_CORRUPT', `stored accounts give state root ${root} but head block ${headBlock.header.number} says ${headBlock.header.stateRoot}`, {
@@ -152,7 +158,7 @@ export class Ledger extends EventEmitter<{ block: [CommittedBlock] }> {
    * Check a proposed block on the head: structure, parent, timestamp, proposer seal, and the results
    * of executing it (state, transaction and receipt roots, bloom, gas). Throws BLOCK_INVALID.
    */
-  validateBlock(block: Block): Candidate {
+  validateBlock(block: Block, now?: number): Candidate {
     const h = block.header;
     const parent = this.headBlock.header;
     const fail = (why: string): never => {
@@ -161,9 +167,16 @@ export class Ledger extends EventEmitter<{ block: [CommittedBlock] }> {
     if (headerHash(h) !== block.hash) fail('hash does not match header');
     if (h.parentHash !== this.headBlock.hash) fail(`parent ${h.parentHash} is not the head ${this.headBlock.hash}`);
     if (h.number !== parent.number + 1n) fail(`number is not ${parent.number + 1n}`);
+    if (h.seal.length === 0) {
+      // No seal: only the impeachment block I(h), which every node builds identically from the parent.
+      const expected = this.buildImpeachment();
+      if (headerHash(expected.header) !== block.hash) fail('unsealed block is not the impeachment block of its parent');
+      return expected;
+    }
     if (h.timestamp <= parent.timestamp) fail('timestamp is not after the parent');
+    if (now !== undefined && h.timestamp > now + MAX_CLOCK_DRIFT_MS) fail(`timestamp ${h.timestamp} is more than ${MAX_CLOCK_DRIFT_MS} ms ahead of this node's clock`);
     if (h.gasLimit !== this.spec.gasLimit || h.baseFee !== this.spec.baseFee) fail('gas limit or base fee differs from the chain spec');
-    if (!this.spec.proposers.includes(h.proposer)) fail(`proposer ${h.proposer} is not a proposer of this chain`);
+    if (h.proposer !== this.proposerOf(h.number)) fail(`proposer ${h.proposer} is not the scheduled proposer ${this.proposerOf(h.number)}`);
     if (h.seal.length !== 65 || signerOf(sealHashDigest(this.spec.chainId, h), h.seal) !== h.proposer) fail('proposer seal does not verify');
     const ctx = this.contextFor(h.proposer, h.timestamp);
     const state = this.committedState.overlay();
@@ -176,13 +189,34 @@ export class Ledger extends EventEmitter<{ block: [CommittedBlock] }> {
     return { header: h, txs: block.txs, receipts: result.receipts, state, rejected: [] };
   }
 
+  /** The scheduled proposer of block `number`. */
+  proposerOf(number: bigint): Address {
+    return this.spec.proposers[Number(number % BigInt(this.spec.proposers.length))]!;
+  }
+
+  /**
+   * The impeachment block I(h) on the head: no transactions, timestamp = parent + period + timeout, the
+   * impeached scheduled proposer named, no seal; its state transition counts the impeachment. Every node
+   * builds it byte-identically.
+   */
+  buildImpeachment(): Candidate {
+    const number = this.headBlock.header.number + 1n;
+    const proposer = this.proposerOf(number);
+    const ctx = this.contextFor(proposer, this.headBlock.header.timestamp + this.spec.periodMs + this.spec.timeoutMs);
+    const state = this.committedState.overlay();
+    const key = impeachmentSlot(proposer);
+    state.setSlot(key, bigintToBytes32(impeachmentCount(state, proposer) + 1n));
+    const header = this.headerFor(ctx, 0, state, [], [], 0n, new Uint8Array(0));
+    return { header, txs: [], receipts: [], state, rejected: [] };
+  }
+
   /** Commit `candidate` as the new head with its certificate (verified here). */
   async commit(candidate: Candidate, cert: CommitCertificate): Promise<Block> {
     const header = candidate.header;
     if (header.parentHash !== this.headBlock.hash) throw new ChainError('BLOCK_INVALID', `block ${header.number} does not extend the head`);
     const block: Block = { header, hash: headerHash(header), txs: candidate.txs };
     verifyCertificate(cert, this.spec.chainId, header.number, block.hash, this.spec.committee);
-    await this.store.putBlock(block, candidate.receipts, cert, candidate.state.changes());
+    await this.store.putBlock(block, candidate.receipts, cert, candidate.state.changes(), candidate.state.slotChanges());
     this.committedState.commit(candidate.state);
     this.headBlock = block;
     this.remember({ block, receipts: candidate.receipts });
@@ -259,6 +293,20 @@ export class Ledger extends EventEmitter<{ block: [CommittedBlock] }> {
       seal,
     };
   }
+}
+
+/** A proposer's timestamp may run this far ahead of a validator's clock. */
+export const MAX_CLOCK_DRIFT_MS = 2_000;
+
+/** State slot counting the impeachments of `proposer`. */
+export function impeachmentSlot(proposer: Address): string {
+  return slotKey('lbft/impeachments', hexToBytes(proposer));
+}
+
+/** How often `proposer` was impeached, as recorded in `state`. */
+export function impeachmentCount(state: StateReader, proposer: Address): bigint {
+  const v = state.slot(impeachmentSlot(proposer));
+  return v === undefined ? 0n : bytesToBigint(v);
 }
 
 /** Digest a proposer signs to seal `header` (domain-separated, see chain/signing.ts). */

@@ -26,6 +26,7 @@ const P_RECEIPTS = 0x05; // block hash -> rlp([receipt bytes...])
 const P_TX_INDEX = 0x06; // tx hash -> block hash (32) || index (4 BE)
 const P_ACCOUNT = 0x07; // address (20) -> nonce (32) || balance (32)
 const P_CERT = 0x08; // block hash -> encoded commit certificate
+const P_SLOT = 0x09; // slot trie key (32) -> value
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -126,7 +127,13 @@ export class BlockStore {
    * Write `block` as the new head in one atomic batch with its receipts, certificate, transaction
    * index and the accounts it changed.
    */
-  async putBlock(block: Block, receipts: readonly Receipt[], cert: CommitCertificate | null, accounts: ReadonlyMap<Address, Account>): Promise<void> {
+  async putBlock(
+    block: Block,
+    receipts: readonly Receipt[],
+    cert: CommitCertificate | null,
+    accounts: ReadonlyMap<Address, Account>,
+    slots: ReadonlyMap<string, Uint8Array> = new Map(),
+  ): Promise<void> {
     const hash = hexToBytes(block.hash);
     const ops: { type: 'put'; key: Uint8Array; value: Uint8Array }[] = [
       { type: 'put', key: key(P_BLOCK, hash), value: encodeBlock(block) },
@@ -144,6 +151,7 @@ export class BlockStore {
     for (const [address, account] of accounts) {
       ops.push({ type: 'put', key: key(P_ACCOUNT, hexToBytes(address)), value: encodeAccount(account) });
     }
+    for (const [slot, value] of slots) ops.push({ type: 'put', key: key(P_SLOT, hexToBytes(slot)), value });
     await this.db.batch(ops, { sync: true });
   }
 
@@ -181,6 +189,13 @@ export class BlockStore {
     return { blockHash: bytesToHex(v.subarray(0, 32)), index: new DataView(v.buffer, v.byteOffset).getUint32(32) };
   }
 
+  /** Every stored storage slot, for rebuilding the state at start-up. */
+  async *slots(): AsyncGenerator<[string, Uint8Array]> {
+    for await (const [k, v] of this.db.iterator({ gte: key(P_SLOT, new Uint8Array(0)), lt: key(P_SLOT + 1, new Uint8Array(0)) })) {
+      yield [bytesToHex(k.subarray(1)), v];
+    }
+  }
+
   /** Every stored account, for rebuilding the state at start-up. */
   async *accounts(): AsyncGenerator<[Address, Account]> {
     for await (const [k, v] of this.db.iterator({ gte: key(P_ACCOUNT, new Uint8Array(0)), lt: key(P_ACCOUNT + 1, new Uint8Array(0)) })) {
@@ -189,11 +204,13 @@ export class BlockStore {
   }
 }
 
-function encodeBlock(block: Block): Uint8Array {
+/** Bytes of a block as stored (and logged by the consensus WAL): rlp([header, [raw tx...]]). */
+export function encodeBlock(block: Block): Uint8Array {
   return rlpEncode([encodeHeader(block.header), block.txs.map((tx) => tx.raw)]);
 }
 
-function decodeBlock(bytes: Uint8Array, hash: Hash, chainId: bigint): Block {
+/** Inverse of encodeBlock; `hash` is the block's hash (not recomputed). Throws STORE_CORRUPT. */
+export function decodeBlock(bytes: Uint8Array, hash: Hash, chainId: bigint): Block {
   const corrupt = () => new ChainError('STORE_CORRUPT', `stored block ${hash} is malformed`);
   const f = rlpList(rlpDecode(bytes));
   const headerBytes = rlpBytes(f?.[0]);

@@ -2,7 +2,7 @@
 // (block store, ledger, pool, solo sealer, JSON-RPC server) from a DevConfig, prefunds the well-known dev
 // accounts, and tears everything down in order on stop.
 import { resolve } from 'node:path';
-import type { ChainSpec, Logger } from '../chain/index.ts';
+import type { ChainSpec, Logger, ValidatorKey } from '../chain/index.ts';
 import {
   Ledger,
   SoloSealer,
@@ -12,6 +12,7 @@ import {
   createRpcServer,
   formatHeader,
   formatLogs,
+  validatorKeyOf,
 } from '../chain/index.ts';
 import { MemorySigner } from '../device/index.ts';
 import type { DevConfig } from './dev-config.ts';
@@ -37,13 +38,15 @@ export interface DevNode {
 }
 
 /** The dev chain's parameters: dev accounts prefunded, one validator that also proposes. */
-export function devChainSpec(config: DevConfig, accounts: readonly DevAccount[], validator: string): ChainSpec {
+export function devChainSpec(config: DevConfig, accounts: readonly DevAccount[], validator: ValidatorKey): ChainSpec {
   return {
     chainId: BigInt(config.chainId),
     baseFee: DEV_BASE_FEE,
     gasLimit: BigInt(config.block.gasLimit),
     committee: [validator],
-    proposers: [validator],
+    periodMs: config.block.periodMs,
+    timeoutMs: 3 * config.block.periodMs,
+    proposers: [validator.address],
     genesisTimestamp: 0,
     alloc: new Map(accounts.map((a) => [a.address, DEV_BALANCE])),
   };
@@ -57,7 +60,7 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
   // reopened by any `datagate dev` and nobody mistakes it for a funded user account.
   const validatorKey = deriveAccounts(DEV_MNEMONIC, 1, 1)[0]!;
   const signer = new MemorySigner(validatorKey.privateKey);
-  const spec = devChainSpec(config, accounts, signer.address);
+  const spec = devChainSpec(config, accounts, validatorKeyOf(signer));
 
   const ledger = await Ledger.open(resolve(dataDir, 'chain'), spec, logger.child({ module: 'ledger' }));
   const pool = new TxPool({

@@ -51,7 +51,7 @@ export class SoloSealer {
     this.timers = opts.timers ?? systemTimers;
     this.log = opts.logger ?? nopLogger;
     const { committee, proposers } = opts.ledger.spec;
-    if (committee.length !== 1 || committee[0] !== opts.signer.address || !proposers.includes(opts.signer.address)) {
+    if (committee.length !== 1 || committee[0]?.address !== opts.signer.address || !proposers.includes(opts.signer.address)) {
       throw new Error(`solo sealing needs a committee of exactly the signer ${opts.signer.address}, which must also be a proposer`);
     }
   }

@@ -12,3 +12,8 @@ export { chooseSecp256k1Backend, secp256k1, secp256k1BackendName } from './secp2
 export { publicKeyToAddress, recoverAddress, signatureBytes } from './address.ts';
 export type { RecoveryCacheStats } from './cache.ts';
 export { DEFAULT_RECOVERY_CACHE_SIZE, RecoveryCache, defaultRecoveryCache, recoverAddressCached } from './cache.ts';
+export type { KeyType, P256Backend } from './p256.ts';
+export {
+  P256_HALF_N, P256_N, chooseP256Backend, keyAddress, loadNativeP256, nativeP256LoadError, nobleP256, p256Backend,
+  p256BackendName, p256PublicKey, p256Sign, p256Verify, verifySignature,
+} from './p256.ts';

@@ -82,7 +82,9 @@ function onStart<B extends BlockRef>(c: Ctx<B>, height: bigint, parent: { hash: 
   // I(h) is built by this node's own host from the parent: valid by construction.
   s.validation.set(impeachment.hash, 'valid');
   const { periodMs, timeoutMs } = s.config;
-  if (isValidator(s)) c.actions.push({ type: 'set-timer', height, round: 0, kind: 'round', at: parent.timestamp + periodMs + timeoutMs });
+  // The proposer gets at least timeoutMs from the moment we start the height, even when the parent is
+  // old (after an outage), so that it is never impeached before it could have proposed.
+  if (isValidator(s)) c.actions.push({ type: 'set-timer', height, round: 0, kind: 'round', at: Math.max(parent.timestamp + periodMs, c.now) + timeoutMs });
   if (proposerOf(s.config, height) === s.config.self) c.actions.push({ type: 'set-timer', height, round: 0, kind: 'propose', at: parent.timestamp + periodMs });
   const pending = s.future;
   s.future = [];

@@ -126,7 +126,7 @@ export interface LbftConfig {
   readonly self: Address;
   /** Target time between blocks (ms): a proposer proposes at parent.timestamp + periodMs. */
   readonly periodMs: number;
-  /** Round 0 times out at parent.timestamp + periodMs + timeoutMs; round r >= 1 after timeoutMs * 2^(r-1). */
+  /** Round 0 times out at max(parent.timestamp + periodMs, start of the height) + timeoutMs; round r >= 1 after timeoutMs * 2^(r-1). */
   readonly timeoutMs: number;
   /** Cap of a round's timeout. */
   readonly maxTimeoutMs: number;

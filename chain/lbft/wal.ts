@@ -242,6 +242,26 @@ export class Wal {
     return doomed.length;
   }
 
+  /**
+   * Start the next numbered file now (after the appends already issued), e.g. at a checkpoint so that a later
+   * prune() can drop everything before it. The current file is fsynced first. Does nothing while the current
+   * file holds no frame. Failure is fatal like an append's (WAL_WRITE_FAILED).
+   */
+  async rotate(): Promise<void> {
+    return this.#enqueue(async () => {
+      if (this.#failure !== null) throw this.#failure;
+      if (this.#fh === null) throw writeFailed('the WAL is closed; rotate() after close() is a bug in the caller', { dir: this.dir });
+      if (this.#size <= WAL_HEADER_BYTES) return;
+      try {
+        await this.#rotate();
+      } catch (err) {
+        const at = { file: this.#path(), offset: this.#size };
+        this.#failure = err instanceof ChainError ? err : writeFailed(`rotating past ${at.file} failed`, at, err);
+        throw this.#failure;
+      }
+    });
+  }
+
   /** Wait for pending appends, flush to stable storage and close. Later appends reject. */
   async close(): Promise<void> {
     await this.#enqueue(async () => {

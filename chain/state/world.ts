@@ -1,7 +1,7 @@
 // Account state: the committed accounts with their Merkle trie, and copy-on-write overlays in which a
 // block is built or checked. An overlay is dropped if the block is not committed; committing it swaps
 // in its accounts and trie, so the committed state is never half-updated.
-import { bigintToBytes32, bytesToBigint, hexToBytes, keccak256 } from '../crypto/index.ts';
+import { bigintToBytes32, bytesToBigint, bytesToHex, hexToBytes, keccak256 } from '../crypto/index.ts';
 import type { Account, Address } from '../types.ts';
 import { MerkleTrie } from './smt.ts';
 
@@ -25,35 +25,59 @@ export function accountKey(address: Address): Uint8Array {
   return keccak256(hexToBytes(address));
 }
 
-/** Read access to account state. */
+/** Read access to account state and to the storage slots of native contracts. */
 export interface StateReader {
   account(address: Address): Account;
+  /** Value of the storage slot at trie key `key` (0x hex, 32 bytes), or undefined. */
+  slot(key: string): Uint8Array | undefined;
+}
+
+/**
+ * Trie key of a storage slot owned by `domain` (e.g. 'lbft/impeachments'): keccak(domain || 0x00 || id),
+ * which can never equal an account key keccak(address) (20-byte preimage) in practice and keeps domains apart.
+ */
+export function slotKey(domain: string, id: Uint8Array): string {
+  const d = new TextEncoder().encode(domain);
+  const buf = new Uint8Array(d.length + 1 + id.length);
+  buf.set(d, 0);
+  buf.set(id, d.length + 1);
+  return bytesToHex(keccak256(buf));
 }
 
 /** The committed state at the head of the chain. */
 export class WorldState implements StateReader {
   private constructor(
     private accounts: Map<Address, Account>,
+    private slots: Map<string, Uint8Array>,
     private trie: MerkleTrie,
   ) {}
 
   static empty(): WorldState {
-    return new WorldState(new Map(), MerkleTrie.empty());
+    return new WorldState(new Map(), new Map(), MerkleTrie.empty());
   }
 
-  /** Build the committed state from stored accounts (at start-up). */
-  static fromAccounts(entries: Iterable<readonly [Address, Account]>): WorldState {
+  /** Build the committed state from stored accounts and slots (at start-up). */
+  static fromAccounts(entries: Iterable<readonly [Address, Account]>, slotEntries: Iterable<readonly [string, Uint8Array]> = []): WorldState {
     const accounts = new Map<Address, Account>();
+    const slots = new Map<string, Uint8Array>();
     let trie = MerkleTrie.empty();
     for (const [address, account] of entries) {
       accounts.set(address, account);
       trie = trie.set(accountKey(address), encodeAccount(account));
     }
-    return new WorldState(accounts, trie);
+    for (const [key, value] of slotEntries) {
+      slots.set(key, value);
+      trie = trie.set(hexToBytes(key), value);
+    }
+    return new WorldState(accounts, slots, trie);
   }
 
   account(address: Address): Account {
     return this.accounts.get(address) ?? EMPTY_ACCOUNT;
+  }
+
+  slot(key: string): Uint8Array | undefined {
+    return this.slots.get(key);
   }
 
   get accountCount(): number {
@@ -74,6 +98,7 @@ export class WorldState implements StateReader {
     if (overlay.base !== this) throw new Error('state overlay was opened on another state');
     const { trie } = overlay.seal();
     for (const [address, account] of overlay.changes()) this.accounts.set(address, account);
+    for (const [key, value] of overlay.slotChanges()) this.slots.set(key, value);
     this.trie = trie;
   }
 
@@ -86,6 +111,7 @@ export class WorldState implements StateReader {
 /** Pending changes to a WorldState; reads fall through to the base. */
 export class StateOverlay implements StateReader {
   private readonly dirty = new Map<Address, Account>();
+  private readonly dirtySlots = new Map<string, Uint8Array>();
   private sealed: { trie: MerkleTrie; root: Uint8Array } | null = null;
 
   constructor(readonly base: WorldState) {}
@@ -99,9 +125,24 @@ export class StateOverlay implements StateReader {
     this.dirty.set(address, account);
   }
 
+  slot(key: string): Uint8Array | undefined {
+    return this.dirtySlots.get(key) ?? this.base.slot(key);
+  }
+
+  setSlot(key: string, value: Uint8Array): void {
+    if (this.sealed !== null) throw new Error('state overlay is sealed');
+    if (hexToBytes(key).length !== 32) throw new RangeError('slot keys are 32 bytes');
+    this.dirtySlots.set(key, value);
+  }
+
   /** Accounts changed in this overlay. */
   changes(): ReadonlyMap<Address, Account> {
     return this.dirty;
+  }
+
+  /** Storage slots changed in this overlay. */
+  slotChanges(): ReadonlyMap<string, Uint8Array> {
+    return this.dirtySlots;
   }
 
   /** Fold the changes into a trie (once) and return it with its root; no further writes allowed. */
@@ -109,6 +150,7 @@ export class StateOverlay implements StateReader {
     if (this.sealed === null) {
       let trie = this.base.currentTrie();
       for (const [address, account] of this.dirty) trie = trie.set(accountKey(address), encodeAccount(account));
+      for (const [key, value] of this.dirtySlots) trie = trie.set(hexToBytes(key), value);
       this.sealed = { trie, root: trie.root() };
     }
     return this.sealed;

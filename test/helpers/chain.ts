@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Wallet } from 'ethers';
 import type { ChainSpec } from '../../chain/index.ts';
-import { Ledger, SoloSealer, TxPool } from '../../chain/index.ts';
+import { Ledger, SoloSealer, TxPool, validatorKeyOf } from '../../chain/index.ts';
 import { MemorySigner } from '../../device/index.ts';
 
 export const CHAIN_ID = 1337n;
@@ -20,7 +20,9 @@ export function testSpec(overrides: Partial<ChainSpec> = {}): ChainSpec {
     chainId: CHAIN_ID,
     baseFee: BASE_FEE,
     gasLimit: 30_000_000n,
-    committee: [validator.address],
+    committee: [validatorKeyOf(validator)],
+    periodMs: 1000,
+    timeoutMs: 3000,
     proposers: [validator.address],
     genesisTimestamp: 0,
     alloc: new Map([

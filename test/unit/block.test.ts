@@ -24,6 +24,7 @@ import {
   decodeCertificate,
   encodeCertificate,
   quorum,
+  validatorKeyOf,
   verifyCertificate,
   type CommitCertificate,
   type CommitSignature,
@@ -376,7 +377,7 @@ const HEIGHT = 12n;
 const ROUND = 1;
 const BLOCK = filled(32, 0xbb);
 const signers = [1, 2, 3, 4].map((k) => new MemorySigner(new Uint8Array(32).fill(k)));
-const committee = signers.map((s) => s.address);
+const committee = signers.map((s) => validatorKeyOf(s));
 const outsider = new MemorySigner(new Uint8Array(32).fill(9));
 
 async function commitSig(
@@ -436,12 +437,13 @@ test('verifyCertificate rejects short, duplicated, foreign, misdirected and malf
     'a signature over another chain id': cert([a, b, wrongChain]),
     'a signature for another purpose': cert([a, b, wrongPurpose]),
     'a claimed signer that differs from the recovered one': cert([a, b, { signer: signers[3]!.address, signature: c.signature }]),
-    'a 64-byte signature': cert([a, b, { signer: c.signer, signature: c.signature.subarray(0, 64) }]),
     'a 66-byte signature': cert([a, b, { signer: c.signer, signature: Uint8Array.of(...c.signature, 0) }]),
     'a recovery id of 2': cert([a, b, { signer: c.signer, signature: highRecid }]),
     'r = 0': cert([a, b, { signer: c.signer, signature: Uint8Array.of(...new Uint8Array(32), ...c.signature.subarray(32)) }]),
   };
   for (const [what, bad] of Object.entries(cases)) throwsCode(() => verify(bad), 'CERT_INVALID', what);
+  // r || s without the recovery id is the committee-wide format (P-256 members have none): accepted.
+  verify(cert([a, b, { signer: c.signer, signature: c.signature.subarray(0, 64) }]));
   // The certificate itself must name the expected block and height.
   throwsCode(() => verify({ ...cert([a, b, c]), height: HEIGHT + 1n }), 'CERT_INVALID', 'certificate for another height');
   throwsCode(() => verify({ ...cert([a, b, c]), blockHash: filled(32, 0xbc) }), 'CERT_INVALID', 'certificate for another block');

@@ -1,0 +1,342 @@
+// The driver that runs the LBFT reducer for a real node: one input queue, every input written to the WAL
+// before the reducer sees it (fsync'd for this node's own signed messages), and the reducer's actions
+// carried out against the ledger, the signer, the transport and the clock. After a crash the WAL of the
+// current height is replayed through the same reducer; the signer's double-sign guard makes any
+// signature asked for again identical to the one already sent.
+import type { Block } from '../block.ts';
+import { headerHash, sealHash } from '../block.ts';
+import type { CommitCertificate } from '../certificate.ts';
+import { memberSigned } from '../certificate.ts';
+import { signerOf } from '../certificate.ts';
+import { bytesToHex } from '../crypto/index.ts';
+import type { Candidate, Ledger } from '../ledger.ts';
+import { sealHashDigest } from '../ledger.ts';
+import type { Logger } from '../logger.ts';
+import { nopLogger } from '../logger.ts';
+import type { Signer } from '../signing.ts';
+import { consensusDigest } from '../signing.ts';
+import type { TxPool } from '../txpool.ts';
+import type { Address } from '../types.ts';
+import type { EngineBlock } from './codec.ts';
+import { decodeEvent, encodeEvent, engineBlock } from './codec.ts';
+import type { LbftMetrics } from './metrics.ts';
+import { nopLbftMetrics } from './metrics.ts';
+import { signingPayload } from './rules.ts';
+import type { LbftState } from './step.ts';
+import { initialState, step } from './step.ts';
+import type { Decided, LbftAction, LbftEvent, LbftVerifier, Message, SignedMessage, SigningPayload, Unsigned } from './types.ts';
+import type { Wal } from './wal.ts';
+
+/** Timer port, so tests can drive time by hand. */
+export interface Timers {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const systemTimers: Timers = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+/** How messages reach other nodes. */
+export interface LbftTransport {
+  /** Send to every validator except `from`. */
+  broadcast(from: Address, message: SignedMessage<EngineBlock>): void;
+  /** Send a VALIDATE to every node except `from`. */
+  sendDecided(from: Address, message: Decided<EngineBlock>): void;
+  sendTo(to: Address, message: Message<EngineBlock>): void;
+  /** Decided blocks (with certificates) of heights from..to from peers, in order; may return fewer. */
+  fetchDecided(from: bigint, to: bigint): Promise<Decided<EngineBlock>[]>;
+}
+
+export interface LbftNodeOptions {
+  readonly ledger: Ledger;
+  /** This node's key (guarded against double signing); null for a follower. */
+  readonly signer: Signer | null;
+  /** Identity of a follower (any address that is neither validator nor proposer). */
+  readonly address?: Address;
+  readonly transport: LbftTransport;
+  readonly wal: Wal | null;
+  /** Transactions for blocks this node proposes. */
+  readonly pool?: TxPool;
+  readonly maxTxsPerBlock?: number;
+  readonly timers?: Timers;
+  readonly logger?: Logger;
+  readonly metrics?: LbftMetrics;
+  /** Shared across nodes in one process so a message is verified once. */
+  readonly verifyCache?: Map<string, boolean>;
+}
+
+/** Verifies consensus signatures against the chain's committee (and proposer addresses for round-0 proposals). */
+export function ledgerVerifier(ledger: Ledger, cache = new Map<string, boolean>()): LbftVerifier {
+  const members = new Map(ledger.spec.committee.map((m) => [m.address, m]));
+  return {
+    verify(payload: SigningPayload, signer: Address, signature: Uint8Array): boolean {
+      const digest = consensusDigest(payload.purpose, ledger.spec.chainId, payload.height, payload.round, payload.hash);
+      const key = `${signer}${bytesToHex(digest)}${bytesToHex(signature)}`;
+      const known = cache.get(key);
+      if (known !== undefined) return known;
+      const member = members.get(signer);
+      let ok = false;
+      if (member !== undefined) ok = memberSigned(member, digest, signature);
+      else if (signature.length === 65) {
+        try {
+          ok = signerOf(digest, signature) === signer;
+        } catch {
+          ok = false;
+        }
+      }
+      if (cache.size > 100_000) cache.clear();
+      cache.set(key, ok);
+      return ok;
+    },
+  };
+}
+
+export class LbftNode {
+  readonly address: Address;
+  private state: LbftState<EngineBlock>;
+  private readonly timers: Timers;
+  private readonly log: Logger;
+  private readonly metrics: LbftMetrics;
+  private readonly queue: LbftEvent<EngineBlock>[] = [];
+  private running = false;
+  private stopped = false;
+  private replaying = false;
+  private idle: Promise<void> = Promise.resolve();
+  private readonly pendingTimers = new Set<unknown>();
+  /** Executed blocks of the current height, ready to commit. */
+  private readonly candidates = new Map<string, Candidate>();
+  private phase = { proposal: 0, prepare: 0, commit: 0 };
+
+  constructor(private readonly opts: LbftNodeOptions) {
+    const spec = opts.ledger.spec;
+    this.address = opts.signer?.address ?? opts.address ?? '0x' + '00'.repeat(20);
+    this.timers = opts.timers ?? systemTimers;
+    this.log = opts.logger ?? nopLogger;
+    this.metrics = opts.metrics ?? nopLbftMetrics;
+    this.state = initialState({
+      validators: spec.committee.map((m) => m.address),
+      proposers: spec.proposers,
+      self: this.address,
+      periodMs: spec.periodMs,
+      timeoutMs: spec.timeoutMs,
+      maxTimeoutMs: 16 * spec.timeoutMs,
+      futureHeights: 16,
+      maxFutureMessages: 4096,
+      verifier: ledgerVerifier(opts.ledger, opts.verifyCache),
+    });
+  }
+
+  /** Where the engine is: height, round, decided. */
+  status(): { height: bigint; round: number; decided: boolean; rejections: Readonly<Record<string, number>> } {
+    return { height: this.state.height, round: this.state.round, decided: this.state.decided, rejections: this.state.rejections };
+  }
+
+  /** Replay the WAL of the current height (if any), then begin the height after the ledger's head. */
+  async start(): Promise<void> {
+    const head = this.opts.ledger.head.header.number;
+    if (this.opts.wal !== null) {
+      const events: LbftEvent<EngineBlock>[] = [];
+      for await (const record of this.opts.wal.replay()) events.push(decodeEvent(record, this.opts.ledger.spec.chainId));
+      const from = events.findLastIndex((e) => e.type === 'start' && e.height === head + 1n);
+      if (from >= 0) {
+        this.replaying = true;
+        for (const event of events.slice(from)) await this.apply(event);
+        this.replaying = false;
+        this.log.info('replayed consensus WAL', { height: head + 1n, events: events.length - from, round: this.state.round });
+        this.pump();
+        return;
+      }
+    }
+    this.beginHeight();
+  }
+
+  /** Stop processing; pending timers are cancelled. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.pendingTimers) this.timers.clearTimeout(t);
+    this.pendingTimers.clear();
+    await this.idle;
+  }
+
+  /** A message from the network. */
+  deliver(message: Message<EngineBlock>): void {
+    this.enqueue({ type: 'message', now: this.timers.now(), message });
+  }
+
+  private beginHeight(): void {
+    const head = this.opts.ledger.head;
+    this.candidates.clear();
+    const impeachment = this.opts.ledger.buildImpeachment();
+    const block = engineBlock({ header: impeachment.header, hash: headerHash(impeachment.header), txs: [] });
+    this.candidates.set(block.hash, impeachment);
+    this.enqueue({
+      type: 'start',
+      now: this.timers.now(),
+      height: head.header.number + 1n,
+      parent: { hash: head.hash, timestamp: head.header.timestamp },
+      impeachment: block,
+    });
+  }
+
+  private enqueue(event: LbftEvent<EngineBlock>): void {
+    if (this.stopped) return;
+    this.queue.push(event);
+    this.pump();
+  }
+
+  private pump(): void {
+    if (this.running || this.replaying) return;
+    this.running = true;
+    this.idle = (async () => {
+      try {
+        while (this.queue.length > 0 && !this.stopped) await this.apply(this.queue.shift()!);
+      } finally {
+        this.running = false;
+      }
+    })();
+    this.idle.catch((err: unknown) => {
+      // A failed WAL write, signer or commit leaves the node unable to vote safely: stop loudly.
+      this.log.error('consensus driver failed', { error: err });
+      this.stopped = true;
+      throw err;
+    });
+  }
+
+  private async apply(event: LbftEvent<EngineBlock>): Promise<void> {
+    if (!this.replaying && this.opts.wal !== null) {
+      if (event.type === 'start') {
+        await this.opts.wal.rotate();
+        await this.opts.wal.prune(1);
+      }
+      const own = event.type === 'message' && event.message.type !== 'decided' && event.message.sender === this.address;
+      await this.opts.wal.append(encodeEvent(event), { sync: own });
+    }
+    const { actions } = step(this.state, event);
+    for (const action of actions) await this.perform(action, event.now);
+  }
+
+  private async perform(a: LbftAction<EngineBlock>, now: number): Promise<void> {
+    if (this.replaying && a.type !== 'set-timer') return;
+    const { ledger, transport } = this.opts;
+    switch (a.type) {
+      case 'set-timer': {
+        const handle = this.timers.setTimeout(() => {
+          this.pendingTimers.delete(handle);
+          this.enqueue({ type: 'timeout', now: this.timers.now(), height: a.height, round: a.round, kind: a.kind });
+        }, Math.max(0, a.at - this.timers.now()));
+        this.pendingTimers.add(handle);
+        return;
+      }
+      case 'broadcast': {
+        const message = await this.sign(a.message);
+        if (message.type === 'prepare') this.phase.prepare = now;
+        if (message.type === 'commit') this.phase.commit = now;
+        transport.broadcast(this.address, message);
+        this.enqueue({ type: 'message', now: this.timers.now(), message });
+        return;
+      }
+      case 'send-decided':
+        transport.sendDecided(this.address, a.message);
+        return;
+      case 'help-lagging': {
+        const block = await ledger.blockByNumber(a.height);
+        const certificate = block === undefined ? undefined : await ledger.certificate(block.hash);
+        if (block !== undefined && certificate !== undefined) transport.sendTo(a.to, { type: 'decided', height: a.height, block: engineBlock(block), certificate });
+        return;
+      }
+      case 'sync':
+        void this.sync(a.height);
+        return;
+      case 'validate': {
+        if (this.phase.proposal === 0) this.phase.proposal = now;
+        let valid = true;
+        let reason: string | undefined;
+        try {
+          this.candidates.set(a.block.hash, ledger.validateBlock(a.block, this.timers.now()));
+        } catch (err) {
+          valid = false;
+          reason = (err as Error).message;
+          this.log.warn('proposed block is invalid', { height: a.height, hash: a.block.hash, reason });
+        }
+        this.enqueue({ type: 'validated', now: this.timers.now(), height: a.height, hash: a.block.hash, valid, ...(reason !== undefined ? { reason } : {}) });
+        return;
+      }
+      case 'build':
+        this.enqueue({ type: 'built', now: this.timers.now(), height: a.height, block: await this.build(a.timestamp) });
+        return;
+      case 'commit':
+        await this.commit(a.block, a.certificate, now);
+        return;
+      case 'impeach':
+        this.log.warn('impeaching proposer', { height: a.height, proposer: a.proposer, cause: a.cause });
+        this.metrics.impeachment({ height: a.height, proposer: a.proposer, cause: a.cause, at: now });
+        return;
+      case 'reject':
+        this.metrics.rejected(a.reason);
+        return;
+    }
+  }
+
+  private async sign(message: Unsigned<SignedMessage<EngineBlock>>): Promise<SignedMessage<EngineBlock>> {
+    const signer = this.opts.signer;
+    if (signer === null) throw new Error('a follower cannot sign consensus messages');
+    const payload = signingPayload(message);
+    const digest = consensusDigest(payload.purpose, this.opts.ledger.spec.chainId, payload.height, payload.round, payload.hash);
+    const signature = await signer.sign(digest, payload.purpose, { height: payload.height, round: payload.round, hash: payload.hash });
+    return { ...message, sender: this.address, signature } as SignedMessage<EngineBlock>;
+  }
+
+  private async build(timestamp: number): Promise<EngineBlock> {
+    const { ledger, pool, signer } = this.opts;
+    if (signer === null) throw new Error('a follower cannot propose');
+    const txs = pool?.select(ledger.spec.gasLimit, this.opts.maxTxsPerBlock ?? 5_000) ?? [];
+    const candidate = ledger.buildBlock({ proposer: signer.address, timestamp, round: 0, txs });
+    for (const { tx, error } of candidate.rejected) {
+      pool?.remove(tx.hash);
+      this.log.warn('dropped transaction that cannot run', { tx: tx.hash, code: error.code });
+    }
+    const number = candidate.header.number;
+    const seal = await signer.sign(sealHashDigest(ledger.spec.chainId, candidate.header), 'seal', { height: number, round: 0, hash: sealHash(candidate.header) });
+    const header = { ...candidate.header, seal };
+    const block: Block = { header, hash: headerHash(header), txs: candidate.txs };
+    this.candidates.set(block.hash, { ...candidate, header });
+    return engineBlock(block);
+  }
+
+  private async commit(block: EngineBlock, certificate: CommitCertificate, now: number): Promise<void> {
+    const { ledger, pool } = this.opts;
+    // Already in the ledger (a sync got there first): just move on to the next height.
+    if (block.number <= ledger.head.header.number) return this.beginHeight();
+    const candidate = this.candidates.get(block.hash) ?? ledger.validateBlock(block);
+    await ledger.commit(candidate, certificate);
+    pool?.onBlock(block.txs);
+    const p = this.phase;
+    const since = (t: number, from: number) => (t > 0 && from > 0 ? t - from : null);
+    this.metrics.decided({
+      height: block.number,
+      round: certificate.round,
+      proposalToPrepareMs: since(p.prepare, p.proposal),
+      prepareToCommitMs: since(p.commit, p.prepare),
+      commitToDecideMs: since(now, p.commit),
+      totalMs: since(now, p.proposal),
+    });
+    this.phase = { proposal: 0, prepare: 0, commit: 0 };
+    this.beginHeight();
+  }
+
+  private async sync(height: bigint): Promise<void> {
+    const from = this.opts.ledger.head.header.number + 1n;
+    if (height < from) return;
+    // At most as many heights as the engine buffers ahead; a later VALIDATE asks for the rest.
+    const to = height - 1n < from + 15n ? height - 1n : from + 15n;
+    try {
+      for (const d of await this.opts.transport.fetchDecided(from, to)) this.deliver(d);
+    } catch (err) {
+      this.log.warn('block sync failed', { from, to: height, error: err });
+    }
+  }
+}

@@ -1,0 +1,115 @@
+// An in-process LBFT cluster over real ledgers: n validators and m proposers, each with its own LevelDB,
+// talking through an in-memory transport. For integration tests of the driver and the ledger together.
+import { join } from 'node:path';
+import { Wallet } from 'ethers';
+import type { ChainSpec, Signer } from '../../chain/index.ts';
+import { Ledger, TxPool, validatorKeyOf } from '../../chain/index.ts';
+import { LbftNode } from '../../chain/lbft/driver.ts';
+import type { LbftTransport } from '../../chain/lbft/driver.ts';
+import type { EngineBlock } from '../../chain/lbft/codec.ts';
+import { engineBlock } from '../../chain/lbft/codec.ts';
+import type { Decided, Message } from '../../chain/lbft/types.ts';
+import { MemorySigner } from '../../device/index.ts';
+import { LbftRecorder } from '../../chain/lbft/metrics.ts';
+
+export const ETH = 10n ** 18n;
+export const user = new Wallet('0x' + '42'.repeat(32));
+
+export interface ClusterNode {
+  readonly name: string;
+  readonly ledger: Ledger;
+  readonly node: LbftNode;
+  readonly signer: Signer;
+  readonly pool: TxPool;
+  readonly metrics: LbftRecorder;
+  /** When set, this node neither sends nor receives. */
+  down: boolean;
+}
+
+/** The transport: deliveries happen on a later macrotask, never re-entrantly. */
+export class MemoryTransport implements LbftTransport {
+  readonly nodes = new Map<string, ClusterNode>();
+  constructor(private readonly validators: readonly string[]) {}
+
+  private post(to: string, message: Message<EngineBlock>): void {
+    const target = this.nodes.get(to);
+    if (target === undefined || target.down) return;
+    setImmediate(() => {
+      if (!target.down) target.node.deliver(message);
+    });
+  }
+
+  broadcast(from: string, message: Message<EngineBlock>): void {
+    if (this.nodes.get(from)?.down) return;
+    for (const v of this.validators) if (v !== from) this.post(v, message);
+  }
+
+  sendDecided(from: string, message: Decided<EngineBlock>): void {
+    if (this.nodes.get(from)?.down) return;
+    for (const addr of this.nodes.keys()) if (addr !== from) this.post(addr, message);
+  }
+
+  sendTo(to: string, message: Message<EngineBlock>): void {
+    this.post(to, message);
+  }
+
+  async fetchDecided(from: bigint, to: bigint): Promise<Decided<EngineBlock>[]> {
+    const best = [...this.nodes.values()].filter((n) => !n.down).sort((a, b) => Number(b.ledger.head.header.number - a.ledger.head.header.number))[0];
+    const out: Decided<EngineBlock>[] = [];
+    if (best === undefined) return out;
+    for (let h = from; h <= to; h++) {
+      const block = await best.ledger.blockByNumber(h);
+      const certificate = block === undefined ? undefined : await best.ledger.certificate(block.hash);
+      if (block === undefined || certificate === undefined) break;
+      out.push({ type: 'decided', height: h, block: engineBlock(block), certificate });
+    }
+    return out;
+  }
+}
+
+export async function startCluster(dir: string, opts: { validators?: number; proposers?: number; periodMs?: number; timeoutMs?: number } = {}) {
+  const validators = Array.from({ length: opts.validators ?? 4 }, (_, i) => new MemorySigner(new Uint8Array(32).fill(0x10 + i)));
+  const proposers = Array.from({ length: opts.proposers ?? 2 }, (_, i) => new MemorySigner(new Uint8Array(32).fill(0x40 + i)));
+  const spec: ChainSpec = {
+    chainId: 1337n,
+    baseFee: 1_000_000_000n,
+    gasLimit: 30_000_000n,
+    committee: validators.map(validatorKeyOf),
+    proposers: proposers.map((p) => p.address),
+    periodMs: opts.periodMs ?? 100,
+    timeoutMs: opts.timeoutMs ?? 300,
+    genesisTimestamp: 0,
+    alloc: new Map([[user.address.toLowerCase(), 1000n * ETH]]),
+  };
+  const transport = new MemoryTransport(validators.map((v) => v.address));
+  const verifyCache = new Map<string, boolean>();
+  const nodes: ClusterNode[] = [];
+  for (const [name, signer] of [...validators.map((v, i) => [`v${i}`, v] as const), ...proposers.map((p, i) => [`p${i}`, p] as const)]) {
+    const ledger = await Ledger.open(join(dir, name), spec);
+    const pool = new TxPool({ nonceOf: (a) => ledger.state.account(a).nonce, minFee: spec.baseFee });
+    const metrics = new LbftRecorder();
+    const node = new LbftNode({ ledger, signer, transport, wal: null, pool, verifyCache, metrics });
+    const entry: ClusterNode = { name, ledger, node, signer, pool, metrics, down: false };
+    transport.nodes.set(signer.address, entry);
+    nodes.push(entry);
+  }
+  for (const n of nodes) await n.node.start();
+  return {
+    spec,
+    nodes,
+    transport,
+    async stop() {
+      for (const n of nodes) await n.node.stop();
+      for (const n of nodes) await n.ledger.close();
+    },
+  };
+}
+
+/** Resolves when every node that is up has committed `height`, or rejects after `timeoutMs`. */
+export async function waitForHeight(nodes: readonly ClusterNode[], height: bigint, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (nodes.some((n) => !n.down && n.ledger.head.header.number < height)) {
+    if (Date.now() > deadline) throw new Error(`heights after ${timeoutMs} ms: ${nodes.map((n) => `${n.name}=${n.ledger.head.header.number}`).join(' ')}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -1,0 +1,55 @@
+// LBFT over real ledgers in one process: 4 validators and 2 proposers agree on blocks with transfers,
+// and a proposer that stops is impeached: the committee commits I(h) and counts it in state.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { getBytes } from 'ethers';
+import { decodeSignedTx } from '../../chain/index.ts';
+import { impeachmentCount } from '../../chain/ledger.ts';
+import { tempDir } from '../helpers/chain.ts';
+import { ETH, startCluster, user, waitForHeight } from '../helpers/lbft-cluster.ts';
+
+test('4 validators and 2 proposers commit the same blocks, with a transfer', async (t) => {
+  const cluster = await startCluster(tempDir(t));
+  t.after(() => cluster.stop());
+  const to = '0x' + '77'.repeat(20);
+  const raw = await user.signTransaction({ type: 2, chainId: 1337n, nonce: 0, to, value: ETH, gasLimit: 21_000n, maxFeePerGas: 2_000_000_000n, maxPriorityFeePerGas: 0n });
+  const tx = decodeSignedTx(getBytes(raw), 1337n);
+  for (const n of cluster.nodes.filter((n) => n.name.startsWith('p'))) n.pool.add(tx);
+  await waitForHeight(cluster.nodes, 6n);
+  const hashes = await Promise.all(cluster.nodes.map(async (n) => (await n.ledger.blockByNumber(5n))!.hash));
+  assert.equal(new Set(hashes).size, 1);
+  for (const n of cluster.nodes) assert.equal(n.ledger.state.account(to).balance, ETH);
+  // Proposers alternate and none was impeached.
+  const v0 = cluster.nodes[0]!.ledger;
+  const proposers = await Promise.all([1n, 2n, 3n, 4n].map(async (h) => (await v0.blockByNumber(h))!.header.proposer));
+  assert.deepEqual(proposers, [cluster.spec.proposers[1], cluster.spec.proposers[0], cluster.spec.proposers[1], cluster.spec.proposers[0]]);
+  assert.equal(cluster.nodes[0]!.metrics.impeachments.length, 0);
+});
+
+test('a proposer that goes down is impeached; the chain keeps going', async (t) => {
+  const cluster = await startCluster(tempDir(t));
+  t.after(() => cluster.stop());
+  await waitForHeight(cluster.nodes, 2n);
+  const p0 = cluster.nodes.find((n) => n.name === 'p0')!;
+  p0.down = true;
+  const up = cluster.nodes.filter((n) => !n.down);
+  const target = cluster.nodes[0]!.ledger.head.header.number + 6n;
+  await waitForHeight(up, target);
+  const ledger = cluster.nodes[0]!.ledger;
+  const impeached = cluster.nodes[0]!.metrics.impeachments;
+  assert.ok(impeached.length >= 2, `impeachments: ${impeached.length}`);
+  assert.ok(impeached.every((i) => i.proposer === p0.signer.address && i.cause === 'timeout'));
+  assert.ok(impeachmentCount(ledger.state, p0.signer.address) >= 2n);
+  let sawImpeachmentBlock = false;
+  for (let h = 3n; h <= target; h++) {
+    const b = (await ledger.blockByNumber(h))!;
+    if (b.header.seal.length === 0) {
+      sawImpeachmentBlock = true;
+      assert.equal(b.header.proposer, p0.signer.address);
+      assert.equal(b.txs.length, 0);
+    }
+  }
+  assert.ok(sawImpeachmentBlock);
+  const hashes = new Set(up.map((n) => n.ledger.head.header.number >= target ? 'x' : 'y'));
+  assert.deepEqual([...hashes], ['x']);
+});

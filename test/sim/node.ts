@@ -1,0 +1,274 @@
+// One simulated node: the real LBFT reducer plus a host that performs its actions in the simulated world.
+// The host writes every input to the WAL before the reducer sees it, signs through a double-sign guard
+// whose record survives crashes, keeps the committed chain (the node's block store, which also survives),
+// and after a crash rebuilds the engine by replaying the WAL through the same reducer.
+import type { CommitCertificate } from '../../chain/certificate.ts';
+import { signingPayload } from '../../chain/lbft/rules.ts';
+import { initialState, type LbftState } from '../../chain/lbft/state.ts';
+import type { LbftAction, LbftConfig, LbftEvent, Message, SignedMessage, Unsigned } from '../../chain/lbft/types.ts';
+import type { Address } from '../../chain/types.ts';
+import type { Checkers } from './checkers.ts';
+import { GENESIS, blockProblem, hex, impeachmentOf, makeBlock, signAs, type SimBlock, type Timing } from './model.ts';
+import type { Rng } from './rng.ts';
+
+export type SimEvent = LbftEvent<SimBlock>;
+export type SimAction = LbftAction<SimBlock>;
+export type SimMessage = Message<SimBlock>;
+/** An event before the host stamps it with its clock. */
+export type EventBody = SimEvent extends infer E ? (E extends unknown ? Omit<E, 'now'> : never) : never;
+export type Reducer = (state: LbftState<SimBlock>, event: SimEvent) => { state: LbftState<SimBlock>; actions: SimAction[] };
+
+/** What a node needs from the simulation around it. */
+export interface World {
+  readonly now: number;
+  readonly rng: Rng;
+  readonly checkers: Checkers;
+  readonly proposers: readonly Address[];
+  readonly timing: Timing;
+  /** Run `fn` at virtual time `at` (clamped to now). */
+  schedule(at: number, fn: () => void): void;
+  /** Send `message` from `from` to every validator node but `from` itself. */
+  broadcast(from: SimNode, message: SimMessage): void;
+  /** Send `message` from `from` to every other node. */
+  sendToAll(from: SimNode, message: SimMessage): void;
+  /** Send `message` from `from` to every node holding identity `to`. */
+  sendToIdentity(from: SimNode, to: Address, message: SimMessage): void;
+  /** Fetch committed blocks up to `height` for `node` from an honest peer. */
+  sync(node: SimNode, height: bigint): void;
+  /** Count one occurrence of `what` in the run's statistics. */
+  count(what: string): void;
+  /** Record a processed event and its actions in the trace (when tracing). */
+  traceStep(node: SimNode, event: SimEvent, actions: readonly SimAction[]): void;
+}
+
+/** Byzantine behaviour: hooks that replace or extend the honest host. */
+export interface Adversary {
+  /** Handle `action` instead of the honest host; return true when handled. */
+  act?(node: SimNode, action: SimAction): boolean;
+  /** See every event after the engine processed it. */
+  observe?(node: SimNode, event: SimEvent): void;
+  /** False keeps this node's messages from `to`. */
+  sendsTo?(node: SimNode, to: SimNode): boolean;
+}
+
+export interface NodeSpec {
+  readonly index: number;
+  readonly label: string;
+  readonly identity: Address;
+  readonly isValidator: boolean;
+  readonly config: LbftConfig;
+  readonly makeReducer: () => Reducer;
+}
+
+export class SimNode {
+  readonly index: number;
+  readonly label: string;
+  readonly identity: Address;
+  readonly isValidator: boolean;
+  readonly config: LbftConfig;
+  honest = true;
+  skewMs = 0;
+  adversary: Adversary | null = null;
+  /** Fault injection: told of every action before it is performed (the node stays honest). */
+  readonly hooks: ((node: SimNode, action: SimAction) => void)[] = [];
+  up = true;
+  /** Bumped on every crash: timers and replies of an earlier life are dropped. */
+  incarnation = 0;
+  state: LbftState<SimBlock>;
+  /** Every input, in order: survives a crash. */
+  readonly wal: SimEvent[] = [];
+  /** The double-sign guard's record (purpose|height|round -> hash): survives a crash. */
+  readonly signed = new Map<string, string>();
+  /** Committed chain from genesis, with certificates: survives a crash. */
+  readonly chain: { block: SimBlock; certificate: CommitCertificate | null }[] = [{ block: GENESIS, certificate: null }];
+  syncTarget = 0n;
+  syncBusy = false;
+  private reducer: Reducer;
+  private readonly inbox: EventBody[] = [];
+  private draining = false;
+
+  constructor(
+    spec: NodeSpec,
+    private readonly world: World,
+    private readonly makeReducer: () => Reducer,
+  ) {
+    this.index = spec.index;
+    this.label = spec.label;
+    this.identity = spec.identity;
+    this.isValidator = spec.isValidator;
+    this.config = spec.config;
+    this.reducer = makeReducer();
+    this.state = initialState<SimBlock>(this.config);
+  }
+
+  /** The node's local clock: virtual time plus its skew. */
+  clock(): number {
+    return this.world.now + this.skewMs;
+  }
+
+  head(): SimBlock {
+    return this.chain[this.chain.length - 1]!.block;
+  }
+
+  /** Feed an input to the engine (queued behind the one being processed, if any). */
+  input(body: EventBody): void {
+    if (!this.up) return;
+    this.inbox.push(body);
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      for (let next = this.inbox.shift(); next !== undefined && this.up; next = this.inbox.shift()) this.process(next);
+    } finally {
+      this.draining = false;
+      this.inbox.length = 0;
+    }
+  }
+
+  /** Begin height 1 on genesis. */
+  begin(): void {
+    this.input({ type: 'start', height: 1n, parent: { hash: GENESIS.hash, timestamp: GENESIS.timestamp }, impeachment: this.impeachmentAfter(GENESIS) });
+  }
+
+  impeachmentAfter(parent: SimBlock): SimBlock {
+    return impeachmentOf(parent, this.world.proposers, this.world.timing);
+  }
+
+  private process(body: EventBody): void {
+    const event = { ...body, now: this.clock() } as SimEvent;
+    this.wal.push(event);
+    const before = this.state.height;
+    let out: ReturnType<Reducer>;
+    try {
+      out = this.reducer(this.state, event);
+    } catch (err) {
+      this.world.checkers.onException(this.world.now, this.label, err);
+      return;
+    }
+    const { state, actions } = out;
+    this.state = state;
+    this.world.checkers.onEngineHeight(this.world.now, this.label, before, state.height);
+    this.world.traceStep(this, event, actions);
+    this.adversary?.observe?.(this, event);
+    for (const action of actions) {
+      for (const hook of this.hooks) hook(this, action);
+      if (!this.up) return;
+      if (this.adversary?.act?.(this, action) !== true) this.perform(action);
+    }
+  }
+
+  private perform(a: SimAction): void {
+    const w = this.world;
+    switch (a.type) {
+      case 'broadcast': {
+        const signed = this.sign(a.message);
+        if (signed !== null) this.publish(signed);
+        return;
+      }
+      case 'send-decided':
+        return w.sendToAll(this, a.message);
+      case 'help-lagging': {
+        w.count('help-lagging');
+        const entry = this.chain[Number(a.height)];
+        if (entry?.certificate != null) w.sendToIdentity(this, a.to, { type: 'decided', height: a.height, block: entry.block, certificate: entry.certificate });
+        return;
+      }
+      case 'sync':
+        return w.sync(this, a.height);
+      case 'set-timer':
+        return this.arm(a);
+      case 'validate': {
+        const valid = blockProblem(a.block, this.head(), w.proposers, w.timing) === null;
+        return this.replyLater({ type: 'validated', height: a.height, hash: a.block.hash, valid });
+      }
+      case 'build': {
+        const head = this.head();
+        const block = makeBlock({ number: a.height, parentHash: head.hash, proposer: this.identity, timestamp: a.timestamp, valid: true, impeachment: false });
+        w.checkers.built.add(block.hash);
+        return this.replyLater({ type: 'built', height: a.height, block });
+      }
+      case 'commit':
+        return this.commit(a.block, a.certificate);
+      case 'impeach':
+        return w.count(`impeach:${a.cause}`);
+      case 'reject':
+        return w.count(`reject:${a.reason}`);
+    }
+  }
+
+  private commit(block: SimBlock, certificate: CommitCertificate): void {
+    const parent = this.head();
+    this.world.checkers.onCommit(this.world.now, this.label, this.honest, block, parent, certificate);
+    if (block.number !== parent.number + 1n) return;
+    this.chain.push({ block, certificate });
+    if (certificate.round > 0) this.world.count(block.impeachment ? 'commit:I(h)' : 'commit:round>0');
+    this.inbox.push({ type: 'start', height: block.number + 1n, parent: { hash: block.hash, timestamp: block.timestamp }, impeachment: this.impeachmentAfter(block) });
+  }
+
+  /** Deliver `body` to this node a few ms from now, unless it crashes meanwhile. */
+  replyLater(body: EventBody): void {
+    const life = this.incarnation;
+    this.world.schedule(this.world.now + this.world.rng.int(1, 5), () => {
+      if (this.incarnation === life) this.input(body);
+    });
+  }
+
+  private arm(a: Extract<SimAction, { type: 'set-timer' }>): void {
+    const life = this.incarnation;
+    this.world.schedule(a.at - this.skewMs, () => {
+      if (this.incarnation === life) this.input({ type: 'timeout', height: a.height, round: a.round, kind: a.kind });
+    });
+  }
+
+  /** Sign through the double-sign guard: null (and, for an honest node, a checker failure) on a conflict. */
+  sign(message: Unsigned<SignedMessage<SimBlock>>): SignedMessage<SimBlock> | null {
+    const payload = signingPayload(message);
+    const key = `${payload.purpose}|${payload.height}|${payload.round}`;
+    const hash = hex(payload.hash);
+    const prior = this.signed.get(key);
+    if (prior !== undefined && prior !== hash) {
+      if (this.honest) this.world.checkers.onRefusedSign(this.world.now, this.label, this.identity, payload, prior);
+      return null;
+    }
+    this.signed.set(key, hash);
+    return this.signUnguarded(message);
+  }
+
+  /** Sign as this node's identity without the guard (Byzantine behaviour); still seen by the checkers. */
+  signUnguarded(message: Unsigned<SignedMessage<SimBlock>>): SignedMessage<SimBlock> {
+    const payload = signingPayload(message);
+    this.world.checkers.onSign(this.world.now, this.label, this.identity, payload);
+    return { ...message, sender: this.identity, signature: signAs(this.identity, payload) } as SignedMessage<SimBlock>;
+  }
+
+  /** Send a signed message to every validator and process it locally. */
+  publish(message: SignedMessage<SimBlock>): void {
+    this.world.broadcast(this, message);
+    this.input({ type: 'message', message });
+  }
+
+  /** Lose everything but the WAL, the signer record and the block store. */
+  crash(): void {
+    this.up = false;
+    this.incarnation++;
+    this.syncTarget = 0n;
+    this.syncBusy = false;
+  }
+
+  /** Restart: a fresh engine rebuilt by replaying the WAL; only the replay's timers are re-armed. */
+  restart(): void {
+    if (this.up) return;
+    const before = this.state.height;
+    this.reducer = this.makeReducer();
+    let state = initialState<SimBlock>(this.config);
+    const timers: Extract<SimAction, { type: 'set-timer' }>[] = [];
+    for (const event of this.wal) {
+      const out = this.reducer(state, event);
+      state = out.state;
+      for (const a of out.actions) if (a.type === 'set-timer') timers.push(a);
+    }
+    this.state = state;
+    this.up = true;
+    this.world.checkers.onEngineHeight(this.world.now, this.label, before, state.height);
+    for (const t of timers) if (t.height >= state.height) this.arm(t);
+  }
+}
