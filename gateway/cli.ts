@@ -1,6 +1,6 @@
 // The `datagate` command line: the commands, their flags, and what each one starts.
 import type { Command, CommandContext } from './args.ts';
-import { defineCommand, runCli } from './args.ts';
+import { UsageError, defineCommand, runCli } from './args.ts';
 import { configDefaults, loadConfigFile, withOverrides } from './config.ts';
 import type { DevConfig } from './dev-config.ts';
 import { devConfigSchema } from './dev-config.ts';
@@ -14,7 +14,13 @@ const devOptions = {
   'rpc-host': { type: 'string', valueName: 'address', description: 'Address the JSON-RPC server binds (default 127.0.0.1)' },
   'rpc-port': { type: 'integer', valueName: 'port', description: 'JSON-RPC port, HTTP and WebSocket (default 8545)' },
   'chain-id': { type: 'integer', valueName: 'id', description: 'EIP-155 chain id (default 1337)' },
-  'block-period': { type: 'integer', valueName: 'ms', description: 'Milliseconds between blocks when no transactions are pending (default 2000)' },
+  'block-period': { type: 'integer', valueName: 'ms', description: 'Milliseconds between blocks when no transactions are pending (default 1000)' },
+  'block-timeout': { type: 'integer', valueName: 'ms', description: 'Wait past the period before impeaching a silent proposer (default 2000)' },
+  validators: { type: 'integer', valueName: 'n', description: 'Validators in the LBFT committee (default 4)' },
+  proposers: { type: 'integer', valueName: 'n', description: 'Proposers taking turns (default 2)' },
+  solo: { type: 'boolean', description: 'Run one node that is the only validator and proposer (no fault tolerance, fastest)' },
+  'kill-proposer': { type: 'integer', valueName: 'i', description: 'Stop proposer i (0-based) after --kill-after seconds, to watch its heights get impeached' },
+  'kill-after': { type: 'integer', valueName: 's', default: 10, description: 'Seconds before --kill-proposer takes effect' },
   'log-level': { type: 'string', choices: ['debug', 'info', 'warn', 'error'], description: 'Lowest log level printed (default info)' },
   'log-format': { type: 'string', choices: ['auto', 'json', 'human'], description: 'Log format; auto = human on a terminal (default auto)' },
 } as const;
@@ -30,6 +36,10 @@ export async function devConfigFrom(options: DevOptions): Promise<DevConfig> {
   if (options['rpc-port'] !== undefined) overrides['rpc.port'] = options['rpc-port'];
   if (options['chain-id'] !== undefined) overrides.chainId = options['chain-id'];
   if (options['block-period'] !== undefined) overrides['block.periodMs'] = options['block-period'];
+  if (options['block-timeout'] !== undefined) overrides['block.timeoutMs'] = options['block-timeout'];
+  if (options.validators !== undefined) overrides['lbft.validators'] = options.validators;
+  if (options.proposers !== undefined) overrides['lbft.proposers'] = options.proposers;
+  if (options.solo) overrides['lbft.solo'] = true;
   if (options['log-level'] !== undefined) overrides['log.level'] = options['log-level'];
   if (options['log-format'] !== undefined) overrides['log.format'] = options['log-format'];
   return withOverrides(base, overrides, devConfigSchema);
@@ -37,7 +47,7 @@ export async function devConfigFrom(options: DevOptions): Promise<DevConfig> {
 
 const dev = defineCommand({
   name: 'dev',
-  summary: 'Run a single-machine development chain with prefunded accounts and JSON-RPC',
+  summary: 'Run a development chain (an LBFT committee in one process) with prefunded accounts and JSON-RPC',
   options: devOptions,
   async run({ options, stdout, signal }) {
     const config = await devConfigFrom(options);
@@ -48,9 +58,13 @@ const dev = defineCommand({
       fatal = err;
       stopped.abort();
     });
+    const committee = node.nodes.filter((n) => n.role !== 'follower').map((n) => `  ${n.name.padEnd(12)} ${n.address} (${n.role})`);
     const lines = [
       `datagate dev: chain id ${config.chainId}, data dir ${node.dataDir}`,
       `JSON-RPC: ${node.rpcUrl} (WebSocket ${node.wsUrl})`,
+      '',
+      `LBFT committee (block period ${config.block.periodMs} ms, impeachment after ${config.block.timeoutMs} ms more):`,
+      ...committee,
       '',
       `Accounts (each ${DEV_BALANCE / 10n ** 18n} ETH), mnemonic "${DEV_MNEMONIC}":`,
       ...node.accounts.map((a, i) => `(${i}) ${a.address}  private key ${hexKey(a)}`),
@@ -59,11 +73,24 @@ const dev = defineCommand({
       '',
     ];
     stdout.write(lines.join('\n'));
+    const killIndex = options['kill-proposer'];
+    let killTimer: NodeJS.Timeout | undefined;
+    if (killIndex !== undefined) {
+      if (config.lbft.solo || killIndex < 0 || killIndex >= config.lbft.proposers) {
+        await node.stop();
+        throw new UsageError(`--kill-proposer ${killIndex}: there are proposers 0..${config.lbft.proposers - 1}${config.lbft.solo ? ' (none in --solo mode)' : ''}`);
+      }
+      killTimer = setTimeout(() => {
+        const p = node.killProposer(killIndex);
+        logger.warn('proposer killed: validators will impeach it at its heights', { proposer: p.address, node: p.name });
+      }, options['kill-after'] * 1000);
+    }
     await new Promise<void>((resolve) => {
       if (signal.aborted || stopped.signal.aborted) return resolve();
       signal.addEventListener('abort', () => resolve(), { once: true });
       stopped.signal.addEventListener('abort', () => resolve(), { once: true });
     });
+    clearTimeout(killTimer);
     logger.info('stopping');
     await node.stop();
     if (fatal !== null) throw fatal;

@@ -1,10 +1,10 @@
-// Configuration of `datagate dev`, the single-node development chain: its schema (`devConfigSchema`, built
+// Configuration of `datagate dev`, the single-machine development chain: its schema (`devConfigSchema`, built
 // with the toolkit in config.ts) and the resulting `DevConfig` type.
 
 import { field, type Infer } from './config.ts';
 import { LOG_LEVELS } from './logger.ts';
 
-/** Config of `datagate dev`: a single-node development chain with JSON-RPC. */
+/** Config of `datagate dev`: a development chain (LBFT committee in one process) with JSON-RPC. */
 export const devConfigSchema = field.object({
   chainId: field.integer({ min: 1, max: Number.MAX_SAFE_INTEGER, default: 1337, description: 'EIP-155 chain id' }),
   dataDir: field.string({ minLength: 1, default: './data/dev', description: 'Directory for the chain database' }),
@@ -16,8 +16,14 @@ export const devConfigSchema = field.object({
     maxLogRange: field.integer({ min: 1, default: 10_000, description: 'Most blocks one eth_getLogs may span' }),
   }),
   block: field.object({
-    periodMs: field.integer({ min: 100, default: 2000, description: 'Milliseconds between blocks' }),
+    periodMs: field.integer({ min: 1, default: 1000, description: 'Milliseconds between blocks when no transactions are pending' }),
+    timeoutMs: field.integer({ min: 10, default: 2000, description: 'How long past the period validators wait for the scheduled proposer before impeaching it' }),
     gasLimit: field.integer({ min: 21_000, default: 30_000_000, description: 'Gas limit of each block' }),
+  }),
+  lbft: field.object({
+    validators: field.integer({ min: 1, max: 64, default: 4, description: 'Validators in the committee' }),
+    proposers: field.integer({ min: 1, max: 16, default: 2, description: 'Proposers taking turns' }),
+    solo: field.boolean({ default: false, description: 'One node that is both the only validator and the only proposer (fastest; no fault tolerance)' }),
   }),
   txpool: field.object(
     {

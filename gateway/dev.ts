@@ -1,20 +1,13 @@
-// Composition root of `datagate dev`: a single-machine development chain. It builds the concrete objects
-// (block store, ledger, pool, solo sealer, JSON-RPC server) from a DevConfig, prefunds the well-known dev
-// accounts, and tears everything down in order on stop.
-import { resolve } from 'node:path';
-import type { ChainSpec, Logger, ValidatorKey } from '../chain/index.ts';
-import {
-  Ledger,
-  SoloSealer,
-  SubscriptionHub,
-  TxPool,
-  createEthApi,
-  createRpcServer,
-  formatHeader,
-  formatLogs,
-  validatorKeyOf,
-} from '../chain/index.ts';
-import { MemorySigner } from '../device/index.ts';
+// Composition root of `datagate dev`: a development chain on one machine. It runs an LBFT committee in one
+// process (by default 4 validators and 2 proposers, each with its own ledger, consensus WAL and guarded
+// key, over an in-memory transport) plus a follower node that serves JSON-RPC, prefunds the well-known dev
+// accounts, and tears everything down in order on stop. `solo` runs one node that validates and proposes.
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Address, ChainSpec, Logger, SignedTx, Signer } from '../chain/index.ts';
+import { Ledger, SubscriptionHub, TxPool, createEthApi, createRpcServer, formatHeader, formatLogs, validatorKeyOf } from '../chain/index.ts';
+import { LbftNode, LbftRecorder, MemoryTransport, Wal, createLbftApi } from '../chain/index.ts';
+import { GuardedSigner, MemorySigner } from '../device/index.ts';
 import type { DevConfig } from './dev-config.ts';
 import type { DevAccount } from './dev-accounts.ts';
 import { DEV_MNEMONIC, deriveAccounts } from './dev-accounts.ts';
@@ -25,63 +18,138 @@ export const DEV_BALANCE = 10_000n * 10n ** 18n;
 /** The fixed base fee of the dev chain: 1 gwei. */
 export const DEV_BASE_FEE = 1_000_000_000n;
 const DEV_ACCOUNTS = 10;
+/** Identity of the RPC follower: it holds no key. */
+const FOLLOWER: Address = '0x' + 'f0'.repeat(20);
+
+export interface DevNodeInfo {
+  readonly name: string;
+  readonly address: Address;
+  readonly role: 'validator' | 'proposer' | 'validator+proposer' | 'follower';
+  readonly ledger: Ledger;
+  readonly node: LbftNode;
+  readonly pool: TxPool | null;
+  down: boolean;
+}
 
 export interface DevNode {
   readonly rpcUrl: string;
   readonly wsUrl: string;
   readonly dataDir: string;
   readonly accounts: readonly DevAccount[];
+  readonly nodes: readonly DevNodeInfo[];
+  /** The ledger and pool behind JSON-RPC. */
   readonly ledger: Ledger;
   readonly pool: TxPool;
-  /** Stop RPC, block production and the store, in that order. */
+  /** Stop proposer `index` (it neither sends nor receives): its heights get impeached. */
+  killProposer(index: number): DevNodeInfo;
+  /** Stop RPC, consensus and the stores, in that order. */
   stop(): Promise<void>;
 }
 
-/** The dev chain's parameters: dev accounts prefunded, one validator that also proposes. */
-export function devChainSpec(config: DevConfig, accounts: readonly DevAccount[], validator: ValidatorKey): ChainSpec {
+/** The dev chain's parameters: dev accounts prefunded, the committee and proposers given. */
+export function devChainSpec(config: DevConfig, accounts: readonly DevAccount[], validators: readonly Signer[], proposers: readonly Address[]): ChainSpec {
   return {
     chainId: BigInt(config.chainId),
     baseFee: DEV_BASE_FEE,
     gasLimit: BigInt(config.block.gasLimit),
-    committee: [validator],
+    committee: validators.map(validatorKeyOf),
+    proposers,
     periodMs: config.block.periodMs,
-    timeoutMs: 3 * config.block.periodMs,
-    proposers: [validator.address],
+    timeoutMs: config.block.timeoutMs,
     genesisTimestamp: 0,
     alloc: new Map(accounts.map((a) => [a.address, DEV_BALANCE])),
   };
 }
 
-/** Start a dev node; `onFatal` hears of errors that stopped block production. */
+/** Start a dev chain; `onFatal` hears of errors that stopped a node. */
 export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: (err: unknown) => void): Promise<DevNode> {
   const dataDir = resolve(config.dataDir);
   const accounts = deriveAccounts(DEV_MNEMONIC, DEV_ACCOUNTS);
-  // The dev validator's key comes from the same mnemonic on another account path, so a data dir can be
-  // reopened by any `datagate dev` and nobody mistakes it for a funded user account.
-  const validatorKey = deriveAccounts(DEV_MNEMONIC, 1, 1)[0]!;
-  const signer = new MemorySigner(validatorKey.privateKey);
-  const spec = devChainSpec(config, accounts, validatorKeyOf(signer));
+  const solo = config.lbft.solo;
+  // Consensus keys come from the same mnemonic on other account paths (1' validators, 2' proposers), so a
+  // data dir can be reopened by any `datagate dev` and nobody mistakes them for funded user accounts.
+  const validatorKeys = deriveAccounts(DEV_MNEMONIC, solo ? 1 : config.lbft.validators, 1);
+  const proposerKeys = solo ? validatorKeys : deriveAccounts(DEV_MNEMONIC, config.lbft.proposers, 2);
+  const validators = validatorKeys.map((k) => new MemorySigner(k.privateKey));
+  const spec = devChainSpec(config, accounts, validators, proposerKeys.map((k) => k.address));
 
-  const ledger = await Ledger.open(resolve(dataDir, 'chain'), spec, logger.child({ module: 'ledger' }));
-  const pool = new TxPool({
-    nonceOf: (a) => ledger.state.account(a).nonce,
-    minFee: spec.baseFee,
-    maxTotal: config.txpool.maxTotal,
-    maxPerSender: config.txpool.maxPerSender,
-  });
-  const sealer = new SoloSealer({
-    ledger,
-    pool,
-    signer,
-    periodMs: config.block.periodMs,
-    logger: logger.child({ module: 'sealer' }),
-    ...(onFatal !== undefined ? { onFatal } : {}),
-  });
+  const roles: { name: string; key: DevAccount | null; role: DevNodeInfo['role'] }[] = solo
+    ? [{ name: 'solo', key: validatorKeys[0]!, role: 'validator+proposer' }]
+    : [
+        ...validatorKeys.map((key, i) => ({ name: `validator-${i}`, key, role: 'validator' as const })),
+        ...proposerKeys.map((key, i) => ({ name: `proposer-${i}`, key, role: 'proposer' as const })),
+        { name: 'rpc', key: null, role: 'follower' as const },
+      ];
+  const transport = new MemoryTransport(spec.committee.map((m) => m.address));
+  const recorder = new LbftRecorder();
+  const verifyCache = new Map<string, boolean>();
+  const nodes: DevNodeInfo[] = [];
+  const opened: { ledger: Ledger; wal: Wal }[] = [];
+  try {
+    for (const r of roles) {
+      const dir = join(dataDir, 'nodes', r.name);
+      await mkdir(dir, { recursive: true });
+      const ledger = await Ledger.open(join(dir, 'chain'), spec, logger.child({ module: 'ledger', node: r.name }));
+      const wal = await Wal.open(join(dir, 'wal')).catch(async (err: unknown) => {
+        await ledger.close();
+        throw err;
+      });
+      opened.push({ ledger, wal });
+      const signer = r.key === null ? null : await GuardedSigner.open({ inner: new MemorySigner(r.key.privateKey), stateFile: join(dir, 'sign-state.json') });
+      const pool = r.role === 'validator' ? null : new TxPool({ nonceOf: (a) => ledger.state.account(a).nonce, minFee: spec.baseFee, maxTotal: config.txpool.maxTotal, maxPerSender: config.txpool.maxPerSender });
+      const info: DevNodeInfo = {
+        name: r.name,
+        address: signer?.address ?? FOLLOWER,
+        role: r.role,
+        ledger,
+        pool,
+        down: false,
+        node: new LbftNode({
+          ledger,
+          signer,
+          address: signer?.address ?? FOLLOWER,
+          transport,
+          wal,
+          ...(pool !== null ? { pool } : {}),
+          logger: logger.child({ module: 'lbft', node: r.name }),
+          ...(r.name === 'validator-0' || solo ? { metrics: recorder } : {}),
+          verifyCache,
+          ...(onFatal !== undefined ? { onFatal } : {}),
+        }),
+      };
+      transport.add({ address: info.address, ledger, deliver: (m) => info.node.deliver(m), get down() { return info.down; }, set down(v) { info.down = v; } });
+      nodes.push(info);
+    }
+    for (const n of nodes) await n.node.start();
+  } catch (err) {
+    for (const n of nodes) await n.node.stop();
+    for (const o of opened) await o.wal.close().catch(() => {});
+    for (const o of opened) await o.ledger.close();
+    throw err;
+  }
+
+  const front = nodes.find((n) => n.role === 'follower' || n.role === 'validator+proposer')!;
+  const proposerNodes = nodes.filter((n) => n.role === 'proposer' || n.role === 'validator+proposer');
   const hub = new SubscriptionHub({ logger: logger.child({ module: 'subscriptions' }) });
-  ledger.on('block', ({ block, receipts }) => {
+  const blockLog = logger.child({ module: 'chain' });
+  front.ledger.on('block', ({ block, receipts }) => {
     hub.publishNewHead(formatHeader(block));
     hub.publishLogs(formatLogs(block, receipts));
+    const impeached = block.header.seal.length === 0;
+    blockLog.info(impeached ? 'impeachment block committed' : 'block committed', { number: block.header.number, txs: block.txs.length, proposer: block.header.proposer });
   });
+  // A transaction accepted by the RPC node goes to every proposer's pool, as gossip would carry it.
+  const forward = (tx: SignedTx) => {
+    for (const p of proposerNodes) {
+      if (p.pool === null || p === front) continue;
+      try {
+        p.pool.add(tx);
+      } catch {
+        // Already known there or refused by that pool's limits: the proposer's own concern.
+      }
+    }
+    for (const p of proposerNodes) p.node.transactionsArrived();
+  };
   const rpc = createRpcServer({
     host: config.rpc.host,
     port: config.rpc.port,
@@ -89,34 +157,47 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
     maxBatch: config.rpc.maxBatch,
     subscriptions: hub,
     logger: logger.child({ module: 'rpc' }),
-    methods: createEthApi({
-      ledger,
-      pool,
-      onTransaction: () => sealer.notify(),
-      clientVersion: `datagate/v${VERSION}/node-${process.version}`,
-      maxLogRange: config.rpc.maxLogRange,
-    }),
+    methods: {
+      ...createEthApi({ ledger: front.ledger, pool: front.pool!, onTransaction: forward, clientVersion: `datagate/v${VERSION}/node-${process.version}`, maxLogRange: config.rpc.maxLogRange }),
+      ...createLbftApi({
+        ledger: front.ledger,
+        recorder,
+        status: () => (nodes.find((n) => n.role !== 'proposer' && n.role !== 'follower') ?? front).node.status(),
+        peers: () => nodes.map((n) => ({ address: n.address, role: n.role === 'validator+proposer' ? 'validator' : n.role, head: n.ledger.head.header.number, up: !n.down })),
+      }),
+    },
   });
+  const stopAll = async () => {
+    for (const n of nodes) await n.node.stop();
+    for (const o of opened) await o.wal.close();
+    for (const o of opened) await o.ledger.close();
+  };
   let bound: { host: string; port: number };
   try {
     bound = await rpc.listen();
   } catch (err) {
-    await ledger.close();
+    await stopAll();
     throw err;
   }
-  sealer.start();
   const hostForUrl = bound.host.includes(':') ? `[${bound.host}]` : bound.host;
   return {
     rpcUrl: `http://${hostForUrl}:${bound.port}`,
     wsUrl: `ws://${hostForUrl}:${bound.port}`,
     dataDir,
     accounts,
-    ledger,
-    pool,
+    nodes,
+    ledger: front.ledger,
+    pool: front.pool!,
+    killProposer(index: number) {
+      const p = nodes.filter((n) => n.role === 'proposer')[index];
+      if (p === undefined) throw new RangeError(`there is no proposer ${index} (proposers: ${nodes.filter((n) => n.role === 'proposer').length})`);
+      p.down = true;
+      void p.node.stop();
+      return p;
+    },
     async stop() {
       await rpc.close();
-      await sealer.stop();
-      await ledger.close();
+      await stopAll();
     },
   };
 }

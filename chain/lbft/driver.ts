@@ -67,6 +67,8 @@ export interface LbftNodeOptions {
   readonly metrics?: LbftMetrics;
   /** Shared across nodes in one process so a message is verified once. */
   readonly verifyCache?: Map<string, boolean>;
+  /** Called when the driver stopped on an error it cannot recover from; without it the error is thrown. */
+  readonly onFatal?: (err: unknown) => void;
 }
 
 /** Verifies consensus signatures against the chain's committee (and proposer addresses for round-0 proposals). */
@@ -110,6 +112,8 @@ export class LbftNode {
   /** Executed blocks of the current height, ready to commit. */
   private readonly candidates = new Map<string, Candidate>();
   private phase = { proposal: 0, prepare: 0, commit: 0 };
+  /** The pending 'propose' timer of this node as proposer, so arriving transactions can fire it early. */
+  private proposeTimer: { handle: unknown; fire: () => void } | null = null;
 
   constructor(private readonly opts: LbftNodeOptions) {
     const spec = opts.ledger.spec;
@@ -162,6 +166,15 @@ export class LbftNode {
     await this.idle;
   }
 
+  /** Transactions reached this node's pool: as proposer waiting out the period, propose now. */
+  transactionsArrived(): void {
+    const t = this.proposeTimer;
+    if (t === null || (this.opts.pool?.pendingCount ?? 0) === 0) return;
+    this.proposeTimer = null;
+    this.timers.clearTimeout(t.handle);
+    t.fire();
+  }
+
   /** A message from the network. */
   deliver(message: Message<EngineBlock>): void {
     this.enqueue({ type: 'message', now: this.timers.now(), message });
@@ -202,7 +215,8 @@ export class LbftNode {
       // A failed WAL write, signer or commit leaves the node unable to vote safely: stop loudly.
       this.log.error('consensus driver failed', { error: err });
       this.stopped = true;
-      throw err;
+      if (this.opts.onFatal === undefined) throw err;
+      this.opts.onFatal(err);
     });
   }
 
@@ -224,11 +238,16 @@ export class LbftNode {
     const { ledger, transport } = this.opts;
     switch (a.type) {
       case 'set-timer': {
-        const handle = this.timers.setTimeout(() => {
+        const fire = () => {
           this.pendingTimers.delete(handle);
+          if (a.kind === 'propose') this.proposeTimer = null;
           this.enqueue({ type: 'timeout', now: this.timers.now(), height: a.height, round: a.round, kind: a.kind });
-        }, Math.max(0, a.at - this.timers.now()));
+        };
+        // A proposer with transactions waiting proposes at once instead of waiting out the period.
+        const early = a.kind === 'propose' && (this.opts.pool?.pendingCount ?? 0) > 0;
+        const handle = this.timers.setTimeout(fire, early ? 0 : Math.max(0, a.at - this.timers.now()));
         this.pendingTimers.add(handle);
+        if (a.kind === 'propose') this.proposeTimer = { handle, fire };
         return;
       }
       case 'broadcast': {

@@ -8,7 +8,7 @@ import { checkTx } from '../execute.ts';
 import type { Ledger } from '../ledger.ts';
 import { decodeSignedTx, intrinsicGas } from '../tx.ts';
 import type { TxPool } from '../txpool.ts';
-import type { Hash } from '../types.ts';
+import type { Hash, SignedTx } from '../types.ts';
 import { invalidParams, serverError, limitExceeded } from './errors.ts';
 import { formatBlock, formatLogs, formatReceipt, formatTx, quantity } from './format.ts';
 import type { RpcHandler } from './server.ts';
@@ -18,8 +18,8 @@ import { matchesLogFilter, parseLogFilter } from './subscriptions.ts';
 export interface EthApiOptions {
   readonly ledger: Ledger;
   readonly pool: TxPool;
-  /** Called after a transaction entered the pool (the block producer wakes up). */
-  readonly onTransaction?: () => void;
+  /** Called after a transaction entered the pool (to wake a block producer, or pass it on to proposers). */
+  readonly onTransaction?: (tx: SignedTx) => void;
   readonly clientVersion: string;
   /** Widest block range one eth_getLogs may scan. */
   readonly maxLogRange: number;
@@ -196,7 +196,7 @@ export function createEthApi(opts: EthApiOptions): Record<string, RpcHandler> {
       const tx = decodeSignedTx(data(raw, 'raw transaction'), chainId);
       checkTx(tx, ledger.state, ledger.spec.baseFee, 'not-below');
       pool.add(tx);
-      opts.onTransaction?.();
+      opts.onTransaction?.(tx);
       return tx.hash;
     },
 

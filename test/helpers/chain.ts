@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Wallet } from 'ethers';
 import type { ChainSpec } from '../../chain/index.ts';
-import { Ledger, SoloSealer, TxPool, validatorKeyOf } from '../../chain/index.ts';
+import { Ledger, TxPool, validatorKeyOf } from '../../chain/index.ts';
+import { SoloSealer } from './solo-sealer.ts';
 import { MemorySigner } from '../../device/index.ts';
 
 export const CHAIN_ID = 1337n;

@@ -5,10 +5,9 @@ import { Wallet } from 'ethers';
 import type { ChainSpec, Signer } from '../../chain/index.ts';
 import { Ledger, TxPool, validatorKeyOf } from '../../chain/index.ts';
 import { LbftNode } from '../../chain/lbft/driver.ts';
-import type { LbftTransport } from '../../chain/lbft/driver.ts';
 import type { EngineBlock } from '../../chain/lbft/codec.ts';
-import { engineBlock } from '../../chain/lbft/codec.ts';
-import type { Decided, Message } from '../../chain/lbft/types.ts';
+import { MemoryTransport } from '../../chain/lbft/memory-transport.ts';
+import type { Message } from '../../chain/lbft/types.ts';
 import { MemorySigner } from '../../device/index.ts';
 import { LbftRecorder } from '../../chain/lbft/metrics.ts';
 
@@ -24,47 +23,8 @@ export interface ClusterNode {
   readonly metrics: LbftRecorder;
   /** When set, this node neither sends nor receives. */
   down: boolean;
-}
-
-/** The transport: deliveries happen on a later macrotask, never re-entrantly. */
-export class MemoryTransport implements LbftTransport {
-  readonly nodes = new Map<string, ClusterNode>();
-  constructor(private readonly validators: readonly string[]) {}
-
-  private post(to: string, message: Message<EngineBlock>): void {
-    const target = this.nodes.get(to);
-    if (target === undefined || target.down) return;
-    setImmediate(() => {
-      if (!target.down) target.node.deliver(message);
-    });
-  }
-
-  broadcast(from: string, message: Message<EngineBlock>): void {
-    if (this.nodes.get(from)?.down) return;
-    for (const v of this.validators) if (v !== from) this.post(v, message);
-  }
-
-  sendDecided(from: string, message: Decided<EngineBlock>): void {
-    if (this.nodes.get(from)?.down) return;
-    for (const addr of this.nodes.keys()) if (addr !== from) this.post(addr, message);
-  }
-
-  sendTo(to: string, message: Message<EngineBlock>): void {
-    this.post(to, message);
-  }
-
-  async fetchDecided(from: bigint, to: bigint): Promise<Decided<EngineBlock>[]> {
-    const best = [...this.nodes.values()].filter((n) => !n.down).sort((a, b) => Number(b.ledger.head.header.number - a.ledger.head.header.number))[0];
-    const out: Decided<EngineBlock>[] = [];
-    if (best === undefined) return out;
-    for (let h = from; h <= to; h++) {
-      const block = await best.ledger.blockByNumber(h);
-      const certificate = block === undefined ? undefined : await best.ledger.certificate(block.hash);
-      if (block === undefined || certificate === undefined) break;
-      out.push({ type: 'decided', height: h, block: engineBlock(block), certificate });
-    }
-    return out;
-  }
+  readonly address: string;
+  deliver(message: Message<EngineBlock>): void;
 }
 
 export async function startCluster(dir: string, opts: { validators?: number; proposers?: number; periodMs?: number; timeoutMs?: number } = {}) {
@@ -89,8 +49,8 @@ export async function startCluster(dir: string, opts: { validators?: number; pro
     const pool = new TxPool({ nonceOf: (a) => ledger.state.account(a).nonce, minFee: spec.baseFee });
     const metrics = new LbftRecorder();
     const node = new LbftNode({ ledger, signer, transport, wal: null, pool, verifyCache, metrics });
-    const entry: ClusterNode = { name, ledger, node, signer, pool, metrics, down: false };
-    transport.nodes.set(signer.address, entry);
+    const entry: ClusterNode = { name, ledger, node, signer, pool, metrics, down: false, address: signer.address, deliver: (m) => node.deliver(m) };
+    transport.add(entry);
     nodes.push(entry);
   }
   for (const n of nodes) await n.node.start();

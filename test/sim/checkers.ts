@@ -34,6 +34,8 @@ export class Checkers {
   readonly forged = new Set<Hash>();
   /** Hashes of blocks some proposer's host built (a forged block that happens to equal one is not forged). */
   readonly built = new Set<Hash>();
+  /** Conflicting signatures by Byzantine identities (expected: twins, equivocators). */
+  byzantineConflicts = 0;
   private readonly committed = new Map<bigint, { hash: Hash; node: string }>();
   private readonly signed = new Map<Address, Map<string, string>>();
 
@@ -51,7 +53,10 @@ export class Checkers {
     if (mine === undefined) this.signed.set(who, (mine = new Map()));
     const prior = mine.get(key);
     if (prior === undefined) mine.set(key, hash);
-    else if (prior !== hash && this.world.isHonest(who)) this.add('conflict', time, node, `${who} signed ${key} for ${prior} and ${hash}`);
+    else if (prior !== hash) {
+      if (this.world.isHonest(who)) this.add('conflict', time, node, `${who} signed ${key} for ${prior} and ${hash}`);
+      else this.byzantineConflicts++;
+    }
   }
 
   /** An honest node's engine asked its signer for a conflicting signature (the signer refused). */

@@ -60,7 +60,8 @@ function main(): void {
         if (out.violations.length > 0) safety++;
         else liveness++;
         const traced = runScenario({ ...spec, trace: true });
-        const path = writeTrace(`sim-${scenario}-n${n}-seed${seed}`, { spec, healAt: traced.healAt, k: traced.k, violations: traced.violations, liveness: traced.liveness, heights: traced.heights, stats: traced.stats, trace: traced.trace });
+        const summary = { spec, replay: replayCommand(spec), healAt: traced.healAt, k: traced.k, violations: traced.violations, liveness: traced.liveness, nodes: traced.nodes, heights: traced.heights, stats: traced.stats };
+        const path = writeTrace(`sim-${scenario}-n${n}-seed${seed}`, summary, traced.trace ?? []);
         process.stdout.write(`FAIL scenario=${scenario} seed=${seed} n=${n}\n`);
         for (const v of out.violations) process.stdout.write(`  safety ${v.kind} at ${v.time} ms on ${v.node}: ${v.detail.split('\n')[0]}\n`);
         if (out.liveness !== null) process.stdout.write(`  liveness: ${out.liveness}\n`);

@@ -25,6 +25,8 @@ export interface World {
   readonly checkers: Checkers;
   readonly proposers: readonly Address[];
   readonly timing: Timing;
+  /** Range (ms) of the delay before the host answers a validate or build request. */
+  readonly hostDelayMs: readonly [number, number];
   /** Run `fn` at virtual time `at` (clamped to now). */
   schedule(at: number, fn: () => void): void;
   /** Send `message` from `from` to every validator node but `from` itself. */
@@ -207,7 +209,8 @@ export class SimNode {
   /** Deliver `body` to this node a few ms from now, unless it crashes meanwhile. */
   replyLater(body: EventBody): void {
     const life = this.incarnation;
-    this.world.schedule(this.world.now + this.world.rng.int(1, 5), () => {
+    const [lo, hi] = this.world.hostDelayMs;
+    this.world.schedule(this.world.now + this.world.rng.int(lo, hi), () => {
       if (this.incarnation === life) this.input(body);
     });
   }

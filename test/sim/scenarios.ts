@@ -47,7 +47,11 @@ export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'lossy',
     net: () => ({ ...CLEAN_NET, jitterMs: 150, loss: 0.1, dup: 0.05 }),
-    install: () => ({ healAt: 0, k: 6 }),
+    install(sim, rng) {
+      // Execution sometimes slower than the network, so votes arrive before the block is executed.
+      if (rng.chance(0.5)) sim.hostDelayMs = [1, 250];
+      return { healAt: 0, k: 6 };
+    },
   },
   {
     name: 'partition-heal',
@@ -150,6 +154,8 @@ export const SCENARIOS: readonly Scenario[] = [
     install(sim, rng) {
       const originals = rng.shuffle(sim.validators.map((_, i) => i)).slice(0, sim.f);
       const pairs = originals.map((i) => [i, sim.addTwin(i).index] as const);
+      // An equivocating proposer makes the twins sign conflicting prepares far more often.
+      if (rng.chance(0.5)) corrupt(someProposer(sim, rng), equivocatingProposer(sim, rng.fork('equivocate')));
       let t = 0;
       for (let w = rng.int(1, 3); w > 0; w--) {
         const sides: number[][] = [[], []];
@@ -211,6 +217,7 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'byzantine-mix',
     net: () => ({ ...CLEAN_NET, jitterMs: 80, loss: 0.03, dup: 0.02 }),
     install(sim, rng) {
+      if (rng.chance(0.5)) sim.hostDelayMs = [1, 250];
       const proposer = someProposer(sim, rng);
       corrupt(proposer, rng.pick([silentProposer, invalidProposer, () => equivocatingProposer(sim, rng.fork('equivocate'))])());
       const order = rng.shuffle(sim.validators.map((_, i) => i));

@@ -38,6 +38,8 @@ export interface RunResult {
   readonly time: number;
   /** Committed height of each node by label. */
   readonly heights: Record<string, number>;
+  /** Identity (address) of each node by label; '*' marks a Byzantine node. */
+  readonly nodes: Record<string, string>;
   readonly trace: TraceRecord[] | null;
   readonly stats: Readonly<Record<string, number>>;
 }
@@ -57,6 +59,8 @@ export class Sim implements World {
   readonly f: number;
   /** Listeners told of every message a node sends (the replay adversary records them here). */
   readonly onSend: ((from: SimNode, message: SimMessage) => void)[] = [];
+  /** How long the host takes to execute or build a block (ms); scenarios may slow it down. */
+  hostDelayMs: readonly [number, number] = [1, 5];
   /** Counts of what happened (impeachments by cause, rejections by reason, faults injected, ...). */
   readonly stats: Record<string, number> = {};
   private readonly queue = new EventQueue<() => void>();
@@ -255,13 +259,15 @@ export class Sim implements World {
       const t = target as bigint | null;
       if (t !== null && this.honestNodes().every((n) => n.head().number >= t)) break;
     }
-    if (liveness !== null) liveness = `${liveness}; heights ${this.describeHeights()}`;
+    if (liveness !== null) liveness = `${liveness}; node=committed/engine height, round (* Byzantine): ${this.describeHeights()}`;
+    if (this.checkers.byzantineConflicts > 0) this.stats['byzantine-conflicts'] = this.checkers.byzantineConflicts;
     const heights = Object.fromEntries(this.nodes.map((n) => [n.label, Number(n.head().number)]));
+    const nodes = Object.fromEntries(this.nodes.map((n) => [n.label, `${n.identity}${n.honest ? '' : '*'}`]));
     if (this.trace !== null) {
       for (const v of this.checkers.violations) this.note(v.node, `violation:${v.kind}`, { detail: v.detail });
       if (liveness !== null) this.note('sim', 'liveness-failure', { detail: liveness });
     }
-    return { violations: this.checkers.violations, liveness: this.checkers.violations.length > 0 ? null : liveness, steps, time: this.now, heights, trace: this.trace, stats: this.stats };
+    return { violations: this.checkers.violations, liveness: this.checkers.violations.length > 0 ? null : liveness, steps, time: this.now, heights, nodes, trace: this.trace, stats: this.stats };
   }
 
   private describeHeights(): string {

@@ -83,11 +83,15 @@ export function toJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? `0x${Buffer.from(v).toString('hex')}` : v));
 }
 
-/** Write `trace` under the OS temp dir; returns the path. */
-export function writeTrace(name: string, trace: unknown): string {
+/**
+ * Write a run's summary and trace under the OS temp dir as JSON, one trace record per line so the file
+ * reads well with grep and less; returns the path.
+ */
+export function writeTrace(name: string, summary: Record<string, unknown>, trace: readonly TraceRecord[]): string {
   const dir = join(tmpdir(), 'datagate-sim');
   mkdirSync(dir, { recursive: true });
   const path = join(dir, `${name.replace(/[^\w.-]+/g, '_')}.json`);
-  writeFileSync(path, toJson(trace));
+  const head = toJson(summary).slice(0, -1);
+  writeFileSync(path, `${head}${head.length > 1 ? ',' : ''}\n"trace": [\n${trace.map((r) => toJson(r)).join(',\n')}\n]}\n`);
   return path;
 }

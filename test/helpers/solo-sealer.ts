@@ -1,17 +1,16 @@
-// Block production with a committee of one, until the LBFT engine takes over: one key proposes,
-// seals and commits each block, giving a certificate of one signature in exactly the block and
-// certificate format LBFT uses. A block follows at once when transactions are pending, otherwise
-// one every `periodMs` so that the chain's clock moves.
-import { headerHash } from '../block.ts';
-import { hexToBytes } from '../crypto/index.ts';
-import type { CommitCertificate } from '../certificate.ts';
-import type { Ledger } from '../ledger.ts';
-import { sealHashDigest } from '../ledger.ts';
-import type { Logger } from '../logger.ts';
-import { nopLogger } from '../logger.ts';
-import type { Signer } from '../signing.ts';
-import { consensusDigest } from '../signing.ts';
-import type { TxPool } from '../txpool.ts';
+// Block production with a committee of one, for ledger tests: one key proposes, seals and commits each
+// block with a certificate of one signature, in the block and certificate format LBFT uses, without the
+// consensus engine. `produceBlock()` is driven by hand.
+import { headerHash } from '../../chain/block.ts';
+import { hexToBytes } from '../../chain/crypto/index.ts';
+import type { CommitCertificate } from '../../chain/certificate.ts';
+import type { Ledger } from '../../chain/ledger.ts';
+import { sealHashDigest } from '../../chain/ledger.ts';
+import type { Logger } from '../../chain/logger.ts';
+import { nopLogger } from '../../chain/logger.ts';
+import type { Signer } from '../../chain/signing.ts';
+import { consensusDigest } from '../../chain/signing.ts';
+import type { TxPool } from '../../chain/txpool.ts';
 
 /** Timer port, so tests can drive block production by hand. */
 export interface Timers {

@@ -1,0 +1,58 @@
+// Deliberately broken reducers, wrapped around the real one, for the tests that prove each checker can fail.
+// Each returns a factory the Sim calls per node (and again on restart).
+import { faultyOf } from '../../chain/lbft/rules.ts';
+import { step } from '../../chain/lbft/step.ts';
+import type { Address } from '../../chain/types.ts';
+import type { Reducer, SimAction } from './node.ts';
+
+/**
+ * The ancestor's rule: a validator that has seen f+1 ROUND-CHANGEs for a round of its height (its own
+ * included) decides I(h) at once, with those round changes' signatures as its "certificate".
+ */
+export function ancestorImpeachment(n: number): () => Reducer {
+  return () => {
+    const seen = new Map<string, Set<Address>>();
+    return (state, event) => {
+      const out = step(state, event);
+      if (event.type !== 'message' || event.message.type !== 'round-change') return out;
+      const m = event.message;
+      if (m.height !== state.height || state.impeachment === null) return out;
+      const key = `${m.height}|${m.round}`;
+      const senders = seen.get(key) ?? new Set<Address>();
+      senders.add(m.sender);
+      seen.set(key, senders);
+      if (senders.size !== faultyOf(n) + 1) return out;
+      const block = state.impeachment;
+      const certificate = { height: m.height, round: m.round, blockHash: block.hash, signatures: [...senders].map((signer) => ({ signer, signature: m.signature })) };
+      return { state, actions: [...out.actions, { type: 'commit', block, certificate }] };
+    };
+  };
+}
+
+/** An engine that also PREPAREs I(h) in every round it PREPAREs something else: a double sign. */
+export function doublePrepare(): () => Reducer {
+  return () => (state, event) => {
+    const out = step(state, event);
+    const extra: SimAction[] = [];
+    for (const a of out.actions) {
+      if (a.type === 'broadcast' && a.message.type === 'prepare' && state.impeachment !== null && a.message.hash !== state.impeachment.hash) {
+        extra.push({ type: 'broadcast', message: { ...a.message, hash: state.impeachment.hash } });
+      }
+    }
+    return { state, actions: [...out.actions, ...extra] };
+  };
+}
+
+/** An engine whose host reports every block as valid: it votes without executing. */
+export function skipExecution(): () => Reducer {
+  return () => (state, event) => step(state, event.type === 'validated' ? { ...event, valid: true } : event);
+}
+
+/** An engine that forgets a height whenever a round times out. */
+export function forgetfulHeight(): () => Reducer {
+  return () => (state, event) => {
+    const out = step(state, event);
+    if (event.type === 'timeout' && event.kind === 'round' && state.height > 1n) state.height -= 1n;
+    return out;
+  };
+}
