@@ -47,7 +47,8 @@ test('a good file: given values kept, everything else defaulted', () => {
     chainId: 4242,
     dataDir: './data/dev',
     rpc: { host: '0.0.0.0', port: 9545, maxRequestBytes: 5_242_880, maxBatch: 100, maxLogRange: 10_000 },
-    block: { periodMs: 2000, gasLimit: 30_000_000 },
+    block: { periodMs: 1000, timeoutMs: 2000, gasLimit: 30_000_000 },
+    lbft: { validators: 4, proposers: 2, solo: false },
     txpool: { maxTotal: 20_000, maxPerSender: 64 },
     log: { level: 'debug', format: 'auto' },
   });
@@ -85,8 +86,10 @@ test('a bad value names file:line:col, the dotted path and what was got', () => 
   assert.ok(range.includes('a.json:1:16: rpc.port'), range);
   assert.ok(range.includes('65535'), range);
 
-  const min = configError(() => parseConfig('{"block": {"periodMs": 99}}', 'a.json', devConfigSchema), 'CONFIG_INVALID');
+  const min = configError(() => parseConfig('{"block": {"periodMs": 0}}', 'a.json', devConfigSchema), 'CONFIG_INVALID');
   assert.ok(min.includes('a.json:1:24: block.periodMs'), min);
+  const lbft = configError(() => parseConfig('{"lbft": {"validators": 0}}', 'a.json', devConfigSchema), 'CONFIG_INVALID');
+  assert.ok(lbft.includes('a.json:1:25: lbft.validators'), lbft);
 
   const frac = configError(() => parseConfig('{"chainId": 1.5}', 'a.json', devConfigSchema), 'CONFIG_INVALID');
   assert.ok(frac.includes('a.json:1:13: chainId'), frac);
