@@ -114,6 +114,7 @@ export class LbftNode {
   private phase = { proposal: 0, prepare: 0, commit: 0 };
   /** The pending 'propose' timer of this node as proposer, so arriving transactions can fire it early. */
   private proposeTimer: { handle: unknown; fire: () => void } | null = null;
+  private readonly debugTrace = process.env.DATAGATE_LBFT_TRACE === '1';
 
   constructor(private readonly opts: LbftNodeOptions) {
     const spec = opts.ledger.spec;
@@ -150,6 +151,8 @@ export class LbftNode {
         this.replaying = true;
         for (const event of events.slice(from)) await this.apply(event);
         this.replaying = false;
+        // Work the replayed events asked for (commit, execute, build) was not carried out again: ask for it.
+        this.enqueue({ type: 'resume', now: this.timers.now() });
         this.log.info('replayed consensus WAL', { height: head + 1n, events: events.length - from, round: this.state.round });
         this.pump();
         return;
@@ -230,6 +233,7 @@ export class LbftNode {
       await this.opts.wal.append(encodeEvent(event), { sync: own });
     }
     const { actions } = step(this.state, event);
+    if (this.debugTrace) this.log.debug('lbft event', { event: event.type, kind: event.type === 'message' ? event.message.type : undefined, height: this.state.height, round: this.state.round, actions: actions.map((a) => a.type).join(',') });
     for (const action of actions) await this.perform(action, event.now);
   }
 
@@ -275,7 +279,9 @@ export class LbftNode {
         let valid = true;
         let reason: string | undefined;
         try {
-          this.candidates.set(a.block.hash, ledger.validateBlock(a.block, this.timers.now()));
+          // A block this node built (or I(h), built at the start of the height) was executed when it was
+          // made; everything else is executed now, before this node votes for it.
+          if (!this.candidates.has(a.block.hash)) this.candidates.set(a.block.hash, ledger.validateBlock(a.block, this.timers.now()));
         } catch (err) {
           valid = false;
           reason = (err as Error).message;

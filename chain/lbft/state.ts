@@ -1,6 +1,7 @@
 // The state of one node's LBFT engine: where it is (height, round), what it has seen of the current
 // height, and what it has already sent. Plain data, owned by the reducer; a node's WAL replayed through
 // the reducer rebuilds it exactly.
+import type { CommitCertificate } from '../certificate.ts';
 import type { Address, Hash } from '../types.ts';
 import type { BlockRef, Commit, LbftConfig, Message, Prepare, PreparedCertificate, Proposal, RoundChange } from './types.ts';
 
@@ -17,6 +18,8 @@ export interface LbftState<B extends BlockRef> {
   impeachment: B | null;
   /** The current height is decided; waiting for the host's next 'start'. */
   decided: boolean;
+  /** The decided block and its certificate, until the next 'start'. */
+  decision: { block: B; certificate: CommitCertificate } | null;
   /** Accepted proposal per round. */
   proposals: Map<number, Proposal<B>>;
   /** Blocks of this height known by hash (proposals, prepared certificates). */
@@ -56,6 +59,7 @@ export function initialState<B extends BlockRef>(config: LbftConfig): LbftState<
     parent: { hash: '', timestamp: 0 },
     impeachment: null,
     decided: false,
+    decision: null,
     proposals: new Map(),
     blocks: new Map(),
     validation: new Map(),
@@ -79,6 +83,7 @@ export function initialState<B extends BlockRef>(config: LbftConfig): LbftState<
 export function resetHeight<B extends BlockRef>(s: LbftState<B>): void {
   s.round = 0;
   s.decided = false;
+  s.decision = null;
   s.proposals = new Map();
   s.blocks = new Map();
   s.validation = new Map();

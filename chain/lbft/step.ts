@@ -53,6 +53,9 @@ export function step<B extends BlockRef>(state: LbftState<B>, event: LbftEvent<B
     case 'built':
       onBuilt(c, event.height, event.block);
       break;
+    case 'resume':
+      onResume(c);
+      break;
   }
   return { state, actions: c.actions };
 }
@@ -92,6 +95,20 @@ function onStart<B extends BlockRef>(c: Ctx<B>, height: bigint, parent: { hash: 
     if (m.height === height) onMessage(c, m);
     else if (m.height > height) s.future.push(m);
   }
+}
+
+function onResume<B extends BlockRef>(c: Ctx<B>): void {
+  const s = c.s;
+  if (!s.started) return;
+  if (s.decision !== null) {
+    c.actions.push({ type: 'commit', block: s.decision.block, certificate: s.decision.certificate });
+    return;
+  }
+  for (const [hash, v] of s.validation) {
+    const block = s.blocks.get(hash);
+    if (v === 'pending' && block !== undefined) c.actions.push({ type: 'validate', height: s.height, block });
+  }
+  if (s.buildRequested && !s.sentProposal.has(0)) c.actions.push({ type: 'build', height: s.height, timestamp: Math.max(c.now, s.parent.timestamp + 1) });
 }
 
 function onTimeout<B extends BlockRef>(c: Ctx<B>, height: bigint, round: number, kind: 'round' | 'propose'): void {
@@ -152,7 +169,8 @@ function onMessage<B extends BlockRef>(c: Ctx<B>, m: Message<B>): void {
     if (m.type === 'round-change' && isValidator(s, m.sender) && m.sender !== s.config.self) c.actions.push({ type: 'help-lagging', to: m.sender, height: m.height });
     return;
   }
-  if (!isValidator(s)) return reject(c, 'not-a-validator');
+  // A proposer that is not a validator sees its own proposal come back: nothing to do, nothing to count.
+  if (!isValidator(s)) return m.sender === s.config.self ? undefined : reject(c, 'not-a-validator');
   if (m.type !== 'proposal' && !isValidator(s, m.sender)) return reject(c, 'sender-not-validator', m.sender);
   // Cheap structural checks before the signature, which costs a verification.
   if (m.type === 'proposal' && m.sender !== (m.round === 0 ? proposerOf(s.config, s.height) : leaderOf(s.config, s.height, m.round))) {
@@ -301,6 +319,7 @@ function tryDecide<B extends BlockRef>(c: Ctx<B>, round: number, hash: Hash): vo
 
 function decide<B extends BlockRef>(c: Ctx<B>, block: B, certificate: CommitCertificate, announce: boolean): void {
   c.s.decided = true;
+  c.s.decision = { block, certificate };
   if (announce) c.actions.push({ type: 'send-decided', message: { type: 'decided', height: c.s.height, block, certificate } });
   c.actions.push({ type: 'commit', block, certificate });
 }

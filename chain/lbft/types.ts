@@ -77,7 +77,12 @@ export type LbftEvent<B extends BlockRef> =
   /** Result of executing a block the engine asked to validate. */
   | { readonly type: 'validated'; readonly now: number; readonly height: bigint; readonly hash: Hash; readonly valid: boolean; readonly reason?: string }
   /** The block this node (a proposer) was asked to build. */
-  | { readonly type: 'built'; readonly now: number; readonly height: bigint; readonly block: B };
+  | { readonly type: 'built'; readonly now: number; readonly height: bigint; readonly block: B }
+  /**
+   * The host restarted and replayed its WAL (whose actions it did not carry out again): re-issue the work
+   * still owed at this height (a decided block to commit, blocks to execute, a block to build).
+   */
+  | { readonly type: 'resume'; readonly now: number };
 
 /** Outputs of the reducer: what the host must do, in order. */
 export type LbftAction<B extends BlockRef> =

@@ -273,5 +273,7 @@ export class SimNode {
     this.up = true;
     this.world.checkers.onEngineHeight(this.world.now, this.label, before, state.height);
     for (const t of timers) if (t.height >= state.height) this.arm(t);
+    // The replay's other actions were not carried out: the engine re-issues what it still owes.
+    this.input({ type: 'resume' });
   }
 }

@@ -259,7 +259,12 @@ export class Sim implements World {
       const t = target as bigint | null;
       if (t !== null && this.honestNodes().every((n) => n.head().number >= t)) break;
     }
-    if (liveness !== null) liveness = `${liveness}; node=committed/engine height, round (* Byzantine): ${this.describeHeights()}`;
+    if (liveness !== null) {
+      liveness = `${liveness}; node=committed/engine height, round (* Byzantine): ${this.describeHeights()}`;
+      const behind = this.honestNodes().filter((n) => target === null || n.head().number < (target as bigint));
+      const why = behind.map((n) => `${n.label}: ${this.stuckReason(n)}`);
+      if (why.length > 0) liveness = `${liveness}; behind: ${why.join(', ')}`;
+    }
     if (this.checkers.byzantineConflicts > 0) this.stats['byzantine-conflicts'] = this.checkers.byzantineConflicts;
     const heights = Object.fromEntries(this.nodes.map((n) => [n.label, Number(n.head().number)]));
     const nodes = Object.fromEntries(this.nodes.map((n) => [n.label, `${n.identity}${n.honest ? '' : '*'}`]));
@@ -268,6 +273,16 @@ export class Sim implements World {
       if (liveness !== null) this.note('sim', 'liveness-failure', { detail: liveness });
     }
     return { violations: this.checkers.violations, liveness: this.checkers.violations.length > 0 ? null : liveness, steps, time: this.now, heights, nodes, trace: this.trace, stats: this.stats };
+  }
+
+  /** Why an honest node may be stuck, from its host and engine state (a hint for reading the trace). */
+  private stuckReason(n: SimNode): string {
+    const s = n.state;
+    if (!n.up) return 'down';
+    if (s.decided && n.head().number < s.height) return `engine decided ${s.height} but the host never committed it`;
+    const pending = [...s.validation].filter(([, v]) => v === 'pending').map(([hash]) => hash.slice(0, 10));
+    if (pending.length > 0) return `validation of ${pending.join(' ')} pending at height ${s.height}`;
+    return `at height ${s.height} round ${s.round}`;
   }
 
   private describeHeights(): string {

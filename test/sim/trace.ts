@@ -44,6 +44,8 @@ export function eventDetail(e: SimEvent): Record<string, unknown> {
       return { now: e.now, h: e.height, hash: short(e.hash), valid: e.valid };
     case 'built':
       return { now: e.now, h: e.height, block: short(e.block.hash), ts: e.block.timestamp };
+    case 'resume':
+      return { now: e.now };
   }
 }
 
