@@ -1,7 +1,7 @@
 // Ledger benchmark: signature recoveries per second (native libsecp256k1 vs @noble), then transfers per
 // second executed and committed by a real `datagate dev` process fed pre-signed transfers over JSON-RPC
 // by 4 senders, with p50/p99 inclusion latency. Prints figures; asserts nothing.
-//   npm run bench:ledger [-- --seconds 30 --senders 4 --batch 100]
+//   npm run bench:ledger [-- --seconds 30 --senders 4 --batch 100 --modes solo,committee]
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
@@ -20,8 +20,10 @@ const { values } = parseArgs({
     senders: { type: 'string', default: '4' },
     batch: { type: 'string', default: '100' },
     'skip-recover': { type: 'boolean', default: false },
+    modes: { type: 'string', default: 'solo,committee' },
   },
 });
+const MODES = String(values.modes).split(',');
 const SECONDS = Number(values.seconds);
 const SENDERS = Number(values.senders);
 const BATCH = Number(values.batch);
@@ -96,7 +98,8 @@ function peakRss(pid: number | undefined): string {
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 
-async function benchThroughput(): Promise<void> {
+async function benchThroughput(label: string, devArgs: string[]): Promise<void> {
+  console.log(`\n== datagate dev ${devArgs.join(' ') || '(default: 4 validators, 2 proposers, RPC follower)'}: ${label}`);
   const perSender = Math.ceil((SECONDS * 6000) / SENDERS);
   console.log(`pre-signing ${perSender * SENDERS} transfers (${SENDERS} senders)...`);
   const t0 = performance.now();
@@ -106,7 +109,7 @@ async function benchThroughput(): Promise<void> {
   const dir = tempDir({ after: () => {} });
   const config = join(dir, 'bench.json');
   writeFileSync(config, JSON.stringify({ dataDir: join(dir, 'data'), txpool: { maxTotal: 200_000, maxPerSender: 100_000 }, log: { level: 'warn', format: 'json' } }));
-  const node = await startDev(['--config', config, '--log-level', 'warn']);
+  const node = await startDev(['--config', config, '--log-level', process.env.BENCH_LOG_LEVEL ?? 'warn', ...devArgs]);
   try {
     const url = new URL(node.rpcUrl);
     const sentAt = new Map<string, number>();
@@ -170,10 +173,15 @@ async function benchThroughput(): Promise<void> {
     console.log(`committed: ${committed} transfers in ${window.toFixed(1)} s = ${(committed / window).toFixed(0)} transfers/s`);
     console.log(`inclusion latency: p50 ${pct(latencies, 50).toFixed(0)} ms, p99 ${pct(latencies, 99).toFixed(0)} ms`);
     console.log(`node peak RSS: ${peakRss(node.child.pid)}`);
+    if (committed === 0) console.log('node output (nothing committed):\n' + node.output().split('\n').slice(-15).join('\n'));
+    if (process.env.BENCH_LOG_LEVEL !== undefined) writeFileSync('/tmp/bench-node.log', node.output());
   } finally {
     await node.stop();
   }
 }
 
 if (!values['skip-recover']) benchRecover();
-await benchThroughput();
+for (const mode of MODES) {
+  if (mode === 'solo') await benchThroughput('one node validates and proposes: the ledger alone', ['--solo']);
+  else await benchThroughput('LBFT committee in one process: every block executed by 7 ledgers on 2 cores', []);
+}
