@@ -15,10 +15,11 @@ export interface Signer {
   readonly keyType: 'secp256k1' | 'p256';
   /** Uncompressed public key (65 bytes). */
   readonly publicKey: Uint8Array;
-  /** Ethereum address of the key (secp256k1 keys). */
+  /** Identity of the key: keccak256(x || y)[12:], which for secp256k1 is its Ethereum address. */
   readonly address: Address;
   /**
-   * Sign a 32-byte digest for `purpose`. Returns 65 bytes r || s || recid with low s.
+   * Sign a 32-byte digest for `purpose`. secp256k1: 65 bytes r || s || recid with low s. P-256: 64 bytes
+   * r || s with low s, over SHA-256 of the digest (see crypto/p256.ts).
    * `context` lets a double-sign guard in the signer check height, round and the signed block `hash`;
    * a guarded signer refuses consensus purposes signed without it.
    */

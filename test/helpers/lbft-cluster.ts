@@ -8,7 +8,7 @@ import { LbftNode } from '../../chain/lbft/driver.ts';
 import type { EngineBlock } from '../../chain/lbft/codec.ts';
 import { MemoryTransport } from '../../chain/lbft/memory-transport.ts';
 import type { Message } from '../../chain/lbft/types.ts';
-import { MemorySigner } from '../../device/index.ts';
+import { MemoryP256Signer, MemorySigner } from '../../device/index.ts';
 import { LbftRecorder } from '../../chain/lbft/metrics.ts';
 
 export const ETH = 10n ** 18n;
@@ -27,8 +27,11 @@ export interface ClusterNode {
   deliver(message: Message<EngineBlock>): void;
 }
 
-export async function startCluster(dir: string, opts: { validators?: number; proposers?: number; periodMs?: number; timeoutMs?: number } = {}) {
-  const validators = Array.from({ length: opts.validators ?? 4 }, (_, i) => new MemorySigner(new Uint8Array(32).fill(0x10 + i)));
+export async function startCluster(dir: string, opts: { validators?: number; proposers?: number; periodMs?: number; timeoutMs?: number; p256Validators?: number } = {}) {
+  // The first `p256Validators` validators hold P-256 keys, as TPMs and secure elements do.
+  const validators: Signer[] = Array.from({ length: opts.validators ?? 4 }, (_, i) =>
+    i < (opts.p256Validators ?? 0) ? new MemoryP256Signer(new Uint8Array(32).fill(0x10 + i)) : new MemorySigner(new Uint8Array(32).fill(0x10 + i)),
+  );
   const proposers = Array.from({ length: opts.proposers ?? 2 }, (_, i) => new MemorySigner(new Uint8Array(32).fill(0x40 + i)));
   const spec: ChainSpec = {
     chainId: 1337n,

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { getBytes } from 'ethers';
-import { decodeSignedTx } from '../../chain/index.ts';
+import { decodeSignedTx, verifyCertificate } from '../../chain/index.ts';
 import { impeachmentCount } from '../../chain/ledger.ts';
 import { tempDir } from '../helpers/chain.ts';
 import { ETH, startCluster, user, waitForHeight } from '../helpers/lbft-cluster.ts';
@@ -52,4 +52,17 @@ test('a proposer that goes down is impeached; the chain keeps going', async (t) 
   assert.ok(sawImpeachmentBlock);
   const hashes = new Set(up.map((n) => n.ledger.head.header.number >= target ? 'x' : 'y'));
   assert.deepEqual([...hashes], ['x']);
+});
+
+test('a committee with P-256 validators (TPM / secure element keys) agrees and certificates verify', async (t) => {
+  const cluster = await startCluster(tempDir(t), { p256Validators: 2 });
+  t.after(() => cluster.stop());
+  assert.deepEqual(cluster.spec.committee.map((m) => m.keyType), ['p256', 'p256', 'secp256k1', 'secp256k1']);
+  await waitForHeight(cluster.nodes, 4n);
+  const ledger = cluster.nodes[3]!.ledger;
+  const block = (await ledger.blockByNumber(3n))!;
+  const cert = (await ledger.certificate(block.hash))!;
+  verifyCertificate(cert, 1337n, 3n, block.hash, cluster.spec.committee);
+  const hashes = await Promise.all(cluster.nodes.map(async (n) => (await n.ledger.blockByNumber(4n))!.hash));
+  assert.equal(new Set(hashes).size, 1);
 });
