@@ -6,12 +6,22 @@ import type { ImpeachCause } from './types.ts';
 
 export interface LbftMetrics {
   /** A height was decided: phase durations in ms since its proposal was first seen. */
-  decided(info: { height: bigint; round: number; proposalToPrepareMs: number | null; prepareToCommitMs: number | null; commitToDecideMs: number | null; totalMs: number | null }): void;
+  decided(info: DecisionRecord): void;
   impeachment(info: { height: bigint; proposer: Address; cause: ImpeachCause; at: number }): void;
   rejected(reason: string): void;
 }
 
 export const nopLbftMetrics: LbftMetrics = { decided() {}, impeachment() {}, rejected() {} };
+
+/** One decided height: its round and phase durations (ms; null where this node did not see the phase). */
+export interface DecisionRecord {
+  readonly height: bigint;
+  readonly round: number;
+  readonly proposalToPrepareMs: number | null;
+  readonly prepareToCommitMs: number | null;
+  readonly commitToDecideMs: number | null;
+  readonly totalMs: number | null;
+}
 
 export interface ImpeachmentRecord {
   readonly height: bigint;
@@ -23,15 +33,15 @@ export interface ImpeachmentRecord {
 /** Keeps the last `limit` impeachments and decisions, and counts of rounds and rejections. */
 export class LbftRecorder implements LbftMetrics {
   readonly impeachments: ImpeachmentRecord[] = [];
-  readonly decisions: { height: bigint; round: number; totalMs: number | null }[] = [];
+  readonly decisions: DecisionRecord[] = [];
   readonly rejections: Record<string, number> = {};
   /** heights decided per round number (index = round). */
   readonly roundsHistogram: number[] = [];
 
   constructor(private readonly limit = 256) {}
 
-  decided(info: { height: bigint; round: number; totalMs: number | null }): void {
-    this.decisions.push({ height: info.height, round: info.round, totalMs: info.totalMs });
+  decided(info: DecisionRecord): void {
+    this.decisions.push(info);
     if (this.decisions.length > this.limit) this.decisions.shift();
     this.roundsHistogram[info.round] = (this.roundsHistogram[info.round] ?? 0) + 1;
   }

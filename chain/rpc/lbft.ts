@@ -40,7 +40,19 @@ export function createLbftApi(info: LbftInfo): Record<string, RpcHandler> {
 
     lbft_status: () => {
       const s = info.status();
-      return { height: quantity(s.height), round: s.round, decided: s.decided, head: quantity(info.ledger.head.header.number), roundsHistogram: info.recorder.roundsHistogram.map((c) => c ?? 0) };
+      const last = info.recorder.decisions.at(-1);
+      return {
+        height: quantity(s.height),
+        round: s.round,
+        decided: s.decided,
+        head: quantity(info.ledger.head.header.number),
+        // Heights decided in round 0, 1, 2, ... among the recent ones this node recorded.
+        roundsHistogram: Array.from(info.recorder.roundsHistogram, (c) => c ?? 0),
+        lastDecision:
+          last === undefined
+            ? null
+            : { height: quantity(last.height), round: last.round, proposalToPrepareMs: last.proposalToPrepareMs, prepareToCommitMs: last.prepareToCommitMs, commitToDecideMs: last.commitToDecideMs, totalMs: last.totalMs },
+      };
     },
 
     lbft_impeachments: () =>

@@ -174,3 +174,40 @@ test('a restart (clean, then kill -9) loses no committed block or receipt', asyn
   assert.equal(next?.status, 1);
   assert.equal(await provider.getBalance(accounts[6]!.address), balance + 1n);
 });
+
+test('lbft_* methods describe the committee, the schedule and where consensus is', async () => {
+  const committee = (await rpcCall(node.rpcUrl, 'lbft_committee')).result as { validators: { address: string; keyType: string }[]; proposers: string[]; quorum: string };
+  assert.equal(committee.validators.length, 4);
+  assert.equal(committee.proposers.length, 2);
+  assert.equal(committee.quorum, '0x3');
+  assert.ok(committee.validators.every((v) => v.keyType === 'secp256k1'));
+  const schedule = (await rpcCall(node.rpcUrl, 'lbft_proposerSchedule', [4])).result as { height: string; proposer: string }[];
+  assert.equal(schedule.length, 4);
+  assert.equal(schedule[0]!.proposer, committee.proposers[Number(BigInt(schedule[0]!.height) % 2n)]);
+  assert.equal((await rpcCall(node.rpcUrl, 'lbft_proposerSchedule', [0])).error?.code, -32602);
+  const status = (await rpcCall(node.rpcUrl, 'lbft_status')).result as { height: string; head: string; roundsHistogram: number[] };
+  assert.ok(BigInt(status.height) >= BigInt(status.head));
+  assert.ok(status.roundsHistogram[0]! >= 1);
+  const peers = (await rpcCall(node.rpcUrl, 'lbft_peers')).result as { role: string; up: boolean }[];
+  assert.deepEqual(peers.map((p) => p.role).sort(), ['follower', 'proposer', 'proposer', 'validator', 'validator', 'validator', 'validator']);
+});
+
+test('--kill-proposer: the stopped proposer is impeached at its heights and the chain goes on', async () => {
+  const killDir = mkdtempSync(join(tmpdir(), 'datagate-kill-'));
+  const killed = await startDev(['--data-dir', killDir, '--block-period', '100', '--block-timeout', '300', '--kill-proposer', '0', '--kill-after', '1']);
+  try {
+    const deadline = Date.now() + 20_000;
+    let impeachments: { proposer: string; cause: string }[] = [];
+    while (impeachments.length < 2 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      impeachments = (await rpcCall(killed.rpcUrl, 'lbft_impeachments')).result as typeof impeachments;
+    }
+    assert.ok(impeachments.length >= 2, killed.output().slice(-2000));
+    const proposers = ((await rpcCall(killed.rpcUrl, 'lbft_committee')).result as { proposers: string[] }).proposers;
+    assert.ok(impeachments.every((i) => i.proposer === proposers[0] && i.cause === 'timeout'));
+    assert.match(killed.output(), /impeachment block committed/);
+  } finally {
+    await killed.stop();
+    rmSync(killDir, { recursive: true, force: true });
+  }
+});
