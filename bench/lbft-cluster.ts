@@ -1,12 +1,14 @@
 // The in-process LBFT cluster the LBFT benchmark runs: n validators and m proposers, each with its own
 // LevelDB ledger, real secp256k1 signatures (MemorySigner on the process-wide backend that DATAGATE_CRYPTO
-// chooses), the in-memory transport, and the timing hooks the benchmark reads: when each round-0 PROPOSAL
-// went to its signer, and when each node committed each block. Empty blocks only (no pool).
+// chooses), the in-memory transport, optionally a consensus WAL per node, and the timing hooks the benchmark
+// reads: when each round-0 PROPOSAL went to its signer, and when each node committed each block. Empty
+// blocks only (no pool).
 import { join } from 'node:path';
 import type { Address, Block, ChainSpec, SignPurpose, Signer } from '../chain/index.ts';
 import { Ledger, bytesToHex, keccak256, validatorKeyOf } from '../chain/index.ts';
 import type { EngineBlock } from '../chain/lbft/codec.ts';
 import { LbftNode } from '../chain/lbft/driver.ts';
+import { Wal } from '../chain/lbft/wal.ts';
 import { MemoryTransport } from '../chain/lbft/memory-transport.ts';
 import { LbftRecorder } from '../chain/lbft/metrics.ts';
 import type { Message } from '../chain/lbft/types.ts';
@@ -34,6 +36,8 @@ export interface BenchClusterOptions {
   readonly timeoutMs: number;
   /** Names ('v0'.., 'p0'..) of nodes that are down from the start. */
   readonly down?: readonly string[];
+  /** Give every node a consensus WAL (fsync'd for its own votes, rotated at every height), as a real node has. */
+  readonly wal?: boolean;
   /** Called when `node` committed `block`, at `at` (see `clock`). */
   readonly onCommit?: (node: BenchNode, block: Block, at: number) => void;
 }
@@ -93,10 +97,13 @@ export async function startBenchCluster(dir: string, opts: BenchClusterOptions):
   const verifyCache = new Map<string, boolean>();
   const members = [...validators.map((s, i) => [`v${i}`, s, true] as const), ...proposers.map((s, i) => [`p${i}`, new TimedSigner(s, timed), false] as const)];
   const nodes: BenchNode[] = [];
+  const wals: Wal[] = [];
   for (const [name, signer, validator] of members) {
     const ledger = await Ledger.open(join(dir, name), spec);
     const metrics = new LbftRecorder();
-    const node = new LbftNode({ ledger, signer, transport, wal: null, verifyCache, metrics });
+    const wal = opts.wal === true ? await Wal.open(join(dir, `${name}-wal`)) : null;
+    if (wal !== null) wals.push(wal);
+    const node = new LbftNode({ ledger, signer, transport, wal, verifyCache, metrics });
     const entry: BenchNode = { name, address: signer.address, validator, ledger, node, metrics, down: opts.down?.includes(name) ?? false, deliver: (m) => node.deliver(m) };
     const onCommit = opts.onCommit;
     if (onCommit !== undefined) ledger.on('block', ({ block }) => onCommit(entry, block, clock()));
@@ -112,6 +119,7 @@ export async function startBenchCluster(dir: string, opts: BenchClusterOptions):
     async stop() {
       for (const n of nodes) await n.node.stop();
       for (const n of nodes) await n.ledger.close();
+      for (const w of wals) await w.close();
     },
   };
 }

@@ -18,6 +18,8 @@ export const DEV_BALANCE = 10_000n * 10n ** 18n;
 /** The fixed base fee of the dev chain: 1 gwei. */
 export const DEV_BASE_FEE = 1_000_000_000n;
 const DEV_ACCOUNTS = 10;
+/** Consensus WAL files rotate at this size; the driver keeps the last two. */
+const CONSENSUS_WAL_FILE_BYTES = 16 * 1024 * 1024;
 /** Identity of the RPC follower: it holds no key. */
 const FOLLOWER: Address = '0x' + 'f0'.repeat(20);
 
@@ -90,7 +92,7 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
       const dir = join(dataDir, 'nodes', r.name);
       await mkdir(dir, { recursive: true });
       const ledger = await Ledger.open(join(dir, 'chain'), spec, logger.child({ module: 'ledger', node: r.name }));
-      const wal = await Wal.open(join(dir, 'wal')).catch(async (err: unknown) => {
+      const wal = await Wal.open(join(dir, 'wal'), { maxFileBytes: CONSENSUS_WAL_FILE_BYTES }).catch(async (err: unknown) => {
         await ledger.close();
         throw err;
       });

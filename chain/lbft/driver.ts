@@ -115,6 +115,7 @@ export class LbftNode {
   /** The pending 'propose' timer of this node as proposer, so arriving transactions can fire it early. */
   private proposeTimer: { handle: unknown; fire: () => void } | null = null;
   private readonly debugTrace = process.env.DATAGATE_LBFT_TRACE === '1';
+  private walFileAtLastPrune = -1;
 
   constructor(private readonly opts: LbftNodeOptions) {
     const spec = opts.ledger.spec;
@@ -164,9 +165,12 @@ export class LbftNode {
   /** Stop processing; pending timers are cancelled. */
   async stop(): Promise<void> {
     this.stopped = true;
+    // The event in progress may still arm timers: clear them after it finished too.
     for (const t of this.pendingTimers) this.timers.clearTimeout(t);
     this.pendingTimers.clear();
-    await this.idle;
+    await this.idle.catch(() => {});
+    for (const t of this.pendingTimers) this.timers.clearTimeout(t);
+    this.pendingTimers.clear();
   }
 
   /** Transactions reached this node's pool: as proposer waiting out the period, propose now. */
@@ -225,9 +229,11 @@ export class LbftNode {
 
   private async apply(event: LbftEvent<EngineBlock>): Promise<void> {
     if (!this.replaying && this.opts.wal !== null) {
-      if (event.type === 'start') {
-        await this.opts.wal.rotate();
-        await this.opts.wal.prune(1);
+      // Files rotate by size; once a new one has begun, the files before the previous one can only hold
+      // heights that are committed (a height's records are far smaller than a file), so they go.
+      if (event.type === 'start' && this.opts.wal.currentFile !== this.walFileAtLastPrune) {
+        await this.opts.wal.prune(2);
+        this.walFileAtLastPrune = this.opts.wal.currentFile;
       }
       const own = event.type === 'message' && event.message.type !== 'decided' && event.message.sender === this.address;
       await this.opts.wal.append(encodeEvent(event), { sync: own });
@@ -242,6 +248,7 @@ export class LbftNode {
     const { ledger, transport } = this.opts;
     switch (a.type) {
       case 'set-timer': {
+        if (this.stopped) return;
         const fire = () => {
           this.pendingTimers.delete(handle);
           if (a.kind === 'propose') this.proposeTimer = null;
