@@ -34,9 +34,17 @@ export function testSpec(overrides: Partial<ChainSpec> = {}): ChainSpec {
   };
 }
 
-export function tempDir(t: { after(fn: () => void): void }): string {
+/**
+ * A temporary directory removed after the test. node:test runs `after` hooks in the order they were
+ * registered, so register the cleanup of whatever writes into the directory (ledgers, nodes) through
+ * the returned `cleanup` list: those run first, then the directory goes.
+ */
+export function tempDir(t: { after(fn: () => void | Promise<void>): void }, cleanup: (() => Promise<unknown> | unknown)[] = []): string {
   const dir = mkdtempSync(join(tmpdir(), 'datagate-test-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  t.after(async () => {
+    for (const fn of cleanup.reverse()) await fn();
+    rmSync(dir, { recursive: true, force: true });
+  });
   return dir;
 }
 

@@ -9,8 +9,9 @@ import { tempDir } from '../helpers/chain.ts';
 import { ETH, startCluster, user, waitForHeight } from '../helpers/lbft-cluster.ts';
 
 test('4 validators and 2 proposers commit the same blocks, with a transfer', async (t) => {
-  const cluster = await startCluster(tempDir(t));
-  t.after(() => cluster.stop());
+  const cleanup: (() => Promise<unknown>)[] = [];
+  const cluster = await startCluster(tempDir(t, cleanup));
+  cleanup.push(() => cluster.stop());
   const to = '0x' + '77'.repeat(20);
   const raw = await user.signTransaction({ type: 2, chainId: 1337n, nonce: 0, to, value: ETH, gasLimit: 21_000n, maxFeePerGas: 2_000_000_000n, maxPriorityFeePerGas: 0n });
   const tx = decodeSignedTx(getBytes(raw), 1337n);
@@ -27,8 +28,9 @@ test('4 validators and 2 proposers commit the same blocks, with a transfer', asy
 });
 
 test('a proposer that goes down is impeached; the chain keeps going', async (t) => {
-  const cluster = await startCluster(tempDir(t));
-  t.after(() => cluster.stop());
+  const cleanup: (() => Promise<unknown>)[] = [];
+  const cluster = await startCluster(tempDir(t, cleanup));
+  cleanup.push(() => cluster.stop());
   await waitForHeight(cluster.nodes, 2n);
   const p0 = cluster.nodes.find((n) => n.name === 'p0')!;
   p0.down = true;
@@ -55,8 +57,9 @@ test('a proposer that goes down is impeached; the chain keeps going', async (t) 
 });
 
 test('a committee with P-256 validators (TPM / secure element keys) agrees and certificates verify', async (t) => {
-  const cluster = await startCluster(tempDir(t), { p256Validators: 2 });
-  t.after(() => cluster.stop());
+  const cleanup: (() => Promise<unknown>)[] = [];
+  const cluster = await startCluster(tempDir(t, cleanup), { p256Validators: 2 });
+  cleanup.push(() => cluster.stop());
   assert.deepEqual(cluster.spec.committee.map((m) => m.keyType), ['p256', 'p256', 'secp256k1', 'secp256k1']);
   await waitForHeight(cluster.nodes, 4n);
   const ledger = cluster.nodes[3]!.ledger;

@@ -12,7 +12,8 @@ import { GuardedSigner, MemorySigner } from '../../device/index.ts';
 import { tempDir } from '../helpers/chain.ts';
 
 test('a validator restarted from its WAL and guard state rejoins without conflicting signatures', async (t) => {
-  const dir = tempDir(t);
+  const cleanup: (() => Promise<unknown>)[] = [];
+  const dir = tempDir(t, cleanup);
   const validatorKeys = [0, 1, 2, 3].map((i) => new MemorySigner(new Uint8Array(32).fill(0x21 + i)));
   const proposerKey = new MemorySigner(new Uint8Array(32).fill(0x51));
   const spec: ChainSpec = {
@@ -60,7 +61,7 @@ test('a validator restarted from its WAL and guard state rejoins without conflic
   const nodes = [];
   for (const [i, key] of validatorKeys.entries()) nodes.push(await boot(`v${i}`, key));
   nodes.push(await boot('p0', proposerKey));
-  t.after(async () => {
+  cleanup.push(async () => {
     for (const m of members.values()) await m.node.stop();
     for (const w of wals) await w.close().catch(() => {});
     for (const l of ledgers) await l.close().catch(() => {});
@@ -87,7 +88,7 @@ test('a validator restarted from its WAL and guard state rejoins without conflic
   // Restart it from the same directories: replay, resume, catch up by sync.
   const again = await boot('v0', validatorKeys[0]!);
   const target = others[0]!.head.header.number + 3n;
-  await waitFor(() => again.ledger.head.header.number >= target, 'the restarted validator to catch up');
+  await waitFor(() => [again.ledger, ...others].every((l) => l.head.header.number >= target), 'the restarted validator to catch up');
   const same = await Promise.all([again.ledger, ...others].map(async (l) => (await l.blockByNumber(target))!.hash));
   assert.equal(new Set(same).size, 1);
 
