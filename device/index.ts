@@ -2,3 +2,13 @@
 export { MemoryP256Signer, MemorySigner } from './memory-signer.ts';
 export type { GuardedPurpose, GuardedSignerOptions, LastSigned } from './double-sign-guard.ts';
 export { GUARDED_PURPOSES, GuardedSigner } from './double-sign-guard.ts';
+export type { DeviceErrorCode } from './errors.ts';
+export { DeviceError } from './errors.ts';
+export type { CreateKeystoreOptions, DecryptedKey, EncryptKeystoreOptions, PassphraseSource } from './keystore.ts';
+export {
+  DEFAULT_SCRYPT_N, KEYSTORE_LIMITS, KeystoreSigner, MIN_SCRYPT_N, decryptKeystore, encryptKeystore, readPassphrase,
+} from './keystore.ts';
+export type { ParsePkcs11UriOptions, Pkcs11Uri } from './pkcs11-uri.ts';
+export { parsePkcs11Uri, redactPin } from './pkcs11-uri.ts';
+export type { Pkcs11Counters, Pkcs11GenerateOptions, Pkcs11KeyInfo, Pkcs11SignStats, Pkcs11SignerOptions, Pkcs11TokenOptions } from './pkcs11.ts';
+export { Pkcs11Module, Pkcs11Signer, newPkcs11SignStats } from './pkcs11.ts';
