@@ -12,6 +12,8 @@ export type DeviceErrorCode =
   | 'KEYSTORE_EXISTS'
   /** No key file at the configured path. */
   | 'KEY_NOT_FOUND'
+  /** A key URI is not keystore:<path> or a usable pkcs11: URI. */
+  | 'KEY_URI_INVALID'
   /** No passphrase: no source given, the variable is unset, or the file is missing or empty. */
   | 'PASSPHRASE_MISSING'
   /** The passphrase file can be read or written by group or others. */

@@ -6,6 +6,7 @@ import type { DevConfig } from './dev-config.ts';
 import { devConfigSchema } from './dev-config.ts';
 import { DEV_BALANCE, startDevNode } from './dev.ts';
 import { DEV_MNEMONIC, hexKey } from './dev-accounts.ts';
+import { keyCommand } from './key-commands.ts';
 import { createLogger } from './logger.ts';
 
 const devOptions = {
@@ -99,7 +100,7 @@ const dev = defineCommand({
   },
 });
 
-export const commands: readonly Command[] = [dev];
+export const commands: readonly Command[] = [dev, keyCommand];
 
 /** Run the CLI with `argv` (without node and script); resolves to the exit code. */
 export function main(argv: readonly string[], signal: AbortSignal): Promise<number> {

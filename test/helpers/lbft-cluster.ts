@@ -27,10 +27,17 @@ export interface ClusterNode {
   deliver(message: Message<EngineBlock>): void;
 }
 
-export async function startCluster(dir: string, opts: { validators?: number; proposers?: number; periodMs?: number; timeoutMs?: number; p256Validators?: number } = {}) {
-  // The first `p256Validators` validators hold P-256 keys, as TPMs and secure elements do.
-  const validators: Signer[] = Array.from({ length: opts.validators ?? 4 }, (_, i) =>
-    i < (opts.p256Validators ?? 0) ? new MemoryP256Signer(new Uint8Array(32).fill(0x10 + i)) : new MemorySigner(new Uint8Array(32).fill(0x10 + i)),
+export async function startCluster(
+  dir: string,
+  opts: { validators?: number; proposers?: number; periodMs?: number; timeoutMs?: number; p256Validators?: number; validatorSigners?: readonly Signer[] } = {},
+) {
+  // The first `p256Validators` validators hold P-256 keys, as TPMs and secure elements do; the first
+  // validators can also be given as signers (e.g. keys on a PKCS#11 token).
+  const validators: Signer[] = Array.from(
+    { length: opts.validators ?? 4 },
+    (_, i) =>
+      opts.validatorSigners?.[i] ??
+      (i < (opts.p256Validators ?? 0) ? new MemoryP256Signer(new Uint8Array(32).fill(0x10 + i)) : new MemorySigner(new Uint8Array(32).fill(0x10 + i))),
   );
   const proposers = Array.from({ length: opts.proposers ?? 2 }, (_, i) => new MemorySigner(new Uint8Array(32).fill(0x40 + i)));
   const spec: ChainSpec = {
