@@ -6,6 +6,7 @@ import type { DevConfig } from './dev-config.ts';
 import { devConfigSchema } from './dev-config.ts';
 import { DEV_BALANCE, startDevNode } from './dev.ts';
 import { DEV_MNEMONIC, hexKey } from './dev-accounts.ts';
+import { openKey } from '../device/index.ts';
 import { keyCommand } from './key-commands.ts';
 import { createLogger } from './logger.ts';
 
@@ -22,6 +23,10 @@ const devOptions = {
   solo: { type: 'boolean', description: 'Run one node that is the only validator and proposer (no fault tolerance, fastest)' },
   'kill-proposer': { type: 'integer', valueName: 'i', description: 'Stop proposer i (0-based) after --kill-after seconds, to watch its heights get impeached' },
   'kill-after': { type: 'integer', valueName: 's', default: 10, description: 'Seconds before --kill-proposer takes effect' },
+  'validator-key': { type: 'string', valueName: 'uri', description: 'Key of validator 0 instead of the derived one: keystore:<path> or pkcs11:token=...;object=...' },
+  'passphrase-file': { type: 'string', valueName: 'file', description: 'Keystore passphrase file for --validator-key (default: DATAGATE_KEYSTORE_PASSPHRASE)' },
+  'pin-file': { type: 'string', valueName: 'file', description: "PKCS#11 PIN file for --validator-key (default: the URI's pin-source, then DATAGATE_PKCS11_PIN)" },
+  'pkcs11-module': { type: 'string', valueName: 'so', description: 'PKCS#11 module when the --validator-key URI has no module-path' },
   'log-level': { type: 'string', choices: ['debug', 'info', 'warn', 'error'], description: 'Lowest log level printed (default info)' },
   'log-format': { type: 'string', choices: ['auto', 'json', 'human'], description: 'Log format; auto = human on a terminal (default auto)' },
 } as const;
@@ -55,10 +60,23 @@ const dev = defineCommand({
     const logger = createLogger({ level: config.log.level as 'info', format: config.log.format as 'auto' });
     let fatal: unknown = null;
     const stopped = new AbortController();
-    const node = await startDevNode(config, logger, (err) => {
-      fatal = err;
-      stopped.abort();
-    });
+    const validatorKey =
+      options['validator-key'] === undefined
+        ? undefined
+        : await openKey(options['validator-key'], {
+            ...(options['passphrase-file'] !== undefined ? { passphraseFile: options['passphrase-file'] } : {}),
+            ...(options['pin-file'] !== undefined ? { pinFile: options['pin-file'] } : {}),
+            ...(options['pkcs11-module'] !== undefined ? { modulePath: options['pkcs11-module'] } : {}),
+          });
+    const node = await startDevNode(
+      config,
+      logger,
+      (err) => {
+        fatal = err;
+        stopped.abort();
+      },
+      validatorKey,
+    );
     const committee = node.nodes.filter((n) => n.role !== 'follower').map((n) => `  ${n.name.padEnd(12)} ${n.address} (${n.role})`);
     const lines = [
       `datagate dev: chain id ${config.chainId}, data dir ${node.dataDir}`,

@@ -5,6 +5,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Address, ChainSpec, Logger, SignedTx, Signer } from '../chain/index.ts';
+import { DatagateError } from '../chain/index.ts';
 import { Ledger, SubscriptionHub, TxPool, createEthApi, createRpcServer, formatHeader, formatLogs, validatorKeyOf } from '../chain/index.ts';
 import { LbftNode, LbftRecorder, MemoryTransport, Wal, createLbftApi } from '../chain/index.ts';
 import { GuardedSigner, MemorySigner } from '../device/index.ts';
@@ -12,6 +13,9 @@ import type { DevConfig } from './dev-config.ts';
 import type { DevAccount } from './dev-accounts.ts';
 import { DEV_MNEMONIC, deriveAccounts } from './dev-accounts.ts';
 import { VERSION } from './version.ts';
+
+/** A dev chain that cannot start as configured. */
+export class DevError extends DatagateError<'DEV_KEY_UNSUITABLE'> {}
 
 /** Balance of each prefunded dev account: 10,000 ether. */
 export const DEV_BALANCE = 10_000n * 10n ** 18n;
@@ -63,8 +67,12 @@ export function devChainSpec(config: DevConfig, accounts: readonly DevAccount[],
   };
 }
 
-/** Start a dev chain; `onFatal` hears of errors that stopped a node. */
-export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: (err: unknown) => void): Promise<DevNode> {
+/**
+ * Start a dev chain; `onFatal` hears of errors that stopped a node. `validatorKey` replaces the derived key of
+ * validator 0 (e.g. a key on a PKCS#11 token opened from its URI); in solo mode it also proposes, so it
+ * must then be secp256k1.
+ */
+export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: (err: unknown) => void, validatorKey?: Signer): Promise<DevNode> {
   const dataDir = resolve(config.dataDir);
   const accounts = deriveAccounts(DEV_MNEMONIC, DEV_ACCOUNTS);
   const solo = config.lbft.solo;
@@ -72,15 +80,19 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
   // data dir can be reopened by any `datagate dev` and nobody mistakes them for funded user accounts.
   const validatorKeys = deriveAccounts(DEV_MNEMONIC, solo ? 1 : config.lbft.validators, 1);
   const proposerKeys = solo ? validatorKeys : deriveAccounts(DEV_MNEMONIC, config.lbft.proposers, 2);
-  const validators = validatorKeys.map((k) => new MemorySigner(k.privateKey));
-  const spec = devChainSpec(config, accounts, validators, proposerKeys.map((k) => k.address));
+  const validators: Signer[] = validatorKeys.map((k, i) => (i === 0 && validatorKey !== undefined ? validatorKey : new MemorySigner(k.privateKey)));
+  if (solo && validators[0]!.keyType !== 'secp256k1') {
+    throw new DevError('DEV_KEY_UNSUITABLE', `--solo makes validator 0 the proposer too, which seals blocks with a secp256k1 key; ${validators[0]!.address} is ${validators[0]!.keyType}`);
+  }
+  const proposers: Signer[] = solo ? [validators[0]!] : proposerKeys.map((k) => new MemorySigner(k.privateKey));
+  const spec = devChainSpec(config, accounts, validators, proposers.map((p) => p.address));
 
-  const roles: { name: string; key: DevAccount | null; role: DevNodeInfo['role'] }[] = solo
-    ? [{ name: 'solo', key: validatorKeys[0]!, role: 'validator+proposer' }]
+  const roles: { name: string; inner: Signer | null; role: DevNodeInfo['role'] }[] = solo
+    ? [{ name: 'solo', inner: validators[0]!, role: 'validator+proposer' }]
     : [
-        ...validatorKeys.map((key, i) => ({ name: `validator-${i}`, key, role: 'validator' as const })),
-        ...proposerKeys.map((key, i) => ({ name: `proposer-${i}`, key, role: 'proposer' as const })),
-        { name: 'rpc', key: null, role: 'follower' as const },
+        ...validators.map((inner, i) => ({ name: `validator-${i}`, inner, role: 'validator' as const })),
+        ...proposers.map((inner, i) => ({ name: `proposer-${i}`, inner, role: 'proposer' as const })),
+        { name: 'rpc', inner: null, role: 'follower' as const },
       ];
   const transport = new MemoryTransport(spec.committee.map((m) => m.address));
   const recorder = new LbftRecorder();
@@ -97,7 +109,7 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
         throw err;
       });
       opened.push({ ledger, wal });
-      const signer = r.key === null ? null : await GuardedSigner.open({ inner: new MemorySigner(r.key.privateKey), stateFile: join(dir, 'sign-state.json') });
+      const signer = r.inner === null ? null : await GuardedSigner.open({ inner: r.inner, stateFile: join(dir, 'sign-state.json') });
       const pool = r.role === 'validator' ? null : new TxPool({ nonceOf: (a) => ledger.state.account(a).nonce, minFee: spec.baseFee, maxTotal: config.txpool.maxTotal, maxPerSender: config.txpool.maxPerSender });
       const info: DevNodeInfo = {
         name: r.name,

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { verifyMessage } from 'ethers';
+import { rpcCall, startDev } from '../helpers/dev-process.ts';
 import { setupSoftHsm, softHsmSkipReason, type SoftHsm } from '../helpers/softhsm.ts';
 
 const BIN = fileURLToPath(new URL('../../gateway/bin/datagate.mjs', import.meta.url));
@@ -95,4 +96,25 @@ test('PKCS#11 keys on SoftHSM2: new, list, show, sign-message verified by ethers
   assert.match(badPin.stderr, /\[PKCS11_PIN_INCORRECT\]/);
   const noToken = await run(['key', 'show', '--key', key.uri.replace('token=gw', 'token=nope'), '--pin-file', join(dir, 'pin')], env);
   assert.match(noToken.stderr, /\[PKCS11_TOKEN_NOT_FOUND\]/);
+});
+
+test('datagate dev takes validator 0 by key URI (a P-256 keystore key, as a TPM would hold)', async () => {
+  const file = join(dir, 'validator-p256.json');
+  const created = await run(['key', 'new', '--type', 'p256', '--keystore', file, '--passphrase-file', join(dir, 'pass')]);
+  const key = JSON.parse(created.stdout) as { uri: string; publicKey: string };
+  const dataDir = join(dir, 'dev');
+  const node = await startDev(['--data-dir', dataDir, '--block-period', '100', '--validator-key', key.uri, '--passphrase-file', join(dir, 'pass')]);
+  try {
+    const committee = (await rpcCall(node.rpcUrl, 'lbft_committee')).result as { validators: { keyType: string; publicKey: string }[] };
+    assert.equal(committee.validators[0]!.keyType, 'p256');
+    assert.equal(committee.validators[0]!.publicKey, key.publicKey);
+    const deadline = Date.now() + 15_000;
+    while (Number((await rpcCall(node.rpcUrl, 'eth_blockNumber')).result) < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(Number((await rpcCall(node.rpcUrl, 'eth_blockNumber')).result) >= 3);
+  } finally {
+    await node.stop();
+  }
+  const solo = await run(['dev', '--data-dir', join(dir, 'dev-solo'), '--rpc-port', '0', '--solo', '--validator-key', key.uri, '--passphrase-file', join(dir, 'pass')]);
+  assert.equal(solo.code, 1);
+  assert.match(solo.stderr, /\[DEV_KEY_UNSUITABLE\]/);
 });
