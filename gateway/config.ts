@@ -281,8 +281,44 @@ function object<const S extends Record<string, Field<unknown>>>(
   return self;
 }
 
+/**
+ * One of several object shapes told apart by the string member `kind` (e.g. a sensor source of kind
+ * 'serial' or 'mqtt'). Each variant is an object field that also declares `kind`.
+ */
+function union<const V extends Record<string, ObjectField<unknown>>>(variants: V, opts: { description?: string } = {}): Field<Infer<V[keyof V]>> {
+  const kinds = Object.keys(variants);
+  return scalar('object', opts, (node, path, ctx) => {
+    if (node.type !== 'object') return fail(ctx, node, path, 'must be an object');
+    const kindNode = node.members.get('kind')?.node;
+    const p = path === '' ? 'kind' : `${path}.kind`;
+    if (kindNode === undefined) {
+      ctx.issues.push({ offset: node.start, path: p, text: `missing required field ${p}; one of ${kinds.join(', ')}` });
+      return INVALID;
+    }
+    const variant = kindNode.type === 'string' && Object.hasOwn(variants, kindNode.value) ? variants[kindNode.value] : undefined;
+    if (variant === undefined) return fail(ctx, kindNode, p, `must be one of ${kinds.join(', ')}`);
+    return variant.check(node, path, ctx) as Checked<Infer<V[keyof V]>>;
+  });
+}
+
+/** An object used as a map: any keys (non-empty), each value checked by `value`. */
+function record<T>(value: Field<T>, opts: Common<Record<string, T>> & { minEntries?: number } = {}): Field<Record<string, T>> {
+  return scalar('object', opts, (node, path, ctx) => {
+    if (node.type !== 'object') return fail(ctx, node, path, 'must be an object');
+    if (opts.minEntries !== undefined && node.members.size < opts.minEntries) return fail(ctx, node, path, `must have at least ${opts.minEntries} entries`);
+    const out: Record<string, T> = {};
+    let ok = true;
+    for (const member of node.members.values()) {
+      const v = value.check(member.node, path === '' ? member.key : `${path}.${member.key}`, ctx);
+      if (v === INVALID) ok = false;
+      else out[member.key] = v;
+    }
+    return ok ? out : INVALID;
+  });
+}
+
 /** The schema toolkit: `field.object({ port: field.integer({ min: 1, max: 65535, default: 8545 }) })`. */
-export const field = { integer, number, string, boolean, address, optional, array, object } as const;
+export const field = { integer, number, string, boolean, address, optional, array, object, union, record } as const;
 
 // ---- loading -------------------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 
 import { field, type Infer } from './config.ts';
 import { LOG_LEVELS } from './logger.ts';
+import { sensorsSchema } from './sensors-config.ts';
 
 /** Config of `datagate dev`: a development chain (LBFT committee in one process) with JSON-RPC. */
 export const devConfigSchema = field.object({
@@ -32,6 +33,7 @@ export const devConfigSchema = field.object({
     },
     { refine: (v) => (v.maxPerSender > v.maxTotal ? `maxPerSender (${v.maxPerSender}) must not exceed maxTotal (${v.maxTotal})` : undefined) },
   ),
+  sensors: sensorsSchema,
   log: field.object({
     level: field.string({ enum: LOG_LEVELS, default: 'info', description: 'Lowest level logged' }),
     format: field.string({ enum: ['auto', 'json', 'human'], default: 'auto', description: 'auto: human on a terminal, JSON lines otherwise' }),

@@ -49,6 +49,7 @@ test('a good file: given values kept, everything else defaulted', () => {
     rpc: { host: '0.0.0.0', port: 9545, maxRequestBytes: 5_242_880, maxBatch: 100, maxLogRange: 10_000 },
     block: { periodMs: 1000, timeoutMs: 2000, gasLimit: 30_000_000 },
     lbft: { validators: 4, proposers: 2, solo: false },
+    sensors: { sources: [], broker: { enabled: false, host: '127.0.0.1', port: 1883 } },
     txpool: { maxTotal: 20_000, maxPerSender: 64 },
     log: { level: 'debug', format: 'auto' },
   });

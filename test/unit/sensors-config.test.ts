@@ -1,0 +1,61 @@
+// The sensors section of the gateway config: every source kind parses, and bad entries are named by
+// file:line:col and dotted path.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { hasCode } from '../../chain/index.ts';
+import { parseConfig } from '../../gateway/config.ts';
+import { sensorsSchema } from '../../gateway/sensors-config.ts';
+import { devConfigSchema } from '../../gateway/dev-config.ts';
+
+const GOOD = `{
+  "sources": [
+    { "kind": "simulator", "name": "sim", "streams": [{ "stream": "t", "shape": "sine", "rateHz": 2, "min": 10, "max": 30 }] },
+    { "kind": "serial", "name": "barn", "path": "/dev/ttyUSB0", "baudRate": 9600,
+      "format": { "kind": "jsonl", "stream": "barn/climate", "fields": { "temperature": "t", "humidity": "h" } } },
+    { "kind": "serial", "name": "gps", "path": "/dev/ttyACM0", "baudRate": 4800, "format": { "kind": "nmea", "stream": "truck/position" } },
+    { "kind": "modbus", "name": "meter", "path": "/dev/ttyUSB1", "baudRate": 19200, "parity": "even",
+      "devices": [{ "unitId": 1, "pollMs": 1000, "registers": [{ "stream": "power", "table": "input", "address": 0, "type": "float32", "wordOrder": "little", "unit": "W" }] }] },
+    { "kind": "firmata", "name": "uno", "port": "/dev/ttyACM1",
+      "sensors": [{ "kind": "analog", "pin": "A0", "stream": "soil" }, { "kind": "thermometer", "controller": "LM35", "pin": "A1", "stream": "air" }] },
+    { "kind": "mqtt", "name": "lan", "url": "mqtt://127.0.0.1:1883", "passwordFile": "/etc/datagate/mqtt.pass",
+      "subscriptions": [{ "topic": "farm/+/temp", "stream": "farm/\${1}/temperature", "payload": "number", "qos": 1 }] }
+  ],
+  "broker": { "enabled": true }
+}`;
+
+function configError(text: string): string {
+  try {
+    parseConfig(text, 'g.json', sensorsSchema);
+  } catch (err) {
+    assert.ok(hasCode(err, 'CONFIG_INVALID'), String(err));
+    return (err as Error).message;
+  }
+  assert.fail('expected CONFIG_INVALID');
+}
+
+test('every source kind of the annotated example parses', () => {
+  const cfg = parseConfig(GOOD, 'g.json', sensorsSchema);
+  assert.deepEqual(cfg.sources.map((s) => s.kind), ['simulator', 'serial', 'serial', 'modbus', 'firmata', 'mqtt']);
+  assert.equal(cfg.broker.host, '127.0.0.1');
+  assert.equal(cfg.broker.port, 1883);
+  const serial = cfg.sources[1]!;
+  assert.ok(serial.kind === 'serial' && serial.format.kind === 'jsonl' && serial.format.fields['humidity'] === 'h');
+  assert.deepEqual(parseConfig('{}', 'x.json', devConfigSchema).sensors, { sources: [], broker: { enabled: false, host: '127.0.0.1', port: 1883 } });
+});
+
+test('a bad source is named by location and path', () => {
+  const unknownKind = configError('{"sources": [{"kind": "zigbee", "name": "z"}]}');
+  assert.match(unknownKind, /g\.json:1:23: sources\[0\]\.kind: must be one of simulator, serial, modbus, firmata, mqtt/);
+  const noKind = configError('{"sources": [{"name": "z"}]}');
+  assert.match(noKind, /sources\[0\]\.kind/);
+  const badBaud = configError('{"sources": [{"kind": "serial", "name": "s", "path": "/dev/x", "baudRate": 0, "format": {"kind": "nmea", "stream": "g"}}]}');
+  assert.match(badBaud, /sources\[0\]\.baudRate: must be an integer between 50 and 4000000/);
+  const badFormat = configError('{"sources": [{"kind": "serial", "name": "s", "path": "/dev/x", "baudRate": 9600, "format": {"kind": "xml", "stream": "g"}}]}');
+  assert.match(badFormat, /sources\[0\]\.format\.kind: must be one of jsonl, csv, kv, nmea/);
+  const extra = configError('{"sources": [{"kind": "simulator", "name": "s", "streams": [{"stream": "a", "shape": "sine", "rateHz": 1, "colour": "red"}]}]}');
+  assert.match(extra, /unknown field sources\[0\]\.streams\[0\]\.colour/);
+  const emptyFields = configError('{"sources": [{"kind": "serial", "name": "s", "path": "/dev/x", "baudRate": 9600, "format": {"kind": "jsonl", "stream": "g", "fields": {}}}]}');
+  assert.match(emptyFields, /sources\[0\]\.format\.fields: must have at least 1 entries/);
+  const password = configError('{"sources": [{"kind": "mqtt", "name": "m", "url": "mqtt://h", "password": "x", "subscriptions": [{"topic": "a", "stream": "a", "payload": "number"}]}]}');
+  assert.match(password, /unknown field sources\[0\]\.password/);
+});
