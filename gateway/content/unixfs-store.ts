@@ -1,0 +1,244 @@
+// The default ContentStore: an embedded UnixFS importer/exporter over a LevelDB blockstore, giving the same
+// CIDs as kubo for the same options (no IPFS node, no libp2p: a small board keeps its memory).
+// On-disk format (a contract: numbered prefixes are never reused, the schema version is checked at open):
+//   0x01 meta/<name>   -> value            ("schema" -> decimal CONTENT_SCHEMA_VERSION)
+//   0x02 <multihash>   -> block bytes      (sha2-256 blocks; see blockstore.ts)
+//   0x03 <CID bytes>   -> empty            root of a file that was added or pinned
+//   0x04 <CID bytes>   -> empty            pin
+// add() writes a file's blocks and its root record in one atomic batch; pin() checks the whole DAG first.
+import { exporter } from 'ipfs-unixfs-exporter';
+import type { ImporterOptions } from 'ipfs-unixfs-importer';
+import { importBytes } from 'ipfs-unixfs-importer';
+import { fixedSize } from 'ipfs-unixfs-importer/chunker';
+import { balanced } from 'ipfs-unixfs-importer/layout';
+import { Level } from 'level';
+import { CID } from 'multiformats/cid';
+import type { ContentAddOptions, ContentListEntry, ContentStore } from '../../chain/index.ts';
+import { ContentError, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE } from '../../chain/index.ts';
+import { LevelBlockstore, walkDag } from './blockstore.ts';
+
+/** Version of the on-disk format. Bump it (and write a migration) whenever a record layout changes. */
+export const CONTENT_SCHEMA_VERSION = 1;
+
+// Key prefixes. Numbers are never reused; retire a prefix by leaving it out, never by recycling it.
+const P_META = 0x01;
+const P_BLOCK = 0x02;
+const P_ROOT = 0x03;
+const P_PIN = 0x04;
+
+/** kubo's `Import.UnixFSFileMaxLinks` default: at most 174 links per node of a balanced file DAG. */
+export const KUBO_MAX_LINKS = 174;
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const EMPTY = new Uint8Array(0);
+
+function key(prefix: number, body: Uint8Array): Uint8Array {
+  const k = new Uint8Array(1 + body.length);
+  k[0] = prefix;
+  k.set(body, 1);
+  return k;
+}
+
+const metaKey = (name: string) => key(P_META, enc.encode(name));
+
+/**
+ * ipfs-unixfs-importer options that reproduce `ipfs add` in kubo for the given add options: fixed-size
+ * chunks, balanced layout with 174 links per node, dag-pb links-first encoding, a single-chunk file is its
+ * own leaf (`reduceSingleLeafToSelf`), no wrapping directory. Raw leaves default to on for CIDv1, off for
+ * CIDv0, exactly as kubo's `--cid-version` flag decides it. Throws CONTENT_INVALID_ARGUMENT for bad options.
+ */
+export function kuboImporterOptions(opts: ContentAddOptions = {}): ImporterOptions {
+  const cidVersion = opts.cidVersion ?? 1;
+  if (cidVersion !== 0 && cidVersion !== 1) {
+    throw new ContentError('CONTENT_INVALID_ARGUMENT', `cidVersion must be 0 or 1, got ${String(cidVersion)}`, { argument: 'cidVersion' });
+  }
+  const rawLeaves = opts.rawLeaves ?? cidVersion === 1;
+  if (typeof rawLeaves !== 'boolean') {
+    throw new ContentError('CONTENT_INVALID_ARGUMENT', `rawLeaves must be a boolean, got ${typeof rawLeaves}`, { argument: 'rawLeaves' });
+  }
+  const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  if (!Number.isSafeInteger(chunkSize) || chunkSize < 1 || chunkSize > MAX_CHUNK_SIZE) {
+    throw new ContentError('CONTENT_INVALID_ARGUMENT', `chunkSize must be an integer from 1 to ${MAX_CHUNK_SIZE}, got ${String(chunkSize)}`, { argument: 'chunkSize' });
+  }
+  return {
+    cidVersion,
+    rawLeaves,
+    chunker: fixedSize({ chunkSize }),
+    layout: balanced({ maxChildrenPerNode: KUBO_MAX_LINKS }),
+    leafType: 'file',
+    reduceSingleLeafToSelf: true,
+    wrapWithDirectory: false,
+    fieldOrder: 'links-first',
+  };
+}
+
+/** Parses a CID string; throws CONTENT_BAD_CID naming the bad argument. */
+export function parseCid(cid: string): CID {
+  if (typeof cid !== 'string') {
+    throw new ContentError('CONTENT_BAD_CID', `cid must be a string, got ${typeof cid}`, { argument: 'cid' });
+  }
+  try {
+    return CID.parse(cid);
+  } catch (err) {
+    throw new ContentError('CONTENT_BAD_CID', `"${cid.slice(0, 100)}" is not a CID: ${(err as Error).message}`, { argument: 'cid', cid: cid.slice(0, 100) }, { cause: err });
+  }
+}
+
+/** Maps an ipfs-unixfs-exporter error to a ContentError; anything unexpected is rethrown unchanged. */
+function exporterError(err: unknown, cid: CID): unknown {
+  if (err instanceof ContentError) return err;
+  const name = (err as { name?: unknown } | null)?.name;
+  const fields = { cid: cid.toString() };
+  switch (name) {
+    case 'NotUnixFSError':
+    case 'OverReadError':
+    case 'UnderReadError':
+      return new ContentError('CONTENT_CORRUPT', `the DAG of ${cid} is not a valid UnixFS file: ${(err as Error).message}`, fields, { cause: err });
+    case 'NoResolverError':
+      return new ContentError('CONTENT_BAD_CID', `CID ${cid} uses codec 0x${cid.code.toString(16)}, which this store cannot read as a file`, fields, { cause: err });
+    case 'NotFoundError':
+      return new ContentError('CONTENT_NOT_FOUND', `${cid} is not in this content store: ${(err as Error).message}`, fields, { cause: err });
+    default:
+      return err;
+  }
+}
+
+export class UnixFsContentStore implements ContentStore {
+  /** Verified block access (for the trustless gateway). */
+  readonly blocks: LevelBlockstore;
+
+  private constructor(
+    private readonly db: Level<Uint8Array, Uint8Array>,
+    readonly path: string,
+  ) {
+    this.blocks = new LevelBlockstore(db, P_BLOCK);
+  }
+
+  /**
+   * Open (or create) the store in directory `path`. Throws CONTENT_STORE_LOCKED when another process has
+   * it open, CONTENT_STORE_SCHEMA_MISMATCH when it holds another format, CONTENT_STORE_FAILED otherwise.
+   */
+  static async open(path: string): Promise<UnixFsContentStore> {
+    const db = new Level<Uint8Array, Uint8Array>(path, { keyEncoding: 'view', valueEncoding: 'view' });
+    try {
+      await db.open();
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause;
+      if (cause?.code === 'LEVEL_LOCKED') {
+        throw new ContentError('CONTENT_STORE_LOCKED', `the content store at ${path} is in use by another process; stop the other datagate or use another data directory`, { path }, { cause: err });
+      }
+      throw new ContentError('CONTENT_STORE_FAILED', `cannot open the content store at ${path}: ${(err as Error).message}`, { path }, { cause: err });
+    }
+    const store = new UnixFsContentStore(db, path);
+    try {
+      await store.checkSchema();
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
+    return store;
+  }
+
+  private async checkSchema(): Promise<void> {
+    const schema = await this.db.get(metaKey('schema'));
+    if (schema === undefined) {
+      await this.db.put(metaKey('schema'), enc.encode(String(CONTENT_SCHEMA_VERSION)));
+      return;
+    }
+    const version = Number(dec.decode(schema));
+    if (version !== CONTENT_SCHEMA_VERSION) {
+      throw new ContentError(
+        'CONTENT_STORE_SCHEMA_MISMATCH',
+        `content store ${this.path} has schema ${dec.decode(schema)}, this datagate reads schema ${CONTENT_SCHEMA_VERSION}; use a datagate release that matches it or start with an empty directory`,
+        { path: this.path, found: dec.decode(schema), expected: CONTENT_SCHEMA_VERSION },
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  async add(bytes: Uint8Array, opts: ContentAddOptions = {}): Promise<string> {
+    if (!(bytes instanceof Uint8Array)) {
+      throw new ContentError('CONTENT_INVALID_ARGUMENT', `bytes must be a Uint8Array, got ${typeof bytes}`, { argument: 'bytes' });
+    }
+    const options = kuboImporterOptions(opts);
+    const batch = this.blocks.batch();
+    const { cid } = await importBytes(bytes, batch, options);
+    await batch.write([{ type: 'put', key: key(P_ROOT, cid.bytes), value: EMPTY }]);
+    return cid.toString();
+  }
+
+  async get(cidString: string): Promise<Uint8Array> {
+    const cid = parseCid(cidString);
+    try {
+      const entry = await exporter(cid, this.blocks.exporterView);
+      if (entry.type !== 'file' && entry.type !== 'raw' && entry.type !== 'identity') {
+        throw new ContentError('CONTENT_NOT_A_FILE', `${cid} is a ${entry.type === 'object' ? 'structured (CBOR/JSON) object' : entry.type}, not a file`, { cid: cidString, type: entry.type });
+      }
+      const size = Number(entry.size);
+      const out = new Uint8Array(size);
+      let offset = 0;
+      for await (const chunk of entry.content()) {
+        if (offset + chunk.length > size) throw new ContentError('CONTENT_CORRUPT', `${cid} holds more bytes than its root declares (${size})`, { cid: cidString });
+        out.set(chunk, offset);
+        offset += chunk.length;
+      }
+      if (offset !== size) throw new ContentError('CONTENT_CORRUPT', `${cid} holds ${offset} bytes, its root declares ${size}`, { cid: cidString });
+      return out;
+    } catch (err) {
+      throw exporterError(err, cid);
+    }
+  }
+
+  async has(cidString: string): Promise<boolean> {
+    return this.blocks.has(parseCid(cidString));
+  }
+
+  async pin(cidString: string): Promise<void> {
+    const cid = parseCid(cidString);
+    try {
+      for await (const _ of walkDag(this.blocks, cid)) {
+        // reading each block verifies it; the walk throws at the first missing or damaged one
+      }
+    } catch (err) {
+      if (err instanceof ContentError && err.code === 'CONTENT_NOT_FOUND' && err.fields.cid !== cidString) {
+        throw new ContentError('CONTENT_NOT_FOUND', `cannot pin ${cid}: block ${String(err.fields.cid)} of its DAG is missing; add the whole file again`, { cid: cidString, missing: err.fields.cid }, { cause: err });
+      }
+      throw err;
+    }
+    await this.db.batch([
+      { type: 'put', key: key(P_ROOT, cid.bytes), value: EMPTY },
+      { type: 'put', key: key(P_PIN, cid.bytes), value: EMPTY },
+    ]);
+  }
+
+  async unpin(cidString: string): Promise<void> {
+    const cid = parseCid(cidString);
+    await this.db.del(key(P_PIN, cid.bytes));
+  }
+
+  async *list(): AsyncIterable<ContentListEntry> {
+    let page: CID[] = [];
+    for await (const k of this.db.keys({ gte: key(P_ROOT, EMPTY), lt: key(P_ROOT + 1, EMPTY) })) {
+      page.push(CID.decode(k.subarray(1)));
+      if (page.length >= 256) {
+        yield* await this.withPins(page);
+        page = [];
+      }
+    }
+    yield* await this.withPins(page);
+  }
+
+  private async withPins(roots: readonly CID[]): Promise<ContentListEntry[]> {
+    const pins = await this.db.getMany(roots.map((c) => key(P_PIN, c.bytes)));
+    return roots.map((c, i) => ({ cid: c.toString(), pinned: pins[i] !== undefined }));
+  }
+
+  /** True when `cid` is pinned here. */
+  async isPinned(cidString: string): Promise<boolean> {
+    return (await this.db.get(key(P_PIN, parseCid(cidString).bytes))) !== undefined;
+  }
+}
