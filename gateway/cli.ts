@@ -8,6 +8,7 @@ import { DEV_BALANCE, startDevNode } from './dev.ts';
 import { DEV_MNEMONIC, hexKey } from './dev-accounts.ts';
 import { openKey } from '../device/index.ts';
 import { keyCommand } from './key-commands.ts';
+import { sensorsCommand } from './sensors-commands.ts';
 import { createLogger } from './logger.ts';
 
 const devOptions = {
@@ -118,7 +119,7 @@ const dev = defineCommand({
   },
 });
 
-export const commands: readonly Command[] = [dev, keyCommand];
+export const commands: readonly Command[] = [dev, keyCommand, sensorsCommand];
 
 /** Run the CLI with `argv` (without node and script); resolves to the exit code. */
 export function main(argv: readonly string[], signal: AbortSignal): Promise<number> {

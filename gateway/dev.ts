@@ -12,6 +12,7 @@ import { GuardedSigner, MemorySigner } from '../device/index.ts';
 import type { DevConfig } from './dev-config.ts';
 import type { DevAccount } from './dev-accounts.ts';
 import { DEV_MNEMONIC, deriveAccounts } from './dev-accounts.ts';
+import { DEFAULT_SIMULATOR, startSensors } from './sensors.ts';
 import { VERSION } from './version.ts';
 
 /** A dev chain that cannot start as configured. */
@@ -181,7 +182,32 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
       }),
     },
   });
+  // Sensors: the configured sources, or the simulator. Until segments land (pipeline), readings are counted
+  // and summarised in the log so an operator sees data flowing.
+  let sensors;
+  try {
+    sensors = await startSensors(config.sensors, logger, { fallback: DEFAULT_SIMULATOR });
+  } catch (err) {
+    for (const n of nodes) await n.node.stop();
+    for (const o of opened) await o.wal.close().catch(() => {});
+    for (const o of opened) await o.ledger.close();
+    throw err;
+  }
+  const sensorLog = logger.child({ module: 'sensors' });
+  const perStream = new Map<string, number>();
+  const pumps = sensors.drivers.map(async (d) => {
+    for await (const r of d.readings()) perStream.set(r.stream, (perStream.get(r.stream) ?? 0) + 1);
+  });
+  const summary = setInterval(() => {
+    if (perStream.size === 0) return;
+    sensorLog.info('sensor readings in the last minute', Object.fromEntries(perStream));
+    perStream.clear();
+  }, 60_000);
+  summary.unref();
   const stopAll = async () => {
+    clearInterval(summary);
+    await sensors.stop();
+    await Promise.allSettled(pumps);
     for (const n of nodes) await n.node.stop();
     for (const o of opened) await o.wal.close();
     for (const o of opened) await o.ledger.close();

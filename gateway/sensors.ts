@@ -1,0 +1,75 @@
+// Builds the sensor drivers of a gateway from the `sensors` section of its config (the composition root
+// for southbound I/O): one driver per source, an optional embedded MQTT broker, and the default simulator
+// that `datagate dev` reads when no source is configured.
+import type { Logger } from '../chain/index.ts';
+import { readPassphrase } from '../device/index.ts';
+import type { SensorDriver, SimulatorConfig } from '../sensors/index.ts';
+import { FirmataDriver, ModbusRtuDriver, MqttDriver, SerialLineDriver, SimulatorDriver, startEmbeddedBroker } from '../sensors/index.ts';
+import type { SensorsConfig, SourceConfig } from './sensors-config.ts';
+
+/** What `datagate dev` reads when the config names no source: three simulated streams. */
+export const DEFAULT_SIMULATOR: SimulatorConfig = {
+  name: 'simulator',
+  streams: [
+    { stream: 'greenhouse/temperature', shape: 'sine', rateHz: 1, min: 14, max: 28, periodS: 600, unit: 'degC' },
+    { stream: 'greenhouse/humidity', shape: 'random-walk', rateHz: 1, min: 40, max: 90, unit: '%' },
+    { stream: 'pump/pressure', shape: 'spike', rateHz: 2, min: 1, max: 6, unit: 'bar' },
+  ],
+};
+
+function withoutKind<T extends { kind: string }>(source: T): Omit<T, 'kind'> {
+  const { kind: _kind, ...rest } = source;
+  return rest;
+}
+
+/** One driver for one configured source. MQTT passwords are read from their file here, never kept in config. */
+export async function createDriver(source: SourceConfig, logger: Logger, signal?: AbortSignal): Promise<SensorDriver> {
+  const ctx = { logger: logger.child({ module: 'sensors' }), ...(signal !== undefined ? { signal } : {}) };
+  switch (source.kind) {
+    case 'simulator':
+      return new SimulatorDriver(withoutKind(source) as SimulatorConfig, ctx);
+    case 'serial':
+      return new SerialLineDriver(withoutKind(source) as ConstructorParameters<typeof SerialLineDriver>[0], ctx);
+    case 'modbus':
+      return new ModbusRtuDriver(withoutKind(source) as ConstructorParameters<typeof ModbusRtuDriver>[0], ctx);
+    case 'firmata':
+      return new FirmataDriver(withoutKind(source) as ConstructorParameters<typeof FirmataDriver>[0], ctx);
+    case 'mqtt': {
+      const { passwordFile, ...rest } = withoutKind(source);
+      const password = passwordFile === undefined ? undefined : new TextDecoder().decode(await readPassphrase({ file: passwordFile }));
+      return new MqttDriver({ ...(rest as ConstructorParameters<typeof MqttDriver>[0]), ...(password !== undefined ? { password } : {}) }, ctx);
+    }
+  }
+}
+
+export interface RunningSensors {
+  readonly drivers: readonly SensorDriver[];
+  /** URL of the embedded broker, when enabled. */
+  readonly brokerUrl: string | null;
+  stop(): Promise<void>;
+}
+
+/** Start the embedded broker (if enabled) and every source (or `fallback` when there is none). */
+export async function startSensors(config: SensorsConfig, logger: Logger, opts: { fallback?: SimulatorConfig; signal?: AbortSignal } = {}): Promise<RunningSensors> {
+  const broker = config.broker.enabled ? await startEmbeddedBroker({ host: config.broker.host, port: config.broker.port, logger: logger.child({ module: 'mqtt-broker' }) }) : null;
+  const drivers: SensorDriver[] = [];
+  try {
+    if (config.sources.length === 0 && opts.fallback !== undefined) {
+      drivers.push(new SimulatorDriver(opts.fallback, { logger: logger.child({ module: 'sensors' }), ...(opts.signal !== undefined ? { signal: opts.signal } : {}) }));
+    }
+    for (const source of config.sources) drivers.push(await createDriver(source, logger, opts.signal));
+    for (const d of drivers) await d.start();
+  } catch (err) {
+    for (const d of drivers) await d.stop().catch(() => {});
+    await broker?.close();
+    throw err;
+  }
+  return {
+    drivers,
+    brokerUrl: broker?.url ?? null,
+    async stop() {
+      for (const d of drivers) await d.stop();
+      await broker?.close();
+    },
+  };
+}
