@@ -1,0 +1,358 @@
+// MQTT source: subscribes to topic filters on a broker (mosquitto, the embedded aedes broker, anything that
+// speaks MQTT 3.1.1 or 5) and turns each message into a Reading whose stream name is filled from the
+// wildcard levels of its topic. Malformed messages are counted rejects, never exceptions.
+//
+// Delivery. QoS 1 on a persistent session: a fixed clientId ('datagate-' + name), clean: false and, on MQTT 5,
+// a session expiry of a week, so the broker queues what devices publish while the gateway restarts and
+// delivers it on reconnect. A message is acknowledged (PUBACK) once its reading is in the driver's bounded
+// queue; readings still in that queue when the process dies are lost (at most the queue's high-water mark),
+// and a message whose PUBACK did not reach the broker is delivered again (at least once).
+//
+// Backpressure. mqtt.js handles incoming packets one at a time and sends a PUBACK only when
+// `client.handleMessage(packet, done)` calls `done`. While DriverBase has paused the source, the driver keeps
+// that callback (and the packet, unparsed): mqtt.js stops reading the socket, TCP flow control holds the
+// broker, and the broker keeps the unacknowledged messages. On resume the held packet is parsed and
+// acknowledged. `customHandleAcks` was not chosen: mqtt.js uses it only with MQTT 5 (it auto-acks for 3.1.1,
+// which aedes speaks), and its callback picks a PUBACK reason code rather than deferring the ack. Caveats:
+// mosquitto queues at most `max_queued_messages` (1000 by default) per client and DROPS the rest, so a
+// gateway that may lag needs that raised on the broker; and while paused, mqtt.js cannot read the broker's
+// PINGRESP, so a pause longer than 1.5 x keepalive (90 s) ends in a reconnect (the held message is dropped
+// unacknowledged and redelivered by the broker: no loss, no duplicate).
+//
+// Reconnects use our capped exponential backoff (backoffDelay) with status 'retrying' and nextAttemptAt:
+// mqtt.js's reconnectPeriod is a fixed interval, so it is set to 0 and the driver calls client.reconnect().
+// Retained messages replayed on subscribe are stale values with no arrival time of their own: they are
+// counted as 'retained' rejects, not readings (live messages reach subscribers without the retain flag).
+import { readFile } from 'node:fs/promises';
+import { connect, type IClientOptions, type MqttClient } from 'mqtt';
+import { DriverBase, backoffDelay } from './base.ts';
+import type { DriverContext, SensorDriver } from './driver.ts';
+import { SensorError } from './reading.ts';
+import { compileSubscription, matchTopic, parsePayload, resolveStream, type CompiledSubscription, type MqttSubscription } from './mqtt-topics.ts';
+
+export interface MqttDriverConfig {
+  readonly name: string;
+  /** mqtt://, mqtts://, ws:// or wss:// URL of the broker. */
+  readonly url: string;
+  /**
+   * Default 'datagate-' + name. Must stay the same across restarts (the broker keys the session by it) and
+   * be unique per broker (a second client with the same id takes the session over). MQTT 3.1.1 brokers may
+   * refuse ids over 23 characters (aedes does by default; the embedded broker allows 128).
+   */
+  readonly clientId?: string;
+  readonly username?: string;
+  /** From a secret source (given by the composition root); never logged. */
+  readonly password?: string;
+  /** File paths of PEM files; read at start(). */
+  readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string; readonly rejectUnauthorized?: boolean };
+  /** 5 (default) or 4 (MQTT 3.1.1; needed for aedes). */
+  readonly protocolVersion?: 4 | 5;
+  readonly subscriptions: readonly MqttSubscription[];
+  /** Reconnect backoff, see backoffDelay; default 500 ms doubling to 30 s. */
+  readonly reconnect?: { readonly baseMs?: number; readonly maxMs?: number };
+  /** Seconds; default 60. */
+  readonly keepaliveSec?: number;
+}
+
+/** MQTT 5 session expiry asked for: one week (the broker may cap it). */
+export const SESSION_EXPIRY_SEC = 7 * 24 * 3600;
+const STOP_TIMEOUT_MS = 5_000;
+
+type PublishPacket = Parameters<MqttClient['handleMessage']>[0];
+type Done = Parameters<MqttClient['handleMessage']>[1];
+
+/** The URL with any password replaced, for logs. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparsable url)';
+  }
+}
+
+export interface MqttDriverOptions {
+  /** Readings buffered before the driver stops acknowledging (default 1024). */
+  readonly highWater?: number;
+  /** Jitter source of the backoff, [0, 1); default Math.random. */
+  readonly random?: () => number;
+}
+
+/**
+ * Checks an MQTT source config and compiles its subscriptions; throws SensorError SENSOR_CONFIG_INVALID
+ * naming the field. Returns the compiled subscriptions.
+ */
+export function validateMqttConfig(config: MqttDriverConfig): CompiledSubscription[] {
+  const bad = (field: string, why: string): never => {
+    throw new SensorError('SENSOR_CONFIG_INVALID', `mqtt source: '${field}' ${why}`, { field });
+  };
+  if (config === null || typeof config !== 'object') bad('', 'config must be an object');
+  if (typeof config.name !== 'string' || config.name.length === 0) bad('name', 'must be a non-empty string');
+  let url: URL | null = null;
+  try {
+    url = new URL(config.url);
+  } catch {
+    bad('url', `${JSON.stringify(redactUrl(String(config.url)))} is not a URL`);
+  }
+  if (url !== null && !['mqtt:', 'mqtts:', 'ws:', 'wss:'].includes(url.protocol)) bad('url', `must be mqtt://, mqtts://, ws:// or wss://, not ${url.protocol}//`);
+  if (config.clientId !== undefined && (typeof config.clientId !== 'string' || config.clientId.length === 0)) bad('clientId', 'must be a non-empty string');
+  if (config.username !== undefined && typeof config.username !== 'string') bad('username', 'must be a string');
+  if (config.password !== undefined && typeof config.password !== 'string') bad('password', 'must be a string');
+  const pv = config.protocolVersion ?? 5;
+  if (pv !== 4 && pv !== 5) bad('protocolVersion', 'must be 4 (MQTT 3.1.1) or 5');
+  const ka = config.keepaliveSec;
+  if (ka !== undefined && !(Number.isInteger(ka) && ka >= 1 && ka <= 65535)) bad('keepaliveSec', 'must be an integer in 1..65535');
+  const r = config.reconnect;
+  for (const k of ['baseMs', 'maxMs'] as const) {
+    const v = r?.[k];
+    if (v !== undefined && !(Number.isFinite(v) && v > 0)) bad(`reconnect.${k}`, 'must be a positive number of ms');
+  }
+  if (!Array.isArray(config.subscriptions) || config.subscriptions.length === 0) bad('subscriptions', 'must list at least one topic');
+  return config.subscriptions.map((s, i) => compileSubscription(s, i));
+}
+
+/** A SensorDriver reading MQTT topics; see the file comment for delivery, backpressure and reconnects. */
+export class MqttDriver extends DriverBase implements SensorDriver {
+  private readonly cfg: MqttDriverConfig;
+  private readonly subs: readonly CompiledSubscription[];
+  private readonly clientId: string;
+  private readonly signal: AbortSignal | undefined;
+  private readonly random: () => number;
+  private client: MqttClient | null = null;
+  private attempt = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private everConnected = false;
+  /** Counts CONNACKs, so a subscribe that outlived its connection can tell. */
+  private connections = 0;
+  private subscribed = false;
+  private lastError: string | null = null;
+  private sourcePaused = false;
+  private held: { readonly packet: PublishPacket; readonly done: Done } | null = null;
+  private stopping = false;
+  private settleStart: (() => void) | null = null;
+
+  /** Throws SensorError SENSOR_CONFIG_INVALID for a bad config (see validateMqttConfig); never afterwards. */
+  constructor(config: MqttDriverConfig, ctx: DriverContext, opts: MqttDriverOptions = {}) {
+    const subs = validateMqttConfig(config);
+    super(config.name, ctx, opts.highWater);
+    this.cfg = { ...config, subscriptions: [...config.subscriptions] };
+    this.subs = subs;
+    this.clientId = config.clientId ?? `datagate-${config.name}`;
+    this.signal = ctx.signal;
+    this.random = opts.random ?? Math.random;
+  }
+
+  /**
+   * Reads the TLS files and connects. Resolves once the first attempt has settled (connected and subscribed,
+   * or failed and retrying); network trouble never rejects. Rejects for unreadable TLS files (MQTT_TLS_FILE).
+   */
+  async start(): Promise<void> {
+    if (this.client !== null || this.stopping) return;
+    if (this.signal?.aborted === true) return this.stop();
+    const pv = this.cfg.protocolVersion ?? 5;
+    const opts: IClientOptions = {
+      clientId: this.clientId,
+      protocolVersion: pv,
+      clean: false,
+      reconnectPeriod: 0,
+      manualConnect: true,
+      resubscribe: false,
+      connectTimeout: 10_000,
+      keepalive: this.cfg.keepaliveSec ?? 60,
+      ...(this.cfg.username !== undefined && { username: this.cfg.username }),
+      ...(this.cfg.password !== undefined && { password: this.cfg.password }),
+      ...(pv === 5 && { properties: { sessionExpiryInterval: SESSION_EXPIRY_SEC } }),
+      ...(await this.readTls()),
+    };
+    const client = connect(this.cfg.url, opts);
+    this.client = client;
+    client.handleMessage = (packet, done) => this.onPublish(packet, done);
+    client.on('connect', (connack) => void this.onConnect(client, connack.sessionPresent));
+    client.on('close', () => this.onClose(client));
+    client.on('error', (err) => {
+      this.lastError = err.message;
+      this.log.debug('mqtt error', { error: err.message, code: (err as { code?: unknown }).code });
+    });
+    client.on('disconnect', (packet) => {
+      this.lastError = `broker sent DISCONNECT (reason ${packet.reasonCode ?? 0})`;
+    });
+    this.signal?.addEventListener('abort', () => void this.stop(), { once: true });
+    const settled = new Promise<void>((resolve) => (this.settleStart = resolve));
+    this.log.info('connecting', { url: redactUrl(this.cfg.url), clientId: this.clientId, protocolVersion: pv });
+    client.connect();
+    await settled;
+  }
+
+  /** Ends the session cleanly (DISCONNECT; the broker keeps the session for the next start) and ends readings(). */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.held = null; // never acknowledged: the broker delivers it again to the next session
+    const client = this.client;
+    if (client !== null) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => client.end(true, () => resolve()), STOP_TIMEOUT_MS);
+        client.end(!client.connected, () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    this.setStatus({ state: 'stopped' });
+    this.endReadings();
+    this.settle();
+  }
+
+  protected override pauseSource(): void {
+    this.sourcePaused = true;
+  }
+
+  protected override resumeSource(): void {
+    this.sourcePaused = false;
+    const held = this.held;
+    if (held === null) return;
+    this.held = null;
+    // Outside readings().next(): parsing may queue a reading and pause again.
+    setImmediate(() => {
+      if (this.stopping) return;
+      this.handle(held.packet);
+      held.done();
+    });
+  }
+
+  private async readTls(): Promise<Pick<IClientOptions, 'ca' | 'cert' | 'key' | 'rejectUnauthorized'>> {
+    const tls = this.cfg.tls;
+    if (tls === undefined) return {};
+    const out: Pick<IClientOptions, 'ca' | 'cert' | 'key' | 'rejectUnauthorized'> = {};
+    for (const k of ['ca', 'cert', 'key'] as const) {
+      const path = tls[k];
+      if (path === undefined) continue;
+      try {
+        out[k] = await readFile(path);
+      } catch (err) {
+        throw new SensorError('MQTT_TLS_FILE', `tls.${k}: cannot read ${path}; check the path and its permissions`, { path }, { cause: err });
+      }
+    }
+    if (tls.rejectUnauthorized !== undefined) out.rejectUnauthorized = tls.rejectUnauthorized;
+    return out;
+  }
+
+  private async onConnect(client: MqttClient, sessionPresent: boolean): Promise<void> {
+    const gen = ++this.connections;
+    this.attempt = 0;
+    this.lastError = null;
+    // A resumed session still holds our subscriptions; a new one (first start, expired, broker without
+    // persistence) needs them made. The first connect of this driver always subscribes: the configuration
+    // may have changed since the session was made.
+    if (!sessionPresent || !this.subscribed) {
+      const failure = await this.subscribeAll(client);
+      if (failure === 'closed' || gen !== this.connections || this.stopping) return; // onClose retries, or stop() won
+      if (failure !== null) {
+        this.log.error('subscription refused by the broker; check its ACL and the topic filter', { reason: failure });
+        this.setStatus({ state: 'failed', reason: failure });
+        this.stopping = true;
+        client.end(true);
+        this.endReadings();
+        this.settle();
+        return;
+      }
+      this.subscribed = true;
+    }
+    if (this.everConnected) this.reconnectCount++;
+    this.everConnected = true;
+    this.log.info('connected', { url: redactUrl(this.cfg.url), sessionPresent });
+    this.setStatus({ state: 'connected', since: this.now() });
+    this.settle();
+  }
+
+  /** null when every subscription was granted; 'closed' when the connection went away meanwhile; else why. */
+  private async subscribeAll(client: MqttClient): Promise<string | null> {
+    const v5 = (this.cfg.protocolVersion ?? 5) === 5;
+    for (const [i, c] of this.subs.entries()) {
+      try {
+        // MQTT 5: the subscription identifier routes overlapping filters; rh 1 = no retained replay on resubscribe.
+        const grants = await client.subscribeAsync(c.filter.filter, v5 ? { qos: c.qos, rh: 1, properties: { subscriptionIdentifier: i + 1 } } : { qos: c.qos });
+        const bad = grants.find((g) => g.qos >= 0x80);
+        if (bad !== undefined) return `${c.filter.filter}: refused (code ${bad.qos})`;
+      } catch (err) {
+        if (!client.connected) return 'closed';
+        return `${c.filter.filter}: ${(err as Error).message}`;
+      }
+    }
+    return null;
+  }
+
+  private onClose(client: MqttClient): void {
+    this.held = null; // its connection is gone; the broker redelivers it
+    if (this.stopping || client !== this.client) return;
+    const reason = this.lastError ?? 'connection closed';
+    const delay = backoffDelay(this.attempt, { ...this.cfg.reconnect, random: this.random });
+    this.attempt++;
+    this.log.warn('disconnected; retrying', { reason, delayMs: delay, attempt: this.attempt });
+    this.setStatus({ state: 'retrying', reason, nextAttemptAt: this.now() + delay, attempt: this.attempt });
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (!this.stopping) client.reconnect();
+    }, delay);
+    this.settle();
+  }
+
+  /** mqtt.js calls this for each PUBLISH, one at a time; `done` sends the PUBACK and lets the next one in. */
+  private onPublish(packet: PublishPacket, done: Done): void {
+    if (this.stopping) return; // not acknowledged: redelivered to the next session
+    if (this.sourcePaused) {
+      this.held = { packet, done };
+      return;
+    }
+    this.handle(packet);
+    done();
+  }
+
+  /** One message to a reading or a counted reject. Never throws. */
+  private handle(packet: PublishPacket): void {
+    const topic = packet.topic;
+    if (packet.retain) {
+      this.reject('retained', `retained message on ${topic} (stale value replayed on subscribe)`);
+      return;
+    }
+    const ids = packet.properties?.subscriptionIdentifier;
+    const routed = ids === undefined ? [] : (Array.isArray(ids) ? ids : [ids]).map((id) => this.subs[id - 1]);
+    const targets = routed.filter((c): c is CompiledSubscription => c !== undefined);
+    if (targets.length === 0) {
+      // MQTT 3.1.1 has no subscription identifiers: the first configured filter that matches.
+      const first = this.subs.find((c) => matchTopic(c.filter, topic) !== null);
+      if (first === undefined) {
+        this.reject('bad-topic', `topic ${JSON.stringify(topic)} matches no subscription`);
+        return;
+      }
+      targets.push(first);
+    }
+    const bytes = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    const arrivedAt = this.now();
+    for (const c of targets) {
+      const s = resolveStream(c, topic);
+      if (!s.ok) {
+        this.reject(s.reason, s.detail);
+        continue;
+      }
+      const p = parsePayload(c.sub, bytes, arrivedAt);
+      if (!p.ok) {
+        this.reject(p.reason, `${topic}: ${p.detail}`);
+        continue;
+      }
+      const unit = c.sub.unit === undefined ? {} : { unit: c.sub.unit };
+      if ('value' in p) this.emitReading({ stream: s.stream, ts: p.ts, value: p.value, ...unit });
+      else this.emitReading({ stream: s.stream, ts: p.ts, values: p.values, ...unit });
+    }
+  }
+
+  private settle(): void {
+    const s = this.settleStart;
+    this.settleStart = null;
+    s?.();
+  }
+}
