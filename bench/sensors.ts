@@ -20,7 +20,10 @@ function parserRate(label: string, chunk: Uint8Array, linesPerChunk: number, par
   const end = start + SECONDS * 1000;
   while (performance.now() < end) {
     for (let i = 0; i < 100; i++) {
-      for (const line of framer.push(chunk).lines) (parser(line, Date.now()).ok ? readings++ : rejects++);
+      for (const line of framer.push(chunk).lines) {
+        if (parser(line, Date.now()).ok) readings++;
+        else rejects++;
+      }
     }
   }
   const secs = (performance.now() - start) / 1000;
