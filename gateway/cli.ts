@@ -7,6 +7,7 @@ import { devConfigSchema } from './dev-config.ts';
 import { DEV_BALANCE, startDevNode } from './dev.ts';
 import { DEV_MNEMONIC, hexKey } from './dev-accounts.ts';
 import { openKey } from '../device/index.ts';
+import { ipfsCommand } from './ipfs-commands.ts';
 import { keyCommand } from './key-commands.ts';
 import { sensorsCommand } from './sensors-commands.ts';
 import { createLogger } from './logger.ts';
@@ -119,7 +120,7 @@ const dev = defineCommand({
   },
 });
 
-export const commands: readonly Command[] = [dev, keyCommand, sensorsCommand];
+export const commands: readonly Command[] = [dev, keyCommand, sensorsCommand, ipfsCommand];
 
 /** Run the CLI with `argv` (without node and script); resolves to the exit code. */
 export function main(argv: readonly string[], signal: AbortSignal): Promise<number> {

@@ -2,6 +2,7 @@
 // process (by default 4 validators and 2 proposers, each with its own ledger, consensus WAL and guarded
 // key, over an in-memory transport) plus a follower node that serves JSON-RPC, prefunds the well-known dev
 // accounts, and tears everything down in order on stop. `solo` runs one node that validates and proposes.
+import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Address, ChainSpec, Logger, SignedTx, Signer } from '../chain/index.ts';
@@ -12,6 +13,9 @@ import { GuardedSigner, MemorySigner } from '../device/index.ts';
 import type { DevConfig } from './dev-config.ts';
 import type { DevAccount } from './dev-accounts.ts';
 import { DEV_MNEMONIC, deriveAccounts } from './dev-accounts.ts';
+import { createContentApiHandler, removeApiAccess, writeApiAccess } from './content/admin-api.ts';
+import { createTrustlessGatewayHandler } from './content/trustless-gateway.ts';
+import { UnixFsContentStore } from './content/unixfs-store.ts';
 import { DEFAULT_SIMULATOR, startSensors } from './sensors.ts';
 import { VERSION } from './version.ts';
 
@@ -165,7 +169,22 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
     }
     for (const p of proposerNodes) p.node.transactionsArrived();
   };
+  // The content store with its trustless gateway and admin API share the RPC port.
+  let content: UnixFsContentStore;
+  try {
+    content = await UnixFsContentStore.open(join(dataDir, 'content'));
+  } catch (err) {
+    for (const n of nodes) await n.node.stop();
+    for (const o of opened) await o.wal.close().catch(() => {});
+    for (const o of opened) await o.ledger.close();
+    throw err;
+  }
+  const apiToken = randomBytes(32).toString('hex');
   const rpc = createRpcServer({
+    httpHandlers: [
+      createTrustlessGatewayHandler({ blocks: content.blocks, logger: logger.child({ module: 'ipfs-gateway' }) }),
+      createContentApiHandler({ store: content, token: apiToken, logger: logger.child({ module: 'api' }) }),
+    ],
     host: config.rpc.host,
     port: config.rpc.port,
     maxRequestBytes: config.rpc.maxRequestBytes,
@@ -206,6 +225,8 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
   summary.unref();
   const stopAll = async () => {
     clearInterval(summary);
+    await removeApiAccess(dataDir).catch(() => {});
+    await content.close();
     await sensors.stop();
     await Promise.allSettled(pumps);
     for (const n of nodes) await n.node.stop();
@@ -220,6 +241,7 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
     throw err;
   }
   const hostForUrl = bound.host.includes(':') ? `[${bound.host}]` : bound.host;
+  await writeApiAccess(dataDir, `http://${hostForUrl}:${bound.port}`, apiToken);
   return {
     rpcUrl: `http://${hostForUrl}:${bound.port}`,
     wsUrl: `ws://${hostForUrl}:${bound.port}`,

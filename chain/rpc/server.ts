@@ -37,6 +37,11 @@ export interface RpcServerOptions {
   /** A WebSocket whose unsent data exceeds this is closed with 1008 instead of buffering more. Default 16 MiB. */
   maxWsBufferedBytes?: number;
   logger?: Logger;
+  /**
+   * Handlers for other HTTP paths on the same port, tried in order before JSON-RPC; each returns true when it
+   * took the request (e.g. /ipfs/... for the trustless gateway).
+   */
+  httpHandlers?: readonly ((req: IncomingMessage, res: ServerResponse) => boolean)[];
 }
 
 export interface RpcServer {
@@ -110,6 +115,8 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
   }
 
   function onHttpRequest(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
+    // Other services on the same port (the IPFS trustless gateway, the node's admin API) claim their paths first.
+    for (const handler of options.httpHandlers ?? []) if (handler(req, res)) return;
     res.setHeader('access-control-allow-origin', '*');
     if (req.method === 'OPTIONS') {
       res.writeHead(204, {

@@ -1,0 +1,101 @@
+// The node's content admin API on its API port: `POST /api/v0/add?cid-version=0|1` stores the request body and
+// answers {"cid": ...}. Adding is an admin action, so it needs the bearer token the node writes to
+// `<data dir>/api.json` (mode 0600) at start: whoever can read the data directory may use it, nobody else.
+// Reading needs no token: anyone fetches and verifies content through the trustless gateway (/ipfs/...).
+import { timingSafeEqual } from 'node:crypto';
+import { open, rename, rm } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { join } from 'node:path';
+import type { ContentStore, Logger } from '../../chain/index.ts';
+import { hasCode, nopLogger } from '../../chain/index.ts';
+
+/** Largest file the API accepts in one request. */
+export const MAX_ADD_BYTES = 64 * 1024 * 1024;
+
+/** What a local client needs to reach the node's admin API. */
+export interface ApiAccess {
+  readonly url: string;
+  readonly token: string;
+}
+
+export const API_FILE = 'api.json';
+
+/** Write `<dataDir>/api.json` (atomically, mode 0600) with the API's URL and token. */
+export async function writeApiAccess(dataDir: string, url: string, token: string): Promise<ApiAccess> {
+  const access = { url, token };
+  const tmp = join(dataDir, `.${API_FILE}.${process.pid}.tmp`);
+  const fh = await open(tmp, 'w', 0o600);
+  try {
+    await fh.writeFile(JSON.stringify(access));
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, join(dataDir, API_FILE));
+  return access;
+}
+
+export async function removeApiAccess(dataDir: string): Promise<void> {
+  await rm(join(dataDir, API_FILE), { force: true });
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function authorized(req: IncomingMessage, token: string): boolean {
+  const header = req.headers.authorization ?? '';
+  const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
+  const want = Buffer.from(token);
+  return given.length === want.length && timingSafeEqual(given, want);
+}
+
+/** The handler for /api/v0/add; returns false for other paths. */
+export function createContentApiHandler(opts: { store: ContentStore; token: string; logger?: Logger }): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const log = opts.logger ?? nopLogger;
+  return (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (!url.pathname.startsWith('/api/v0/')) return false;
+    if (url.pathname !== '/api/v0/add') {
+      send(res, 404, { error: `unknown API path ${url.pathname}; this node offers POST /api/v0/add` });
+      return true;
+    }
+    if (req.method !== 'POST') {
+      send(res, 405, { error: 'use POST' });
+      return true;
+    }
+    if (!authorized(req, opts.token)) {
+      send(res, 401, { error: 'missing or wrong bearer token; read it from <data dir>/api.json' });
+      return true;
+    }
+    const v = url.searchParams.get('cid-version') ?? '1';
+    if (v !== '0' && v !== '1') {
+      send(res, 400, { error: 'cid-version must be 0 or 1' });
+      return true;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_ADD_BYTES) {
+        send(res, 413, { error: `body larger than ${MAX_ADD_BYTES} bytes` });
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (size > MAX_ADD_BYTES) return;
+      opts.store.add(Buffer.concat(chunks), { cidVersion: v === '0' ? 0 : 1 }).then(
+        (cid) => send(res, 200, { cid }),
+        (err: unknown) => {
+          log.warn('content add failed', { error: err });
+          send(res, hasCode(err, 'CONTENT_INVALID_ARGUMENT') ? 400 : 500, { error: (err as Error).message });
+        },
+      );
+    });
+    return true;
+  };
+}

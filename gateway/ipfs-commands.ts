@@ -1,0 +1,144 @@
+// `datagate ipfs add|get`: put a file into the node's content store and get it back, with IPFS CIDs. They open
+// the store in `--data-dir` directly; when a running node holds it (the LevelDB lock), they go through that
+// node's API instead: adds with its admin token, gets through its trustless gateway, verifying every block.
+import { readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { CarReader } from '@ipld/car';
+import { exporter } from 'ipfs-unixfs-exporter';
+import { CID } from 'multiformats/cid';
+import { sha256 } from 'multiformats/hashes/sha2';
+import { hasCode } from '../chain/index.ts';
+import type { Command } from './args.ts';
+import { UsageError, defineCommand } from './args.ts';
+import type { ApiAccess } from './content/admin-api.ts';
+import { API_FILE } from './content/admin-api.ts';
+import { UnixFsContentStore } from './content/unixfs-store.ts';
+
+const dataDirOption = { 'data-dir': { type: 'string', valueName: 'dir', default: './data/dev', description: 'Data directory of the node (its content store is <dir>/content)' } } as const;
+
+/** The content store of `dataDir`, or null when a running node holds it. */
+async function openLocal(dataDir: string): Promise<UnixFsContentStore | null> {
+  try {
+    return await UnixFsContentStore.open(join(resolve(dataDir), 'content'));
+  } catch (err) {
+    if (hasCode(err, 'CONTENT_STORE_LOCKED')) return null;
+    throw err;
+  }
+}
+
+async function apiAccess(dataDir: string): Promise<ApiAccess> {
+  const file = join(resolve(dataDir), API_FILE);
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as ApiAccess;
+  } catch {
+    throw new UsageError(`the content store in ${dataDir} is locked by a running node, but ${file} cannot be read to reach its API`);
+  }
+}
+
+/** Fetch `cid` as a CAR from a trustless gateway, check every block against its CID, and export the file. */
+export async function fetchVerified(gatewayUrl: string, cidText: string): Promise<Uint8Array> {
+  const root = CID.parse(cidText);
+  const res = await fetch(`${gatewayUrl}/ipfs/${root.toString()}?format=car`, { headers: { accept: 'application/vnd.ipld.car' } });
+  if (res.status === 404) throw new UsageError(`${cidText} is not in the node's content store`);
+  if (!res.ok) throw new Error(`gateway answered ${res.status}: ${await res.text()}`);
+  const car = await CarReader.fromBytes(new Uint8Array(await res.arrayBuffer()));
+  const blocks = new Map<string, Uint8Array>();
+  for await (const { cid, bytes } of car.blocks()) {
+    const digest = await sha256.digest(bytes);
+    if (cid.multihash.code !== sha256.code || !equal(digest.digest, cid.multihash.digest)) throw new Error(`block ${cid} does not match its CID: the gateway sent corrupt data`);
+    blocks.set(cid.toString(), bytes);
+  }
+  const store = {
+    async *get(cid: CID) {
+      const b = blocks.get(cid.toString()) ?? blocks.get(cid.toV1().toString());
+      if (b === undefined) throw new Error(`block ${cid} missing from the CAR`);
+      yield b;
+    },
+  };
+  const entry = await exporter(root, store as never);
+  if (entry.type !== 'file' && entry.type !== 'raw') throw new UsageError(`${cidText} is a ${entry.type}, not a file`);
+  const parts: Uint8Array[] = [];
+  for await (const chunk of entry.content()) parts.push(chunk as Uint8Array);
+  return Buffer.concat(parts);
+}
+
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+const add = defineCommand({
+  name: 'ipfs add',
+  summary: 'Add a file to the content store and print its CID',
+  positionals: [{ name: 'FILE', description: 'The file to add', required: true }],
+  options: {
+    'cid-version': { type: 'integer', valueName: 'n', default: 1, description: '0 (kubo defaults: Qm... CIDs) or 1 (raw leaves: bafy.../bafk...)' },
+    ...dataDirOption,
+  },
+  async run({ options, positionals, stdout }) {
+    const version = options['cid-version'];
+    if (version !== 0 && version !== 1) throw new UsageError('--cid-version must be 0 or 1');
+    const bytes = await readFile(positionals[0]!);
+    const local = await openLocal(options['data-dir']);
+    if (local !== null) {
+      try {
+        stdout.write(`${await local.add(bytes, { cidVersion: version })}\n`);
+      } finally {
+        await local.close();
+      }
+      return 0;
+    }
+    const api = await apiAccess(options['data-dir']);
+    const res = await fetch(`${api.url}/api/v0/add?cid-version=${version}`, { method: 'POST', headers: { authorization: `Bearer ${api.token}` }, body: bytes });
+    const body = (await res.json()) as { cid?: string; error?: string };
+    if (!res.ok || body.cid === undefined) throw new Error(`the node refused the file: ${body.error ?? res.status}`);
+    stdout.write(`${body.cid}\n`);
+    return 0;
+  },
+});
+
+const get = defineCommand({
+  name: 'ipfs get',
+  summary: 'Write the bytes of a CID (to --output, or standard output)',
+  positionals: [{ name: 'CID', description: 'The content identifier', required: true }],
+  options: { output: { type: 'string', valueName: 'file', description: 'Write here instead of standard output' }, ...dataDirOption },
+  async run({ options, positionals, stdout }) {
+    const cid = positionals[0]!;
+    const local = await openLocal(options['data-dir']);
+    let bytes: Uint8Array;
+    if (local !== null) {
+      try {
+        bytes = await local.get(cid);
+      } finally {
+        await local.close();
+      }
+    } else {
+      bytes = await fetchVerified((await apiAccess(options['data-dir'])).url, cid);
+    }
+    if (options.output !== undefined) await writeFile(options.output, bytes);
+    else stdout.write(Buffer.from(bytes) as unknown as string);
+    return 0;
+  },
+});
+
+const subcommands: readonly Command[] = [add, get];
+
+function groupHelp(): string {
+  return ['Usage: datagate ipfs <command> [options]', '', 'Commands:', ...subcommands.map((c) => `  ${c.name.padEnd(10)}   ${c.summary}`), '', 'Run "datagate ipfs <command> --help" for its options.', ''].join('\n');
+}
+
+/** `datagate ipfs <add|get>`. */
+export const ipfsCommand: Command = {
+  name: 'ipfs',
+  summary: 'Add files to the content store and get them back by CID',
+  help: groupHelp,
+  async invoke(args, io) {
+    const [sub, ...rest] = args;
+    if (sub === undefined || sub === '--help' || sub === '-h') {
+      (sub === undefined ? io.stderr : io.stdout).write(groupHelp());
+      return sub === undefined ? 2 : 0;
+    }
+    const command = subcommands.find((c) => c.name === `ipfs ${sub}`);
+    if (command === undefined) throw new UsageError(`unknown ipfs command "${sub}"; commands: add, get`);
+    return command.invoke(rest, io);
+  },
+};
