@@ -1,0 +1,216 @@
+// The pipeline database's on-disk format: key layout and the codecs of its records. This comment is the
+// contract: numbered prefixes are never reused for another meaning, the schema version is checked at open,
+// and a layout change gets a new PIPELINE_SCHEMA_VERSION and a migration.
+//
+// Keys (LevelDB, binary keys; u64 = 8 bytes big-endian, so keys sort in number order):
+//   0x01 meta/<name>      -> value      'schema' -> decimal PIPELINE_SCHEMA_VERSION;
+//                                        'storeBytes' -> decimal sum of the envelope bytes of every segment
+//                                        in state sealed or stored (what limits.maxStoreBytes bounds)
+//   0x02 u64 queueNo      -> queued reading: u64 arrival time (pipeline clock, ms) || the one-reading
+//                            readings bytes of segment-format.ts (encodeReadings([reading])). Numbers follow
+//                            ingest order; a reading leaves the queue in the batch that records its segment.
+//   0x03 u64 segmentNo    -> segment record (below); never deleted (a dropped segment keeps a tombstone)
+//   0x04 <stream UTF-8>   -> stream record: RLP [ lastSeq, segmentNo ] of the stream's latest sealed segment
+//   0x05 u64 segmentNo    -> envelope bytes, present only while the segment is in state sealed
+//   0x06 u64 segmentNo    -> empty: the segment is stored and unsold (the oldest first are what
+//                            'drop-oldest-unsold' deletes)
+//
+// Segment record = RLP [ version = 1, state, stream, firstSeq, lastSeq, count, firstTs, lastTs,
+//                        manifestHash (32), runStart (0|1), envelopeBytes, sealedAt, wrappedKey, cid ]
+//   state         1 sealed (envelope in 0x05), 2 stored (envelope in the content store under cid),
+//                 3 dropped (tombstone: wrappedKey and cid empty). 4 listed and 5 sold are reserved for the
+//                 market states of DESIGN.md; numbers are never reused.
+//   runStart      1 when the segment's first reading starts a driver run (the stream's first reading, or seq
+//                 not above the previous reading's): seq continuity is not expected across it
+//   wrappedKey    the segment key wrapped under the master key, bound to manifestHash (segment-crypto.ts)
+//   cid           UTF-8 CID string of the envelope in the content store; empty before state stored
+import type { RlpItem } from '../../chain/index.ts';
+import { rlpDecode, rlpEncode } from '../../chain/index.ts';
+import type { Reading } from '../../sensors/index.ts';
+import { PipelineRuntimeError } from './pipeline-errors.ts';
+import { decodeReadings } from './segment-format.ts';
+
+/** Version of the on-disk format above. */
+export const PIPELINE_SCHEMA_VERSION = 1;
+
+export const P_META = 0x01;
+export const P_QUEUE = 0x02;
+export const P_SEGMENT = 0x03;
+export const P_STREAM = 0x04;
+export const P_ENVELOPE = 0x05;
+export const P_UNSOLD = 0x06;
+
+const RECORD_VERSION = 1;
+
+export type SegmentState = 'sealed' | 'stored' | 'dropped';
+const STATE_CODES: Record<SegmentState, number> = { sealed: 1, stored: 2, dropped: 3 };
+const STATE_NAMES = new Map<number, SegmentState>([[1, 'sealed'], [2, 'stored'], [3, 'dropped']]);
+
+/** A segment's persisted record (the key material stays wrapped). */
+export interface StoredSegment {
+  readonly no: number;
+  readonly state: SegmentState;
+  readonly stream: string;
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  readonly count: number;
+  readonly firstTs: number;
+  readonly lastTs: number;
+  readonly manifestHash: Uint8Array;
+  readonly runStart: boolean;
+  readonly envelopeBytes: number;
+  readonly sealedAt: number;
+  /** 73 bytes; empty once dropped. */
+  readonly wrappedKey: Uint8Array;
+  /** Set from state stored on. */
+  readonly cid?: string;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder('utf-8', { fatal: true });
+const EMPTY = new Uint8Array(0);
+
+/** prefix byte || body. */
+export function prefixed(prefix: number, body: Uint8Array = EMPTY): Uint8Array {
+  const k = new Uint8Array(1 + body.length);
+  k[0] = prefix;
+  k.set(body, 1);
+  return k;
+}
+
+/** prefix byte || u64 BE of `n`. */
+export function numberKey(prefix: number, n: number): Uint8Array {
+  const k = new Uint8Array(9);
+  k[0] = prefix;
+  new DataView(k.buffer).setBigUint64(1, BigInt(n));
+  return k;
+}
+
+/** The number in a numberKey. */
+export function keyNumber(k: Uint8Array): number {
+  if (k.length !== 9) throw corrupt('a numbered key is not 9 bytes');
+  return Number(new DataView(k.buffer, k.byteOffset, 9).getBigUint64(1));
+}
+
+/** Range options covering every key under `prefix`. */
+export function prefixRange(prefix: number): { gte: Uint8Array; lt: Uint8Array } {
+  return { gte: prefixed(prefix), lt: prefixed(prefix + 1) };
+}
+
+export const metaKey = (name: string): Uint8Array => prefixed(P_META, enc.encode(name));
+export const streamKey = (stream: string): Uint8Array => prefixed(P_STREAM, enc.encode(stream));
+
+export function corrupt(what: string, fields: Record<string, unknown> = {}): PipelineRuntimeError {
+  return new PipelineRuntimeError('PIPELINE_STATE_CORRUPT', `pipeline database: ${what}; the database is damaged, restore it or move it away and start empty`, fields);
+}
+
+/** A queued reading's value: u64 arrival ms || one-reading readings bytes. */
+export function encodeQueued(arrivedAt: number, readingBytes: Uint8Array): Uint8Array {
+  const v = new Uint8Array(8 + readingBytes.length);
+  new DataView(v.buffer).setBigUint64(0, BigInt(Math.max(0, Math.floor(arrivedAt))));
+  v.set(readingBytes, 8);
+  return v;
+}
+
+/** Decode a queued reading. Throws PIPELINE_STATE_CORRUPT. */
+export function decodeQueued(v: Uint8Array, queueNo: number): { arrivedAt: number; reading: Reading } {
+  try {
+    if (v.length < 9) throw new Error('too short');
+    const arrivedAt = Number(new DataView(v.buffer, v.byteOffset, 8).getBigUint64(0));
+    const readings = decodeReadings(v.subarray(8));
+    if (readings.length !== 1) throw new Error(`holds ${readings.length} readings`);
+    return { arrivedAt, reading: readings[0]! };
+  } catch (err) {
+    throw new PipelineRuntimeError('PIPELINE_STATE_CORRUPT', `pipeline database: queued reading ${queueNo} does not decode; the database is damaged`, { queueNo }, { cause: err });
+  }
+}
+
+function uint(item: RlpItem | undefined, what: string): number {
+  if (!(item instanceof Uint8Array) || item.length > 7 || (item.length > 0 && item[0] === 0)) throw corrupt(`${what} is not a canonical integer`);
+  let n = 0;
+  for (const b of item) n = n * 256 + b;
+  if (!Number.isSafeInteger(n)) throw corrupt(`${what} is too large`);
+  return n;
+}
+
+function bytes(item: RlpItem | undefined, what: string): Uint8Array {
+  if (!(item instanceof Uint8Array)) throw corrupt(`${what} is not a byte string`);
+  return item;
+}
+
+function list(v: Uint8Array, what: string, length: number): RlpItem[] {
+  let item: RlpItem;
+  try {
+    item = rlpDecode(v);
+  } catch (err) {
+    throw new PipelineRuntimeError('PIPELINE_STATE_CORRUPT', `pipeline database: ${what} is not RLP; the database is damaged`, {}, { cause: err });
+  }
+  if (!Array.isArray(item) || item.length !== length) throw corrupt(`${what} is not a list of ${length} items`);
+  return item;
+}
+
+export function encodeSegment(s: StoredSegment): Uint8Array {
+  return rlpEncode([
+    RECORD_VERSION, STATE_CODES[s.state], enc.encode(s.stream), s.firstSeq, s.lastSeq, s.count, s.firstTs, s.lastTs,
+    s.manifestHash, s.runStart ? 1 : 0, s.envelopeBytes, s.sealedAt, s.wrappedKey, s.cid === undefined ? EMPTY : enc.encode(s.cid),
+  ]);
+}
+
+/** Decode the segment record stored under segment number `no`. Throws PIPELINE_STATE_CORRUPT. */
+export function decodeSegment(no: number, v: Uint8Array): StoredSegment {
+  const what = `segment record ${no}`;
+  const f = list(v, what, 14);
+  if (uint(f[0], `${what} version`) !== RECORD_VERSION) throw corrupt(`${what} has an unknown version`, { no });
+  const state = STATE_NAMES.get(uint(f[1], `${what} state`));
+  if (state === undefined) throw corrupt(`${what} has an unknown state`, { no });
+  let stream: string;
+  let cid: string;
+  try {
+    stream = dec.decode(bytes(f[2], `${what} stream`));
+    cid = dec.decode(bytes(f[13], `${what} cid`));
+  } catch (err) {
+    throw new PipelineRuntimeError('PIPELINE_STATE_CORRUPT', `pipeline database: ${what} holds invalid UTF-8`, { no }, { cause: err });
+  }
+  const manifestHash = bytes(f[8], `${what} manifestHash`);
+  if (manifestHash.length !== 32) throw corrupt(`${what} manifestHash is not 32 bytes`, { no });
+  const runStart = uint(f[9], `${what} runStart`);
+  if (runStart > 1) throw corrupt(`${what} runStart is not 0 or 1`, { no });
+  if ((state === 'stored') !== (cid !== '')) throw corrupt(`${what} cid does not match its state`, { no });
+  return {
+    no, state, stream,
+    firstSeq: uint(f[3], `${what} firstSeq`), lastSeq: uint(f[4], `${what} lastSeq`), count: uint(f[5], `${what} count`),
+    firstTs: uint(f[6], `${what} firstTs`), lastTs: uint(f[7], `${what} lastTs`),
+    manifestHash: Uint8Array.from(manifestHash), runStart: runStart === 1,
+    envelopeBytes: uint(f[10], `${what} envelopeBytes`), sealedAt: uint(f[11], `${what} sealedAt`),
+    wrappedKey: Uint8Array.from(bytes(f[12], `${what} wrappedKey`)),
+    ...(cid !== '' ? { cid } : {}),
+  };
+}
+
+/** The stream record: the latest sealed segment's lastSeq and number. */
+export function encodeStream(lastSeq: number, segmentNo: number): Uint8Array {
+  return rlpEncode([lastSeq, segmentNo]);
+}
+
+export function decodeStream(stream: string, v: Uint8Array): { lastSeq: number; segmentNo: number } {
+  const f = list(v, `stream record ${JSON.stringify(stream)}`, 2);
+  return { lastSeq: uint(f[0], 'stream lastSeq'), segmentNo: uint(f[1], 'stream segmentNo') };
+}
+
+export function decodeStreamKey(k: Uint8Array): string {
+  try {
+    return dec.decode(k.subarray(1));
+  } catch (err) {
+    throw new PipelineRuntimeError('PIPELINE_STATE_CORRUPT', 'pipeline database: a stream key is not UTF-8', {}, { cause: err });
+  }
+}
+
+export const encodeDecimal = (n: number): Uint8Array => enc.encode(String(n));
+
+export function decodeDecimal(v: Uint8Array | undefined, what: string): number | undefined {
+  if (v === undefined) return undefined;
+  const s = dec.decode(v);
+  const n = Number(s);
+  if (!/^(0|[1-9][0-9]*)$/.test(s) || !Number.isSafeInteger(n)) throw corrupt(`${what} is not a decimal integer`);
+  return n;
+}

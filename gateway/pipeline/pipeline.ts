@@ -1,0 +1,482 @@
+// The durable segment pipeline (DESIGN.md "Pipeline", issue 6): readings enter a LevelDB queue and are
+// acknowledged once the group-committed, fsync'd batch holding them is on disk; a per-stream segmenter
+// (segmenter.ts) closes segments on time, size or seq reset; one worker then takes each segment queued ->
+// sealed -> stored (segment-steps.ts: each transition one atomic, fsync'd batch, safe to redo), so a restart
+// resumes wherever a crash stopped it, without losing or doubling a reading. Disk use is bounded by limits,
+// with an alarm near the bounds and a policy at them. The database format is in pipeline-records.ts.
+//
+// Durability caveat: the content store's own writes are its business. UnixFsContentStore writes without
+// fsync, which survives a process crash (the power-cut test kills the process) but not an OS crash or power
+// loss right after 'stored' is recorded; see the notes of issue 6.
+import type { Logger } from '../../chain/index.ts';
+import { nopLogger } from '../../chain/index.ts';
+import type { Reading } from '../../sensors/index.ts';
+import { PipelineRuntimeError } from './pipeline-errors.ts';
+import type { PipelineOptions, PipelineStatus, ResolvedOptions, SegmentRecord } from './pipeline-options.ts';
+import { invalid, prepareReading, resolveOptions } from './pipeline-options.ts';
+import {
+  P_ENVELOPE, P_QUEUE, P_SEGMENT, P_STREAM, decodeDecimal, decodeQueued, decodeSegment, decodeStream, decodeStreamKey,
+  encodeQueued, keyNumber, metaKey, numberKey, prefixRange,
+} from './pipeline-records.ts';
+import { loadOrCreateMasterKey, unwrapKey } from './segment-crypto.ts';
+import type { Db, Op, StepContext } from './segment-steps.ts';
+import { dropOldestStep, openPipelineDb, sealStep, segmentRecordOf, storeStep } from './segment-steps.ts';
+import type { ClosedSegment, QueuedReading } from './segmenter.ts';
+import { Segmenter } from './segmenter.ts';
+
+export { openPipelineDb, segmentRecordOf } from './segment-steps.ts';
+export type { FullPolicy, PipelineContentStore, PipelineLimits, PipelineOptions, PipelineStatus, SegmentRecord } from './pipeline-options.ts';
+
+/** Envelope bytes beyond the readings: header, signed manifest, AEAD tag (an upper estimate). */
+const ENVELOPE_SLACK = 2048;
+
+interface Pending {
+  readonly q: QueuedReading;
+  readonly value: Uint8Array;
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
+type WorkResult = { kind: 'idle' } | { kind: 'full' } | { kind: 'error'; error: unknown };
+const IDLE: WorkResult = { kind: 'idle' };
+
+interface StoreJob {
+  readonly no: number;
+  envelope?: Uint8Array;
+}
+
+export class Pipeline {
+  readonly #db: Db;
+  readonly #o: ResolvedOptions;
+  readonly #master: Uint8Array;
+  readonly #steps: StepContext;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  /** No clock injected: the pipeline runs its own tick timer. */
+  readonly #ownTimer: boolean;
+  readonly #segmenter: Segmenter;
+  readonly #sealQueue: ClosedSegment[] = [];
+  readonly #storeQueue: StoreJob[] = [];
+  #pending: Pending[] = [];
+  #pendingBytes = 0;
+  #commitTimer: { cancel(): void } | null = null;
+  #committing: Promise<void> | null = null;
+  #worker: Promise<WorkResult> | null = null;
+  #blocked: WorkResult | null = null;
+  #queueBytes = 0;
+  #queuedReadings = 0;
+  #storeBytes: number;
+  #storeFull = false;
+  #nextQueueNo = 0;
+  #nextSegNo = 0;
+  #tickTimer: NodeJS.Timeout | null = null;
+  #closed = false;
+  #closing: Promise<void> | null = null;
+  #failed: PipelineRuntimeError | null = null;
+  #full = false;
+  readonly #alarmOn = { queue: false, store: false };
+  readonly #c = { ingested: 0, rejectedInvalid: 0, rejectedFull: 0, commits: 0, sealed: 0, stored: 0, droppedSegments: 0, droppedReadings: 0, sealErrors: 0, storeErrors: 0, alarms: 0 };
+
+  private constructor(db: Db, opts: PipelineOptions, o: ResolvedOptions, master: Uint8Array, storeBytes: number, lastSeq: Map<string, number>) {
+    this.#db = db;
+    this.#o = o;
+    this.#master = master;
+    this.#log = opts.logger ?? nopLogger;
+    this.#now = opts.now ?? Date.now;
+    this.#ownTimer = opts.now === undefined;
+    this.#storeBytes = storeBytes;
+    this.#steps = { db, write: (ops) => this.#write(ops), content: opts.contentStore, signer: opts.signer, master, now: this.#now };
+    this.#segmenter = new Segmenter({ windowMs: o.windowMs, maxSegmentBytes: o.maxSegmentBytes }, lastSeq);
+  }
+
+  /**
+   * Open (or create) the pipeline in `opts.dir` and resume: queued readings go back into their segments,
+   * segments sealed but not stored are stored. Throws PIPELINE_INVALID_INPUT naming a bad option,
+   * PIPELINE_LOCKED, PIPELINE_SCHEMA_MISMATCH, PIPELINE_STATE_CORRUPT, and the master key's errors.
+   */
+  static async open(opts: PipelineOptions): Promise<Pipeline> {
+    const o = resolveOptions(opts);
+    const master = await loadOrCreateMasterKey(opts.masterKeyPath);
+    let db: Db;
+    try {
+      db = await openPipelineDb(opts.dir);
+    } catch (err) {
+      master.fill(0);
+      throw err;
+    }
+    try {
+      const lastSeq = new Map<string, number>();
+      for await (const [k, v] of db.iterator(prefixRange(P_STREAM))) {
+        const stream = decodeStreamKey(k);
+        lastSeq.set(stream, decodeStream(stream, v).lastSeq);
+      }
+      const storeBytes = decodeDecimal(await db.get(metaKey('storeBytes')), 'storeBytes') ?? 0;
+      const p = new Pipeline(db, opts, o, master, storeBytes, lastSeq);
+      await p.#recover();
+      return p;
+    } catch (err) {
+      master.fill(0);
+      await db.close();
+      throw err;
+    }
+  }
+
+  async #recover(): Promise<void> {
+    for await (const k of this.#db.keys({ ...prefixRange(P_SEGMENT), reverse: true, limit: 1 })) this.#nextSegNo = keyNumber(k) + 1;
+    for await (const [k, v] of this.#db.iterator(prefixRange(P_QUEUE))) {
+      const queueNo = keyNumber(k);
+      const { arrivedAt, reading } = decodeQueued(v, queueNo);
+      const { size } = prepareReading(reading);
+      this.#queueBytes += k.length + v.length;
+      this.#queuedReadings++;
+      this.#nextQueueNo = queueNo + 1;
+      this.#sealQueue.push(...this.#segmenter.add({ queueNo, reading, size, queueBytes: k.length + v.length, arrivedAt }));
+    }
+    for await (const k of this.#db.keys(prefixRange(P_ENVELOPE))) this.#storeQueue.push({ no: keyNumber(k) });
+    const resumed = { queuedReadings: this.#queuedReadings, awaitingSeal: this.#sealQueue.length, awaitingStore: this.#storeQueue.length };
+    if (resumed.queuedReadings + resumed.awaitingStore > 0) this.#log.info('pipeline resumed', resumed);
+    this.#updateAlarm();
+    if (this.#ownTimer) {
+      const every = Math.min(1000, Math.max(10, Math.floor(this.#o.windowMs / 4)));
+      this.#tickTimer = setInterval(() => {
+        this.tick().catch((err: unknown) => this.#log.error('pipeline tick failed', { error: (err as Error).message }));
+      }, every);
+      this.#tickTimer.unref();
+    }
+    this.#maybeKick();
+  }
+
+  /**
+   * Take `reading` (ts floored to an integer) and resolve once it is durable: in a group-committed queue
+   * batch written with fsync. Await it before acknowledging upstream (backpressure). Rejects with
+   * PIPELINE_INVALID_INPUT (a reading that cannot be sealed), PIPELINE_FULL (a disk bound: do not ack),
+   * PIPELINE_CLOSED, PIPELINE_FAILED.
+   */
+  async ingest(reading: Reading): Promise<void> {
+    if (this.#failed !== null) throw this.#failed;
+    if (this.#closed) throw new PipelineRuntimeError('PIPELINE_CLOSED', 'the pipeline is closed; open it again to ingest');
+    let prepared;
+    try {
+      prepared = prepareReading(reading);
+    } catch (err) {
+      this.#c.rejectedInvalid++;
+      throw err;
+    }
+    const queueNo = this.#nextQueueNo;
+    const key = numberKey(P_QUEUE, queueNo);
+    const arrivedAt = this.#now();
+    const value = encodeQueued(arrivedAt, prepared.bytes);
+    const queueBytes = key.length + value.length;
+    this.#admit(queueBytes);
+    this.#nextQueueNo++;
+    const q: QueuedReading = { queueNo, reading: prepared.reading, size: prepared.size, queueBytes, arrivedAt };
+    return new Promise<void>((resolve, reject) => {
+      this.#pending.push({ q, value, resolve, reject });
+      this.#pendingBytes += queueBytes;
+      this.#updateAlarm();
+      this.#scheduleCommit();
+    });
+  }
+
+  /** Close the segments whose window is over, and retry sealing/storing that failed before. Resolves when that work is done. */
+  async tick(): Promise<void> {
+    if (this.#closed || this.#failed !== null) return;
+    this.#sealQueue.push(...this.#segmenter.due(this.#now()));
+    this.#blocked = null;
+    while (this.#hasWork() && this.#blocked === null && !this.#closed) await this.#kick();
+  }
+
+  /**
+   * Seal and store everything ingested before the call, open segments included. Rejects with the error that
+   * stopped a seal or store (the readings stay queued or sealed, and are retried), or PIPELINE_FULL when
+   * 'stop-accepting' keeps the store from taking another segment.
+   */
+  async flush(): Promise<void> {
+    this.#assertUsable();
+    await this.#drainCommits();
+    this.#sealQueue.push(...this.#segmenter.closeAll('flush'));
+    this.#blocked = null;
+    for (;;) {
+      this.#assertUsable();
+      if (!this.#hasWork()) return;
+      const r = await this.#kick();
+      if (r.kind === 'error') throw r.error;
+      if (r.kind === 'full') {
+        const { policy } = this.#o;
+        throw new PipelineRuntimeError('PIPELINE_FULL', `the store is at limits.maxStoreBytes (policy ${policy}, nothing it may drop): readings stay queued until space is freed`, { bound: 'store', policy });
+      }
+    }
+  }
+
+  /** Every segment record (sealed, stored, dropped) in the order they were sealed, optionally of one stream. */
+  async *segments(opts: { stream?: string } = {}): AsyncGenerator<SegmentRecord> {
+    for await (const [k, v] of this.#db.iterator(prefixRange(P_SEGMENT))) {
+      const rec = decodeSegment(keyNumber(k), v);
+      if (opts.stream === undefined || rec.stream === opts.stream) yield segmentRecordOf(rec);
+    }
+  }
+
+  /** The key of segment `id`, unwrapped (the caller's to zero). Throws PIPELINE_SEGMENT_NOT_FOUND, PIPELINE_SEGMENT_DROPPED, KEY_UNWRAP_FAILED. */
+  async segmentKey(id: number): Promise<Uint8Array> {
+    if (!Number.isSafeInteger(id) || id < 0) throw invalid('id', 'must be a segment id (an integer >= 0)');
+    const v = await this.#db.get(numberKey(P_SEGMENT, id));
+    if (v === undefined) throw new PipelineRuntimeError('PIPELINE_SEGMENT_NOT_FOUND', `no segment ${id} in this pipeline`, { id });
+    const rec = decodeSegment(id, v);
+    if (rec.state === 'dropped') throw new PipelineRuntimeError('PIPELINE_SEGMENT_DROPPED', `segment ${id} was dropped to bound disk use; its key is gone`, { id });
+    return unwrapKey(rec.wrappedKey, this.#master, rec.manifestHash);
+  }
+
+  status(): PipelineStatus {
+    const open = this.#segmenter.openStats();
+    const alarmOn = (['queue', 'store'] as const).filter((b) => this.#alarmOn[b]);
+    return {
+      ...this.#c,
+      queueBytes: this.#queueBytes, queuedReadings: this.#queuedReadings, storeBytes: this.#storeBytes,
+      openSegments: open.segments, awaitingSeal: this.#sealQueue.length, awaitingStore: this.#storeQueue.length,
+      alarm: alarmOn.length > 0, alarmOn, full: this.#full, failed: this.#failed?.message ?? null,
+    };
+  }
+
+  /** Stop: readings already taken are made durable, the step in progress finishes, the rest resumes at the next open. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#closed = true;
+      if (this.#tickTimer !== null) clearInterval(this.#tickTimer);
+      await this.#drainCommits();
+      if (this.#worker !== null) await this.#worker;
+      await this.#db.close();
+      this.#master.fill(0);
+    })();
+    return this.#closing;
+  }
+
+  // ---- ingest: admission and group commit ------------------------------------------------------------
+
+  #assertUsable(): void {
+    if (this.#failed !== null) throw this.#failed;
+    if (this.#closed) throw new PipelineRuntimeError('PIPELINE_CLOSED', 'the pipeline is closed');
+  }
+
+  /** Throws PIPELINE_FULL when taking `bytes` more would pass a bound. */
+  #admit(bytes: number): void {
+    const { maxQueueBytes, maxStoreBytes, policy } = this.#o;
+    let bound: 'queue' | 'store' | null = null;
+    if (this.#queueBytes + this.#pendingBytes + bytes > maxQueueBytes) bound = 'queue';
+    else if (policy === 'stop-accepting' && (this.#storeFull || this.#storeBytes >= maxStoreBytes)) bound = 'store';
+    if (bound === null) {
+      if (this.#full) {
+        this.#full = false;
+        this.#log.info('pipeline accepts readings again', { queueBytes: this.#queueBytes, storeBytes: this.#storeBytes });
+      }
+      return;
+    }
+    this.#c.rejectedFull++;
+    const fields = { bound, policy, queueBytes: this.#queueBytes + this.#pendingBytes, maxQueueBytes, storeBytes: this.#storeBytes, maxStoreBytes };
+    if (!this.#full) {
+      this.#full = true;
+      this.#log.warn(`pipeline full at the ${bound} bound: ingest rejects readings with PIPELINE_FULL (policy ${policy}); they are not acknowledged`, fields);
+    }
+    throw new PipelineRuntimeError('PIPELINE_FULL', `the pipeline is at its ${bound} bound (policy ${policy}): do not acknowledge this reading, retry later`, fields);
+  }
+
+  #scheduleCommit(): void {
+    if (this.#committing !== null) return; // the running commit loop takes these next
+    if (this.#pending.length >= this.#o.maxBatchReadings) return this.#startCommit();
+    if (this.#commitTimer !== null) return;
+    if (this.#o.commitDelayMs > 0) {
+      const h = setTimeout(() => this.#startCommit(), this.#o.commitDelayMs);
+      this.#commitTimer = { cancel: () => clearTimeout(h) };
+    } else {
+      const h = setImmediate(() => this.#startCommit());
+      this.#commitTimer = { cancel: () => clearImmediate(h) };
+    }
+  }
+
+  #startCommit(): void {
+    this.#commitTimer?.cancel();
+    this.#commitTimer = null;
+    if (this.#committing !== null || this.#pending.length === 0) return;
+    this.#committing = this.#commitLoop().finally(() => {
+      this.#committing = null;
+      if (this.#pending.length > 0) this.#scheduleCommit();
+    });
+  }
+
+  async #drainCommits(): Promise<void> {
+    while (this.#committing !== null || this.#pending.length > 0) {
+      if (this.#committing === null) this.#startCommit();
+      await this.#committing;
+    }
+  }
+
+  /** Write pending readings in batches of at most maxBatchReadings, each fsync'd; then hand them to the segmenter and acknowledge. */
+  async #commitLoop(): Promise<void> {
+    while (this.#pending.length > 0) {
+      const batch = this.#pending.splice(0, this.#o.maxBatchReadings);
+      let bytes = 0;
+      const ops: Op[] = batch.map((p) => {
+        bytes += p.q.queueBytes;
+        return { type: 'put', key: numberKey(P_QUEUE, p.q.queueNo), value: p.value };
+      });
+      try {
+        await this.#write(ops);
+      } catch (err) {
+        for (const p of batch) p.reject(err);
+        return;
+      }
+      this.#pendingBytes -= bytes;
+      this.#queueBytes += bytes;
+      this.#queuedReadings += batch.length;
+      this.#c.ingested += batch.length;
+      this.#c.commits++;
+      for (const p of batch) this.#sealQueue.push(...this.#segmenter.add(p.q));
+      if (this.#queueBytes >= this.#o.alarmRatio * this.#o.maxQueueBytes && this.#blocked === null) {
+        this.#sealQueue.push(...this.#segmenter.closeAll('pressure')); // seal early rather than fill the queue
+      }
+      this.#updateAlarm();
+      for (const p of batch) p.resolve();
+      this.#maybeKick();
+    }
+  }
+
+  /** One atomic, fsync'd batch. A failure is fatal: every later call fails with PIPELINE_FAILED. */
+  async #write(ops: Op[]): Promise<void> {
+    if (this.#failed !== null) throw this.#failed;
+    try {
+      await this.#db.batch(ops, { sync: true });
+    } catch (err) {
+      this.#failed = new PipelineRuntimeError('PIPELINE_FAILED', `a write to the pipeline database failed (${(err as Error).message}); fix the disk and restart datagate, it resumes from the database`, {}, { cause: err });
+      this.#log.error('pipeline database write failed: the pipeline stops', { error: (err as Error).message });
+      const pending = this.#pending;
+      this.#pending = [];
+      this.#pendingBytes = 0;
+      for (const p of pending) p.reject(this.#failed);
+      throw this.#failed;
+    }
+  }
+
+  #updateAlarm(): void {
+    const { alarmRatio, maxQueueBytes, maxStoreBytes, policy } = this.#o;
+    const now = {
+      queue: this.#queueBytes + this.#pendingBytes >= alarmRatio * maxQueueBytes,
+      store: this.#storeFull || this.#storeBytes >= alarmRatio * maxStoreBytes,
+    };
+    for (const bound of ['queue', 'store'] as const) {
+      if (now[bound] === this.#alarmOn[bound]) continue;
+      this.#alarmOn[bound] = now[bound];
+      const fields = { bound, policy, queueBytes: this.#queueBytes + this.#pendingBytes, maxQueueBytes, storeBytes: this.#storeBytes, maxStoreBytes };
+      if (now[bound]) {
+        this.#c.alarms++;
+        this.#log.warn(`pipeline disk use near its ${bound} bound (policy ${policy})`, fields);
+      } else {
+        this.#log.info(`pipeline disk use back under its ${bound} alarm level`, fields);
+      }
+    }
+  }
+
+  // ---- the segment worker: seal, store, make room --------------------------------------------------
+
+  #hasWork(): boolean {
+    return this.#sealQueue.length > 0 || this.#storeQueue.length > 0;
+  }
+
+  #maybeKick(): void {
+    if (this.#blocked === null && !this.#closed && this.#failed === null && this.#hasWork()) void this.#kick();
+  }
+
+  /** Run the worker (one at a time); resolves with why it stopped. */
+  #kick(): Promise<WorkResult> {
+    this.#worker ??= this.#work().then((r) => {
+      this.#worker = null;
+      if (r.kind !== 'idle') this.#blocked = r;
+      else this.#maybeKick(); // work that arrived while the loop was ending
+      return r;
+    });
+    return this.#worker;
+  }
+
+  async #work(): Promise<WorkResult> {
+    while (!this.#closed) {
+      const job = this.#storeQueue[0];
+      if (job !== undefined) {
+        try {
+          await this.#store(job);
+        } catch (err) {
+          this.#c.storeErrors++;
+          this.#log.error('storing a sealed segment failed; retried at the next tick', { segment: job.no, error: (err as Error).message, code: (err as { code?: string }).code });
+          return { kind: 'error', error: err };
+        }
+        this.#storeQueue.shift();
+        continue;
+      }
+      const seg = this.#sealQueue[0];
+      if (seg === undefined) return IDLE;
+      try {
+        if (!(await this.#makeRoom(seg))) return { kind: 'full' };
+        await this.#seal(seg);
+      } catch (err) {
+        this.#c.sealErrors++;
+        this.#log.error('sealing a segment failed; its readings stay queued and are retried at the next tick', { stream: seg.stream, count: seg.entries.length, error: (err as Error).message, code: (err as { code?: string }).code });
+        return { kind: 'error', error: err };
+      }
+      this.#sealQueue.shift();
+    }
+    return IDLE;
+  }
+
+  /** queued -> sealed (sealStep), then the accounting. */
+  async #seal(seg: ClosedSegment): Promise<void> {
+    const no = this.#nextSegNo;
+    const { rec, envelope, storeBytes } = await sealStep(this.#steps, seg, no, this.#storeBytes);
+    this.#nextSegNo = no + 1;
+    this.#storeBytes = storeBytes;
+    this.#queueBytes -= seg.queueBytes;
+    this.#queuedReadings -= seg.entries.length;
+    this.#c.sealed++;
+    this.#storeQueue.push({ no, envelope });
+    this.#updateAlarm();
+    this.#log.debug('segment sealed', { segment: no, stream: seg.stream, count: rec.count, firstSeq: rec.firstSeq, lastSeq: rec.lastSeq, reason: seg.reason, bytes: envelope.length });
+  }
+
+  /** sealed -> stored (storeStep). */
+  async #store(job: StoreJob): Promise<void> {
+    if (await storeStep(this.#steps, job.no, job.envelope)) this.#c.stored++;
+    job.envelope = undefined;
+  }
+
+  /** Whether the store can take `seg` now, after dropping the oldest unsold segments under 'drop-oldest-unsold'. */
+  async #makeRoom(seg: ClosedSegment): Promise<boolean> {
+    const need = seg.size + ENVELOPE_SLACK;
+    const fits = (): boolean => this.#storeBytes === 0 || this.#storeBytes + need <= this.#o.maxStoreBytes;
+    if (this.#o.policy === 'drop-oldest-unsold') {
+      while (!fits() && (await this.#dropOldest())) {
+        // each round frees one segment
+      }
+    }
+    const ok = fits();
+    if (ok !== !this.#storeFull) {
+      this.#storeFull = !ok;
+      const fields = { storeBytes: this.#storeBytes, maxStoreBytes: this.#o.maxStoreBytes, policy: this.#o.policy, queuedReadings: this.#queuedReadings };
+      if (ok) this.#log.info('the store takes segments again', fields);
+      else this.#log.warn(`store full (policy ${this.#o.policy}): sealing waits, readings stay queued${this.#o.policy === 'stop-accepting' ? ' and ingest rejects new ones' : ' (nothing unsold left to drop)'}`, fields);
+      this.#updateAlarm();
+    }
+    return ok;
+  }
+
+  /** Drop the oldest stored, unsold segment (dropOldestStep) and say so in the log. */
+  async #dropOldest(): Promise<boolean> {
+    const dropped = await dropOldestStep(this.#steps, this.#storeBytes);
+    if (dropped === null) return false;
+    const { rec, blocksDeleted } = dropped;
+    this.#storeBytes -= rec.envelopeBytes;
+    this.#c.droppedSegments++;
+    this.#c.droppedReadings += rec.count;
+    this.#log.warn('store full: dropped the oldest unsold segment (policy drop-oldest-unsold)', {
+      segment: rec.no, stream: rec.stream, firstSeq: rec.firstSeq, lastSeq: rec.lastSeq, count: rec.count, bytes: rec.envelopeBytes, cid: rec.cid,
+      blocksDeleted, storeBytes: this.#storeBytes, maxStoreBytes: this.#o.maxStoreBytes,
+    });
+    this.#updateAlarm();
+    return true;
+  }
+}

@@ -1,0 +1,146 @@
+// The pipeline database and the state transitions of a segment, each ONE atomic, fsync'd LevelDB batch and
+// each safe to redo after a crash (the layout is in pipeline-records.ts):
+//   sealStep        queued -> sealed: sign the manifest, wrap the key under the master key, and in one batch
+//                   delete the readings from the queue and write the record, the envelope, the stream record
+//                   and the new storeBytes. A crash before the batch leaves the readings queued (sealed again
+//                   on restart, with a fresh key), after it leaves them sealed: never both, never neither.
+//   storeStep       sealed -> stored: add and pin the envelope in the content store, then in one batch record
+//                   the CID, delete the envelope copy and mark the segment unsold. A crash between the add and
+//                   the batch adds the same bytes again on restart: same CID, one object. A no-op once stored.
+//   dropOldestStep  stored -> dropped: unpin (and delete, where the store can) the oldest unsold segment,
+//                   then in one batch turn its record into a tombstone without key or CID.
+import { Level } from 'level';
+import type { Signer } from '../../chain/index.ts';
+import { bytesToHex } from '../../chain/index.ts';
+import { PipelineRuntimeError } from './pipeline-errors.ts';
+import type { PipelineContentStore, SegmentRecord } from './pipeline-options.ts';
+import type { StoredSegment } from './pipeline-records.ts';
+import {
+  P_ENVELOPE, P_QUEUE, P_SEGMENT, P_UNSOLD, PIPELINE_SCHEMA_VERSION, corrupt, decodeDecimal, decodeSegment, encodeDecimal,
+  encodeSegment, encodeStream, keyNumber, metaKey, numberKey, prefixRange, streamKey,
+} from './pipeline-records.ts';
+import { sealSegment, wrapKey } from './segment-crypto.ts';
+import { manifestHash } from './segment-format.ts';
+import type { ClosedSegment } from './segmenter.ts';
+
+export type Db = Level<Uint8Array, Uint8Array>;
+export type Op = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array };
+
+const EMPTY = new Uint8Array(0);
+
+/** What the steps need: the database, its fsync'd batch writer, the content store, signer, master key, clock. */
+export interface StepContext {
+  readonly db: Db;
+  /** One atomic batch with sync: true. */
+  write(ops: Op[]): Promise<void>;
+  readonly content: PipelineContentStore;
+  readonly signer: Signer;
+  readonly master: Uint8Array;
+  readonly now: () => number;
+}
+
+/**
+ * Open the pipeline database in `dir`, mapping LevelDB's errors to ours; `create: false` (verifyStore) refuses
+ * a directory that holds no pipeline database instead of making one. Throws PIPELINE_LOCKED,
+ * PIPELINE_SCHEMA_MISMATCH, PIPELINE_STATE_CORRUPT, PIPELINE_FAILED.
+ */
+export async function openPipelineDb(dir: string, { create = true }: { create?: boolean } = {}): Promise<Db> {
+  const db = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: 'view', valueEncoding: 'view', createIfMissing: create });
+  try {
+    await db.open();
+  } catch (err) {
+    if ((err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED') {
+      throw new PipelineRuntimeError('PIPELINE_LOCKED', `the pipeline database at ${dir} is in use by another process; stop the other datagate (or close the pipeline) first`, { dir }, { cause: err });
+    }
+    throw new PipelineRuntimeError('PIPELINE_FAILED', `cannot open the pipeline database at ${dir}: ${(err as Error).message}`, { dir }, { cause: err });
+  }
+  try {
+    const schema = await db.get(metaKey('schema'));
+    if (schema === undefined && !create) {
+      throw new PipelineRuntimeError('PIPELINE_STATE_CORRUPT', `${dir} holds no pipeline database (no schema record)`, { dir });
+    } else if (schema === undefined) {
+      await db.put(metaKey('schema'), encodeDecimal(PIPELINE_SCHEMA_VERSION), { sync: true });
+    } else if (decodeDecimal(schema, 'schema') !== PIPELINE_SCHEMA_VERSION) {
+      throw new PipelineRuntimeError('PIPELINE_SCHEMA_MISMATCH', `pipeline database ${dir} has schema ${new TextDecoder().decode(schema)}, this datagate reads ${PIPELINE_SCHEMA_VERSION}; use a matching datagate release`, { dir });
+    }
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+  return db;
+}
+
+/** The public view of a record. */
+export function segmentRecordOf(s: StoredSegment): SegmentRecord {
+  const { no, stream, state, firstSeq, lastSeq, count, firstTs, lastTs, runStart, envelopeBytes, sealedAt, cid } = s;
+  return {
+    id: no, stream, state, firstSeq, lastSeq, count, firstTs, lastTs, manifestHash: bytesToHex(s.manifestHash), runStart,
+    bytes: envelopeBytes, sealedAt, ...(cid !== undefined ? { cid } : {}),
+  };
+}
+
+/** queued -> sealed, as segment number `no`; `storeBytes` is the total before. Returns the record, the envelope and the new total. */
+export async function sealStep(ctx: StepContext, seg: ClosedSegment, no: number, storeBytes: number): Promise<{ rec: StoredSegment; envelope: Uint8Array; storeBytes: number }> {
+  const sealed = await sealSegment(seg.entries.map((e) => e.reading), seg.stream, ctx.signer);
+  const hash = manifestHash(sealed.manifest);
+  let wrappedKey: Uint8Array;
+  try {
+    wrappedKey = wrapKey(sealed.key, ctx.master, hash);
+  } finally {
+    sealed.key.fill(0);
+  }
+  const m = sealed.manifest;
+  const rec: StoredSegment = {
+    no, state: 'sealed', stream: seg.stream, firstSeq: m.firstSeq, lastSeq: m.lastSeq, count: m.count, firstTs: m.firstTs, lastTs: m.lastTs,
+    manifestHash: hash, runStart: seg.runStart, envelopeBytes: sealed.envelope.length, sealedAt: Math.max(0, Math.floor(ctx.now())), wrappedKey,
+  };
+  const total = storeBytes + sealed.envelope.length;
+  const ops: Op[] = seg.entries.map((e) => ({ type: 'del', key: numberKey(P_QUEUE, e.queueNo) }));
+  ops.push(
+    { type: 'put', key: numberKey(P_SEGMENT, no), value: encodeSegment(rec) },
+    { type: 'put', key: numberKey(P_ENVELOPE, no), value: sealed.envelope },
+    { type: 'put', key: streamKey(seg.stream), value: encodeStream(m.lastSeq, no) },
+    { type: 'put', key: metaKey('storeBytes'), value: encodeDecimal(total) },
+  );
+  await ctx.write(ops);
+  return { rec, envelope: sealed.envelope, storeBytes: total };
+}
+
+/** sealed -> stored for segment `no` (`envelope`: the bytes when still in memory). Returns false when it was stored already. */
+export async function storeStep(ctx: StepContext, no: number, envelope?: Uint8Array): Promise<boolean> {
+  const v = await ctx.db.get(numberKey(P_SEGMENT, no));
+  if (v === undefined) throw corrupt(`segment ${no} has an envelope but no record`, { no });
+  const rec = decodeSegment(no, v);
+  if (rec.state !== 'sealed') return false;
+  const bytes = envelope ?? (await ctx.db.get(numberKey(P_ENVELOPE, no)));
+  if (bytes === undefined) throw corrupt(`sealed segment ${no} has no envelope`, { no });
+  const cid = await ctx.content.add(bytes);
+  await ctx.content.pin(cid);
+  await ctx.write([
+    { type: 'put', key: numberKey(P_SEGMENT, no), value: encodeSegment({ ...rec, state: 'stored', cid }) },
+    { type: 'del', key: numberKey(P_ENVELOPE, no) },
+    { type: 'put', key: numberKey(P_UNSOLD, no), value: EMPTY },
+  ]);
+  return true;
+}
+
+/** stored -> dropped for the oldest unsold segment; `storeBytes` is the total before. Returns what was dropped, or null when nothing is unsold. */
+export async function dropOldestStep(ctx: StepContext, storeBytes: number): Promise<{ rec: StoredSegment; blocksDeleted: boolean } | null> {
+  let no: number | undefined;
+  for await (const k of ctx.db.keys({ ...prefixRange(P_UNSOLD), limit: 1 })) no = keyNumber(k);
+  if (no === undefined) return null;
+  const v = await ctx.db.get(numberKey(P_SEGMENT, no));
+  if (v === undefined) throw corrupt(`unsold segment ${no} has no record`, { no });
+  const rec = decodeSegment(no, v);
+  if (rec.state !== 'stored' || rec.cid === undefined) throw corrupt(`unsold segment ${no} is in state ${rec.state}`, { no });
+  if (ctx.content.unpin !== undefined) await ctx.content.unpin(rec.cid);
+  const blocksDeleted = ctx.content.delete !== undefined;
+  if (ctx.content.delete !== undefined) await ctx.content.delete(rec.cid);
+  const { cid: _cid, ...rest } = rec;
+  await ctx.write([
+    { type: 'put', key: numberKey(P_SEGMENT, no), value: encodeSegment({ ...rest, state: 'dropped', wrappedKey: EMPTY }) },
+    { type: 'del', key: numberKey(P_UNSOLD, no) },
+    { type: 'put', key: metaKey('storeBytes'), value: encodeDecimal(storeBytes - rec.envelopeBytes) },
+  ]);
+  return { rec, blocksDeleted };
+}

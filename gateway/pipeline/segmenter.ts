@@ -1,0 +1,110 @@
+// The per-stream segmenter: the pure core that decides where segments end. It sees durable readings in
+// queue order and closes a stream's open segment when its time window is over, when it reaches the size
+// bound, or when seq does not increase (the driver restarted: the next reading starts a new run). No clock,
+// no timers, no disk: the pipeline feeds it readings and the time, and seals what it returns.
+import type { Reading } from '../../sensors/index.ts';
+
+/** A reading that is durable in the queue. */
+export interface QueuedReading {
+  /** Its queue number (key 0x02 of the pipeline database). */
+  readonly queueNo: number;
+  readonly reading: Reading;
+  /** Bytes it adds to a segment: the length of its encoding. */
+  readonly size: number;
+  /** Bytes it holds in the queue (key and value). */
+  readonly queueBytes: number;
+  /** Pipeline clock (ms) when it was ingested. */
+  readonly arrivedAt: number;
+}
+
+export type CloseReason = 'window' | 'size' | 'seq-reset' | 'flush' | 'pressure';
+
+/** A closed segment, ready to seal: readings of one stream, seq strictly increasing. */
+export interface ClosedSegment {
+  readonly stream: string;
+  readonly entries: readonly QueuedReading[];
+  /** Sum of the entries' size. */
+  readonly size: number;
+  /** Sum of the entries' queueBytes. */
+  readonly queueBytes: number;
+  /** The first reading starts a driver run (no seq continuity expected with the stream's previous segment). */
+  readonly runStart: boolean;
+  readonly reason: CloseReason;
+}
+
+interface OpenSegment {
+  entries: QueuedReading[];
+  size: number;
+  queueBytes: number;
+  readonly openedAt: number;
+  readonly runStart: boolean;
+}
+
+export interface SegmenterOptions {
+  /** A segment closes once it has been open this long (ms, pipeline clock, from its first reading's arrival). */
+  readonly windowMs: number;
+  /** A segment closes once its readings' encoded size reaches this many bytes. */
+  readonly maxSegmentBytes: number;
+}
+
+export class Segmenter {
+  readonly #open = new Map<string, OpenSegment>();
+  readonly #lastSeq: Map<string, number>;
+
+  /** `lastSeq`: each stream's last sealed seq (from the stream records), so a seq reset across a restart is seen. */
+  constructor(
+    private readonly opts: SegmenterOptions,
+    lastSeq: ReadonlyMap<string, number> = new Map(),
+  ) {
+    this.#lastSeq = new Map(lastSeq);
+  }
+
+  /** Add a durable reading; returns the segments this closes (at most two: a seq reset, then size). */
+  add(q: QueuedReading): ClosedSegment[] {
+    const { stream, seq } = q.reading;
+    const out: ClosedSegment[] = [];
+    const last = this.#lastSeq.get(stream);
+    const reset = last === undefined || seq <= last;
+    let open = this.#open.get(stream);
+    if (open !== undefined && reset) {
+      out.push(this.#close(stream, open, 'seq-reset'));
+      open = undefined;
+    }
+    if (open === undefined) {
+      open = { entries: [], size: 0, queueBytes: 0, openedAt: q.arrivedAt, runStart: reset };
+      this.#open.set(stream, open);
+    }
+    open.entries.push(q);
+    open.size += q.size;
+    open.queueBytes += q.queueBytes;
+    this.#lastSeq.set(stream, seq);
+    if (open.size >= this.opts.maxSegmentBytes) out.push(this.#close(stream, open, 'size'));
+    return out;
+  }
+
+  /** Close every open segment whose window is over at `now`. */
+  due(now: number): ClosedSegment[] {
+    const out: ClosedSegment[] = [];
+    for (const [stream, open] of this.#open) {
+      if (now - open.openedAt >= this.opts.windowMs) out.push(this.#close(stream, open, 'window'));
+    }
+    return out;
+  }
+
+  /** Close every open segment now. */
+  closeAll(reason: 'flush' | 'pressure'): ClosedSegment[] {
+    return [...this.#open].map(([stream, open]) => this.#close(stream, open, reason));
+  }
+
+  /** Number of open segments and the readings in them. */
+  openStats(): { segments: number; readings: number } {
+    let readings = 0;
+    for (const open of this.#open.values()) readings += open.entries.length;
+    return { segments: this.#open.size, readings };
+  }
+
+  #close(stream: string, open: OpenSegment, reason: CloseReason): ClosedSegment {
+    this.#open.delete(stream);
+    return { stream, entries: open.entries, size: open.size, queueBytes: open.queueBytes, runStart: open.runStart, reason };
+  }
+}
