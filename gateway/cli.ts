@@ -9,6 +9,7 @@ import { DEV_MNEMONIC, hexKey } from './dev-accounts.ts';
 import { openKey } from '../device/index.ts';
 import { ipfsCommand } from './ipfs-commands.ts';
 import { keyCommand } from './key-commands.ts';
+import { segmentsCommand } from './segments-commands.ts';
 import { sensorsCommand } from './sensors-commands.ts';
 import { createLogger } from './logger.ts';
 
@@ -25,6 +26,7 @@ const devOptions = {
   solo: { type: 'boolean', description: 'Run one node that is the only validator and proposer (no fault tolerance, fastest)' },
   'kill-proposer': { type: 'integer', valueName: 'i', description: 'Stop proposer i (0-based) after --kill-after seconds, to watch its heights get impeached' },
   'kill-after': { type: 'integer', valueName: 's', default: 10, description: 'Seconds before --kill-proposer takes effect' },
+  'segment-seconds': { type: 'integer', valueName: 's', description: 'Time window of a data segment (default 60)' },
   'validator-key': { type: 'string', valueName: 'uri', description: 'Key of validator 0 instead of the derived one: keystore:<path> or pkcs11:token=...;object=...' },
   'passphrase-file': { type: 'string', valueName: 'file', description: 'Keystore passphrase file for --validator-key (default: DATAGATE_KEYSTORE_PASSPHRASE)' },
   'pin-file': { type: 'string', valueName: 'file', description: "PKCS#11 PIN file for --validator-key (default: the URI's pin-source, then DATAGATE_PKCS11_PIN)" },
@@ -48,6 +50,7 @@ export async function devConfigFrom(options: DevOptions): Promise<DevConfig> {
   if (options.validators !== undefined) overrides['lbft.validators'] = options.validators;
   if (options.proposers !== undefined) overrides['lbft.proposers'] = options.proposers;
   if (options.solo) overrides['lbft.solo'] = true;
+  if (options['segment-seconds'] !== undefined) overrides['pipeline.segmentSeconds'] = options['segment-seconds'];
   if (options['log-level'] !== undefined) overrides['log.level'] = options['log-level'];
   if (options['log-format'] !== undefined) overrides['log.format'] = options['log-format'];
   return withOverrides(base, overrides, devConfigSchema);
@@ -120,7 +123,7 @@ const dev = defineCommand({
   },
 });
 
-export const commands: readonly Command[] = [dev, keyCommand, sensorsCommand, ipfsCommand];
+export const commands: readonly Command[] = [dev, keyCommand, sensorsCommand, ipfsCommand, segmentsCommand];
 
 /** Run the CLI with `argv` (without node and script); resolves to the exit code. */
 export function main(argv: readonly string[], signal: AbortSignal): Promise<number> {

@@ -34,6 +34,13 @@ export const devConfigSchema = field.object({
     { refine: (v) => (v.maxPerSender > v.maxTotal ? `maxPerSender (${v.maxPerSender}) must not exceed maxTotal (${v.maxTotal})` : undefined) },
   ),
   sensors: sensorsSchema,
+  pipeline: field.object({
+    segmentSeconds: field.integer({ min: 1, max: 86_400, default: 60, description: 'Time window of a segment' }),
+    maxSegmentBytes: field.integer({ min: 1024, max: 16 * 1024 * 1024, default: 262_144, description: 'Size bound of a segment (encoded readings)' }),
+    maxQueueBytes: field.integer({ min: 65_536, default: 256 * 1024 * 1024, description: 'Disk bound of readings not yet sealed' }),
+    maxStoreBytes: field.integer({ min: 65_536, default: 4 * 1024 * 1024 * 1024, description: 'Disk bound of sealed and stored segments' }),
+    policy: field.string({ enum: ['stop-accepting', 'drop-oldest-unsold'], default: 'stop-accepting', description: 'What happens at the store bound' }),
+  }),
   log: field.object({
     level: field.string({ enum: LOG_LEVELS, default: 'info', description: 'Lowest level logged' }),
     format: field.string({ enum: ['auto', 'json', 'human'], default: 'auto', description: 'auto: human on a terminal, JSON lines otherwise' }),

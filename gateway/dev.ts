@@ -16,7 +16,8 @@ import { DEV_MNEMONIC, deriveAccounts } from './dev-accounts.ts';
 import { createContentApiHandler, removeApiAccess, writeApiAccess } from './content/admin-api.ts';
 import { createTrustlessGatewayHandler } from './content/trustless-gateway.ts';
 import { UnixFsContentStore } from './content/unixfs-store.ts';
-import { DEFAULT_SIMULATOR, startSensors } from './sensors.ts';
+import { Pipeline } from './pipeline/pipeline.ts';
+import { DEFAULT_SIMULATOR, pumpInto, startSensors } from './sensors.ts';
 import { VERSION } from './version.ts';
 
 /** A dev chain that cannot start as configured. */
@@ -201,34 +202,43 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
       }),
     },
   });
-  // Sensors: the configured sources, or the simulator. Until segments land (pipeline), readings are counted
-  // and summarised in the log so an operator sees data flowing.
+  // Sensors: the configured sources, or the simulator, through the durable pipeline into the content store.
+  // Segment manifests are signed by the gateway's device key (derived from the dev mnemonic at m/44'/60'/3'/0/0).
   let sensors;
+  let pipeline: Pipeline;
   try {
+    pipeline = await Pipeline.open({
+      dir: join(dataDir, 'pipeline'),
+      contentStore: content,
+      signer: new MemorySigner(deriveAccounts(DEV_MNEMONIC, 1, 3)[0]!.privateKey),
+      masterKeyPath: join(dataDir, 'master.key'),
+      windowMs: config.pipeline.segmentSeconds * 1000,
+      maxSegmentBytes: config.pipeline.maxSegmentBytes,
+      limits: { maxQueueBytes: config.pipeline.maxQueueBytes, maxStoreBytes: config.pipeline.maxStoreBytes, policy: config.pipeline.policy },
+      logger: logger.child({ module: 'pipeline' }),
+    });
     sensors = await startSensors(config.sensors, logger, { fallback: DEFAULT_SIMULATOR });
   } catch (err) {
+    await content.close();
     for (const n of nodes) await n.node.stop();
     for (const o of opened) await o.wal.close().catch(() => {});
     for (const o of opened) await o.ledger.close();
     throw err;
   }
-  const sensorLog = logger.child({ module: 'sensors' });
-  const perStream = new Map<string, number>();
-  const pumps = sensors.drivers.map(async (d) => {
-    for await (const r of d.readings()) perStream.set(r.stream, (perStream.get(r.stream) ?? 0) + 1);
-  });
+  const pipelineLog = logger.child({ module: 'pipeline' });
+  const pumps = sensors.drivers.map((d) => pumpInto(d, pipeline, pipelineLog));
   const summary = setInterval(() => {
-    if (perStream.size === 0) return;
-    sensorLog.info('sensor readings in the last minute', Object.fromEntries(perStream));
-    perStream.clear();
+    const st = pipeline.status();
+    pipelineLog.info('pipeline', { ingested: st.ingested, sealed: st.sealed, stored: st.stored, queueBytes: st.queueBytes, alarm: st.alarm });
   }, 60_000);
   summary.unref();
   const stopAll = async () => {
     clearInterval(summary);
     await removeApiAccess(dataDir).catch(() => {});
-    await content.close();
     await sensors.stop();
     await Promise.allSettled(pumps);
+    await pipeline.close();
+    await content.close();
     for (const n of nodes) await n.node.stop();
     for (const o of opened) await o.wal.close();
     for (const o of opened) await o.ledger.close();

@@ -3,7 +3,7 @@
 // that `datagate dev` reads when no source is configured.
 import type { Logger } from '../chain/index.ts';
 import { readPassphrase } from '../device/index.ts';
-import type { SensorDriver, SimulatorConfig } from '../sensors/index.ts';
+import type { Reading, SensorDriver, SimulatorConfig } from '../sensors/index.ts';
 import { FirmataDriver, ModbusRtuDriver, MqttDriver, SerialLineDriver, SimulatorDriver, startEmbeddedBroker } from '../sensors/index.ts';
 import type { SensorsConfig, SourceConfig } from './sensors-config.ts';
 
@@ -72,4 +72,22 @@ export async function startSensors(config: SensorsConfig, logger: Logger, opts: 
       await broker?.close();
     },
   };
+}
+
+/** Readings a pump keeps in flight to the pipeline: enough for group commit to batch, bounded in memory. */
+const PUMP_WINDOW = 256;
+
+/**
+ * Feed `driver`'s readings into `pipeline`, keeping up to PUMP_WINDOW ingests in flight. A reading the
+ * pipeline refuses (full, or unsealable) is logged and counted there; the pump goes on with the next.
+ */
+export async function pumpInto(driver: SensorDriver, pipeline: { ingest(r: Reading): Promise<void> }, log: Logger): Promise<void> {
+  const inflight = new Set<Promise<void>>();
+  for await (const r of driver.readings()) {
+    const p = pipeline.ingest(r).catch((err: unknown) => log.warn('reading not taken by the pipeline', { stream: r.stream, seq: r.seq, code: (err as { code?: string }).code }));
+    inflight.add(p);
+    void p.finally(() => inflight.delete(p));
+    if (inflight.size >= PUMP_WINDOW) await Promise.race(inflight);
+  }
+  await Promise.allSettled(inflight);
 }

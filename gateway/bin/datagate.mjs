@@ -4,6 +4,11 @@
 import { register } from 'tsx/esm/api';
 
 register();
+// A reader that goes away (`datagate segments list | head`) is not an error of ours.
+process.stdout.on('error', (err) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
 const { main } = await import('../cli.ts');
 const controller = new AbortController();
 for (const sig of ['SIGINT', 'SIGTERM']) {
