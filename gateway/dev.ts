@@ -217,7 +217,9 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
       limits: { maxQueueBytes: config.pipeline.maxQueueBytes, maxStoreBytes: config.pipeline.maxStoreBytes, policy: config.pipeline.policy },
       logger: logger.child({ module: 'pipeline' }),
     });
-    sensors = await startSensors(config.sensors, logger, { fallback: DEFAULT_SIMULATOR });
+    const feed = pipeline;
+    const feedLog = logger.child({ module: 'pipeline' });
+    sensors = await startSensors(config.sensors, logger, { fallback: DEFAULT_SIMULATOR, durable: true, consume: (d) => pumpInto(d, feed, feedLog) });
   } catch (err) {
     await content.close();
     for (const n of nodes) await n.node.stop();
@@ -226,7 +228,7 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
     throw err;
   }
   const pipelineLog = logger.child({ module: 'pipeline' });
-  const pumps = sensors.drivers.map((d) => pumpInto(d, pipeline, pipelineLog));
+  const pumps = sensors.consumers;
   const summary = setInterval(() => {
     const st = pipeline.status();
     pipelineLog.info('pipeline', { ingested: st.ingested, sealed: st.sealed, stored: st.stored, queueBytes: st.queueBytes, alarm: st.alarm });
@@ -237,6 +239,8 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
     await removeApiAccess(dataDir).catch(() => {});
     await sensors.stop();
     await Promise.allSettled(pumps);
+    // A clean stop seals what is queued, so the data of the last window is in segments too.
+    await pipeline.flush().catch((err: unknown) => pipelineLog.error('sealing at shutdown failed; the readings stay queued', { error: err }));
     await pipeline.close();
     await content.close();
     for (const n of nodes) await n.node.stop();

@@ -23,7 +23,7 @@ function withoutKind<T extends { kind: string }>(source: T): Omit<T, 'kind'> {
 }
 
 /** One driver for one configured source. MQTT passwords are read from their file here, never kept in config. */
-export async function createDriver(source: SourceConfig, logger: Logger, signal?: AbortSignal): Promise<SensorDriver> {
+export async function createDriver(source: SourceConfig, logger: Logger, signal?: AbortSignal, durable = false): Promise<SensorDriver> {
   const ctx = { logger: logger.child({ module: 'sensors' }), ...(signal !== undefined ? { signal } : {}) };
   switch (source.kind) {
     case 'simulator':
@@ -37,27 +37,38 @@ export async function createDriver(source: SourceConfig, logger: Logger, signal?
     case 'mqtt': {
       const { passwordFile, ...rest } = withoutKind(source);
       const password = passwordFile === undefined ? undefined : new TextDecoder().decode(await readPassphrase({ file: passwordFile }));
-      return new MqttDriver({ ...(rest as ConstructorParameters<typeof MqttDriver>[0]), ...(password !== undefined ? { password } : {}) }, ctx);
+      // Feeding a durable pipeline, the PUBACK waits until the reading is on disk (pumpInto acknowledges it).
+      return new MqttDriver({ ...(rest as ConstructorParameters<typeof MqttDriver>[0]), ...(password !== undefined ? { password } : {}) }, ctx, { ackAfterConsumer: durable });
     }
   }
 }
 
 export interface RunningSensors {
   readonly drivers: readonly SensorDriver[];
+  /** The `consume` loops, one per driver (settled after stop()). */
+  readonly consumers: readonly Promise<void>[];
   /** URL of the embedded broker, when enabled. */
   readonly brokerUrl: string | null;
   stop(): Promise<void>;
 }
 
 /** Start the embedded broker (if enabled) and every source (or `fallback` when there is none). */
-export async function startSensors(config: SensorsConfig, logger: Logger, opts: { fallback?: SimulatorConfig; signal?: AbortSignal } = {}): Promise<RunningSensors> {
+export async function startSensors(
+  config: SensorsConfig,
+  logger: Logger,
+  opts: { fallback?: SimulatorConfig; signal?: AbortSignal; durable?: boolean; consume?: (driver: SensorDriver) => Promise<void> } = {},
+): Promise<RunningSensors> {
   const broker = config.broker.enabled ? await startEmbeddedBroker({ host: config.broker.host, port: config.broker.port, logger: logger.child({ module: 'mqtt-broker' }) }) : null;
   const drivers: SensorDriver[] = [];
+  const consumers: Promise<void>[] = [];
   try {
     if (config.sources.length === 0 && opts.fallback !== undefined) {
       drivers.push(new SimulatorDriver(opts.fallback, { logger: logger.child({ module: 'sensors' }), ...(opts.signal !== undefined ? { signal: opts.signal } : {}) }));
     }
-    for (const source of config.sources) drivers.push(await createDriver(source, logger, opts.signal));
+    for (const source of config.sources) drivers.push(await createDriver(source, logger, opts.signal, opts.durable ?? false));
+    // Consumers run before the drivers start: an MQTT session that resumes delivers (and, acknowledging after
+    // the consumer, waits for it) before start() has finished.
+    consumers.push(...drivers.map((d) => (opts.consume === undefined ? Promise.resolve() : opts.consume(d))));
     for (const d of drivers) await d.start();
   } catch (err) {
     for (const d of drivers) await d.stop().catch(() => {});
@@ -66,6 +77,7 @@ export async function startSensors(config: SensorsConfig, logger: Logger, opts: 
   }
   return {
     drivers,
+    consumers,
     brokerUrl: broker?.url ?? null,
     async stop() {
       for (const d of drivers) await d.stop();
@@ -84,7 +96,11 @@ const PUMP_WINDOW = 256;
 export async function pumpInto(driver: SensorDriver, pipeline: { ingest(r: Reading): Promise<void> }, log: Logger): Promise<void> {
   const inflight = new Set<Promise<void>>();
   for await (const r of driver.readings()) {
-    const p = pipeline.ingest(r).catch((err: unknown) => log.warn('reading not taken by the pipeline', { stream: r.stream, seq: r.seq, code: (err as { code?: string }).code }));
+    const p = pipeline.ingest(r).then(
+      () => driver.acknowledge?.(r),
+      // Not acknowledged: an MQTT source redelivers it after a restart; others count it in the pipeline.
+      (err: unknown) => log.warn('reading not taken by the pipeline', { stream: r.stream, seq: r.seq, code: (err as { code?: string }).code }),
+    );
     inflight.add(p);
     void p.finally(() => inflight.delete(p));
     if (inflight.size >= PUMP_WINDOW) await Promise.race(inflight);

@@ -31,6 +31,11 @@ export interface SensorDriver {
   start(): Promise<void>;
   /** Stops the driver; the readings() iterator ends. */
   stop(): Promise<void>;
+  /**
+   * The consumer made `reading` durable. Drivers that can hold their source's acknowledgement until then
+   * (MQTT's PUBACK) release it here; the others need not implement it.
+   */
+  acknowledge?(reading: Reading): void;
 }
 
 /** What every driver gets from the composition root. */

@@ -28,6 +28,7 @@ import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import { DriverBase, backoffDelay } from './base.ts';
 import type { DriverContext, SensorDriver } from './driver.ts';
 import { SensorError } from './reading.ts';
+import type { Reading } from './reading.ts';
 import { compileSubscription, matchTopic, parsePayload, resolveStream, type CompiledSubscription, type MqttSubscription } from './mqtt-topics.ts';
 
 export interface MqttDriverConfig {
@@ -75,6 +76,12 @@ function redactUrl(url: string): string {
 export interface MqttDriverOptions {
   /** Readings buffered before the driver stops acknowledging (default 1024). */
   readonly highWater?: number;
+  /**
+   * Hold each PUBACK until the consumer calls acknowledge() for every reading of the message (after making
+   * it durable), instead of sending it once the reading is queued in memory. mqtt.js lets the next message in
+   * only after the PUBACK, so throughput is one message per consumer commit; a crash then loses nothing.
+   */
+  readonly ackAfterConsumer?: boolean;
   /** Jitter source of the backoff, [0, 1); default Math.random. */
   readonly random?: () => number;
 }
@@ -129,6 +136,9 @@ export class MqttDriver extends DriverBase implements SensorDriver {
   private lastError: string | null = null;
   private sourcePaused = false;
   private held: { readonly packet: PublishPacket; readonly done: Done } | null = null;
+  /** With ackAfterConsumer: the PUBACK of the message in progress and how many of its readings are not yet acknowledged. */
+  private awaitingAck: { done: Done; remaining: number } | null = null;
+  private readonly deferAck: boolean;
   private stopping = false;
   private settleStart: (() => void) | null = null;
 
@@ -141,6 +151,7 @@ export class MqttDriver extends DriverBase implements SensorDriver {
     this.clientId = config.clientId ?? `datagate-${config.name}`;
     this.signal = ctx.signal;
     this.random = opts.random ?? Math.random;
+    this.deferAck = opts.ackAfterConsumer ?? false;
   }
 
   /**
@@ -191,6 +202,7 @@ export class MqttDriver extends DriverBase implements SensorDriver {
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.held = null; // never acknowledged: the broker delivers it again to the next session
+    this.awaitingAck = null;
     const client = this.client;
     if (client !== null) {
       await new Promise<void>((resolve) => {
@@ -218,8 +230,7 @@ export class MqttDriver extends DriverBase implements SensorDriver {
     // Outside readings().next(): parsing may queue a reading and pause again.
     setImmediate(() => {
       if (this.stopping) return;
-      this.handle(held.packet);
-      held.done();
+      this.handleThenAck(held.packet, held.done);
     });
   }
 
@@ -308,16 +319,30 @@ export class MqttDriver extends DriverBase implements SensorDriver {
       this.held = { packet, done };
       return;
     }
-    this.handle(packet);
-    done();
+    this.handleThenAck(packet, done);
   }
 
-  /** One message to a reading or a counted reject. Never throws. */
-  private handle(packet: PublishPacket): void {
+  /** Parse `packet`, then PUBACK it now, or (ackAfterConsumer) once its readings are acknowledged. */
+  private handleThenAck(packet: PublishPacket, done: Done): void {
+    const emitted = this.handle(packet);
+    if (!this.deferAck || emitted === 0) return done();
+    this.awaitingAck = { done, remaining: emitted };
+  }
+
+  /** The consumer made `reading` durable; with ackAfterConsumer this releases its message's PUBACK. */
+  acknowledge(_reading: Reading): void {
+    const a = this.awaitingAck;
+    if (a === null || --a.remaining > 0) return;
+    this.awaitingAck = null;
+    if (!this.stopping) a.done();
+  }
+
+  /** One message to readings or counted rejects; returns how many readings it queued. Never throws. */
+  private handle(packet: PublishPacket): number {
     const topic = packet.topic;
     if (packet.retain) {
       this.reject('retained', `retained message on ${topic} (stale value replayed on subscribe)`);
-      return;
+      return 0;
     }
     const ids = packet.properties?.subscriptionIdentifier;
     const routed = ids === undefined ? [] : (Array.isArray(ids) ? ids : [ids]).map((id) => this.subs[id - 1]);
@@ -327,12 +352,13 @@ export class MqttDriver extends DriverBase implements SensorDriver {
       const first = this.subs.find((c) => matchTopic(c.filter, topic) !== null);
       if (first === undefined) {
         this.reject('bad-topic', `topic ${JSON.stringify(topic)} matches no subscription`);
-        return;
+        return 0;
       }
       targets.push(first);
     }
     const bytes = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     const arrivedAt = this.now();
+    let emitted = 0;
     for (const c of targets) {
       const s = resolveStream(c, topic);
       if (!s.ok) {
@@ -347,7 +373,9 @@ export class MqttDriver extends DriverBase implements SensorDriver {
       const unit = c.sub.unit === undefined ? {} : { unit: c.sub.unit };
       if ('value' in p) this.emitReading({ stream: s.stream, ts: p.ts, value: p.value, ...unit });
       else this.emitReading({ stream: s.stream, ts: p.ts, values: p.values, ...unit });
+      emitted++;
     }
+    return emitted;
   }
 
   private settle(): void {

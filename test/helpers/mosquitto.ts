@@ -45,7 +45,7 @@ export interface Mosquitto {
   restart(): Promise<void>;
   /** Stops it if running and deletes the directory. */
   cleanup(): Promise<void>;
-  /** The broker's log so far (for assertion messages). */
+  /** The broker's log so far, plus a note if it exited by itself (for assertion messages). */
   log(): string;
 }
 
@@ -103,6 +103,8 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
   ];
   writeFileSync(conf, lines.join('\n') + '\n');
   let proc: ChildProcess | null = null;
+  let stopping = false;
+  let unexpectedExit = '';
 
   const start = async (): Promise<void> => {
     if (proc !== null) return;
@@ -110,11 +112,16 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     let stderr = '';
     p.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
     let exited = false;
-    p.once('exit', () => {
+    p.once('exit', (code, signal) => {
       exited = true;
       if (proc === p) proc = null;
+      if (!stopping) unexpectedExit += `\n[mosquitto exited unexpectedly: code ${code} signal ${signal}] ${stderr.trim()}`;
     });
     proc = p;
+    // A test process that dies without cleanup() must not leave a broker behind.
+    const killOnExit = (): void => void p.kill('SIGKILL');
+    process.once('exit', killOnExit);
+    p.once('exit', () => process.off('exit', killOnExit));
     const deadline = Date.now() + 10_000;
     while (!(await accepts(port))) {
       if (exited || Date.now() > deadline) {
@@ -127,14 +134,16 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
   const stop = async (): Promise<void> => {
     const p = proc;
     if (p === null) return;
+    stopping = true;
     const exited = new Promise<void>((resolve) => p.once('exit', () => resolve()));
     p.kill('SIGTERM');
     const timer = setTimeout(() => p.kill('SIGKILL'), 5_000);
     await exited;
     clearTimeout(timer);
+    stopping = false;
     proc = null;
   };
-  const readLog = (): string => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
+  const readLog = (): string => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '') + unexpectedExit;
 
   await start();
   return {
