@@ -157,7 +157,9 @@ export class BlockBatch {
       else this.ops.push({ type: 'del', key: op.key });
     }
     try {
-      await this.db.batch(this.ops);
+      // Synced: once add() resolves, a caller (the pipeline) may forget its own copy of the bytes, so the
+      // blocks must survive a power cut, not only a killed process.
+      await this.db.batch(this.ops, { sync: true });
     } catch (err) {
       throw new ContentError('CONTENT_STORE_FAILED', `cannot write to the content store: ${(err as Error).message}`, {}, { cause: err });
     }

@@ -209,10 +209,13 @@ export class UnixFsContentStore implements ContentStore {
       }
       throw err;
     }
-    await this.db.batch([
-      { type: 'put', key: key(P_ROOT, cid.bytes), value: EMPTY },
-      { type: 'put', key: key(P_PIN, cid.bytes), value: EMPTY },
-    ]);
+    await this.db.batch(
+      [
+        { type: 'put', key: key(P_ROOT, cid.bytes), value: EMPTY },
+        { type: 'put', key: key(P_PIN, cid.bytes), value: EMPTY },
+      ],
+      { sync: true },
+    );
   }
 
   async unpin(cidString: string): Promise<void> {
