@@ -359,3 +359,40 @@ export async function runCli(argv: readonly string[], commands: readonly Command
     return err instanceof UsageError ? 2 : 1;
   }
 }
+
+/**
+ * A command with subcommands (`datagate key new`, `datagate key list`, ...): each subcommand is a Command
+ * named "<group> <sub>"; `datagate <group>` alone or with --help lists them.
+ */
+export function defineCommandGroup(name: string, summary: string, subcommands: readonly Command[]): Command {
+  const help = (): string => {
+    const width = Math.max(...subcommands.map((c) => c.name.length));
+    return [
+      `Usage: ${PROGRAM} ${name} <command> [options]`,
+      '',
+      'Commands:',
+      ...subcommands.map((c) => `  ${c.name.padEnd(width)}   ${c.summary}`),
+      '',
+      `Run "${PROGRAM} ${name} <command> --help" for the options of a command.`,
+      '',
+    ].join('\n');
+  };
+  return {
+    name,
+    summary,
+    help,
+    async invoke(args, io) {
+      const [sub, ...rest] = args;
+      if (sub === undefined || sub === '--help' || sub === '-h') {
+        (sub === undefined ? io.stderr : io.stdout).write(help());
+        return sub === undefined ? 2 : 0;
+      }
+      const command = subcommands.find((c) => c.name === `${name} ${sub}`);
+      if (command === undefined) {
+        const names = subcommands.map((c) => c.name.slice(name.length + 1)).join(', ');
+        throw new UsageError(`unknown ${name} command "${sub}"; commands: ${names}; run "${PROGRAM} ${name} --help"`);
+      }
+      return command.invoke(rest, io);
+    },
+  };
+}

@@ -9,7 +9,7 @@ import { CID } from 'multiformats/cid';
 import { sha256 } from 'multiformats/hashes/sha2';
 import { hasCode } from '../chain/index.ts';
 import type { Command } from './args.ts';
-import { UsageError, defineCommand } from './args.ts';
+import { UsageError, defineCommand, defineCommandGroup } from './args.ts';
 import type { ApiAccess } from './content/admin-api.ts';
 import { API_FILE } from './content/admin-api.ts';
 import { UnixFsContentStore } from './content/unixfs-store.ts';
@@ -120,25 +120,5 @@ const get = defineCommand({
   },
 });
 
-const subcommands: readonly Command[] = [add, get];
-
-function groupHelp(): string {
-  return ['Usage: datagate ipfs <command> [options]', '', 'Commands:', ...subcommands.map((c) => `  ${c.name.padEnd(10)}   ${c.summary}`), '', 'Run "datagate ipfs <command> --help" for its options.', ''].join('\n');
-}
-
 /** `datagate ipfs <add|get>`. */
-export const ipfsCommand: Command = {
-  name: 'ipfs',
-  summary: 'Add files to the content store and get them back by CID',
-  help: groupHelp,
-  async invoke(args, io) {
-    const [sub, ...rest] = args;
-    if (sub === undefined || sub === '--help' || sub === '-h') {
-      (sub === undefined ? io.stderr : io.stdout).write(groupHelp());
-      return sub === undefined ? 2 : 0;
-    }
-    const command = subcommands.find((c) => c.name === `ipfs ${sub}`);
-    if (command === undefined) throw new UsageError(`unknown ipfs command "${sub}"; commands: add, get`);
-    return command.invoke(rest, io);
-  },
-};
+export const ipfsCommand: Command = defineCommandGroup('ipfs', 'Add files to the content store and get them back by CID', [add, get]);

@@ -8,7 +8,7 @@ import type { Signer } from '../chain/index.ts';
 import { bytesToHex } from '../chain/index.ts';
 import { KeystoreSigner, PASSPHRASE_ENV, PIN_ENV, Pkcs11Signer, decryptKeystore, openKey, readPassphrase } from '../device/index.ts';
 import type { Command, CliIo } from './args.ts';
-import { UsageError, defineCommand } from './args.ts';
+import { UsageError, defineCommand, defineCommandGroup } from './args.ts';
 
 const secretOptions = {
   'passphrase-file': { type: 'string', valueName: 'file', description: `Keystore passphrase file (mode 0600); default: the ${PASSPHRASE_ENV} environment variable` },
@@ -188,34 +188,5 @@ const keySignMessage = defineCommand({
   },
 });
 
-const subcommands: readonly Command[] = [keyNew, keyList, keyShow, keySignMessage];
-
-function groupHelp(): string {
-  const width = Math.max(...subcommands.map((c) => c.name.length));
-  return [
-    'Usage: datagate key <command> [options]',
-    '',
-    'Commands:',
-    ...subcommands.map((c) => `  ${c.name.padEnd(width)}   ${c.summary}`),
-    '',
-    'Run "datagate key <command> --help" for the options of a command.',
-    '',
-  ].join('\n');
-}
-
 /** `datagate key <new|list|show|sign-message>`. */
-export const keyCommand: Command = {
-  name: 'key',
-  summary: 'Create, list and show signing keys (keystore files, PKCS#11: HSM, TPM, secure element); sign a message',
-  help: groupHelp,
-  async invoke(args, io) {
-    const [sub, ...rest] = args;
-    if (sub === undefined || sub === '--help' || sub === '-h') {
-      (sub === undefined ? io.stderr : io.stdout).write(groupHelp());
-      return sub === undefined ? 2 : 0;
-    }
-    const command = subcommands.find((c) => c.name === `key ${sub}`);
-    if (command === undefined) throw new UsageError(`unknown key command "${sub}"; commands: ${subcommands.map((c) => c.name.slice(4)).join(', ')}; run "datagate key --help"`);
-    return command.invoke(rest, io);
-  },
-};
+export const keyCommand: Command = defineCommandGroup('key', 'Create, list and show signing keys (keystore files, PKCS#11: HSM, TPM, secure element); sign a message', [keyNew, keyList, keyShow, keySignMessage]);

@@ -6,7 +6,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { bytesToHex, hasCode, hexToBytes } from '../chain/index.ts';
 import type { Command } from './args.ts';
-import { UsageError, defineCommand } from './args.ts';
+import { UsageError, defineCommand, defineCommandGroup } from './args.ts';
 import { UnixFsContentStore } from './content/unixfs-store.ts';
 import { fetchVerified } from './ipfs-commands.ts';
 import { API_FILE } from './content/admin-api.ts';
@@ -142,25 +142,5 @@ const verify = defineCommand({
   },
 });
 
-const subcommands: readonly Command[] = [list, key, open, verify];
-
-function groupHelp(): string {
-  return ['Usage: datagate segments <command> [options]', '', 'Commands:', ...subcommands.map((c) => `  ${c.name.padEnd(16)}   ${c.summary}`), '', 'Run "datagate segments <command> --help" for its options.', ''].join('\n');
-}
-
 /** `datagate segments <list|key|open|verify>`. */
-export const segmentsCommand: Command = {
-  name: 'segments',
-  summary: 'List, verify and open the encrypted data segments',
-  help: groupHelp,
-  async invoke(args, io) {
-    const [sub, ...rest] = args;
-    if (sub === undefined || sub === '--help' || sub === '-h') {
-      (sub === undefined ? io.stderr : io.stdout).write(groupHelp());
-      return sub === undefined ? 2 : 0;
-    }
-    const command = subcommands.find((c) => c.name === `segments ${sub}`);
-    if (command === undefined) throw new UsageError(`unknown segments command "${sub}"; commands: list, key, open, verify`);
-    return command.invoke(rest, io);
-  },
-};
+export const segmentsCommand: Command = defineCommandGroup('segments', 'List, verify and open the encrypted data segments', [list, key, open, verify]);

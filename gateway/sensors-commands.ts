@@ -3,7 +3,7 @@
 import type { Reading, SensorDriver } from '../sensors/index.ts';
 import { listSerialPorts } from '../sensors/index.ts';
 import type { Command } from './args.ts';
-import { UsageError, defineCommand } from './args.ts';
+import { UsageError, defineCommand, defineCommandGroup } from './args.ts';
 import { configDefaults, loadConfigFile } from './config.ts';
 import { devConfigSchema } from './dev-config.ts';
 import { createLogger } from './logger.ts';
@@ -135,25 +135,5 @@ const ports = defineCommand({
   },
 });
 
-const subcommands: readonly Command[] = [watch, ports];
-
-function groupHelp(): string {
-  return ['Usage: datagate sensors <command> [options]', '', 'Commands:', ...subcommands.map((c) => `  ${c.name.padEnd(14)}   ${c.summary}`), '', 'Run "datagate sensors <command> --help" for its options.', ''].join('\n');
-}
-
 /** `datagate sensors <watch|ports>`. */
-export const sensorsCommand: Command = {
-  name: 'sensors',
-  summary: 'Watch live sensor readings, list serial ports',
-  help: groupHelp,
-  async invoke(args, io) {
-    const [sub, ...rest] = args;
-    if (sub === undefined || sub === '--help' || sub === '-h') {
-      (sub === undefined ? io.stderr : io.stdout).write(groupHelp());
-      return sub === undefined ? 2 : 0;
-    }
-    const command = subcommands.find((c) => c.name === `sensors ${sub}`);
-    if (command === undefined) throw new UsageError(`unknown sensors command "${sub}"; commands: watch, ports; run "datagate sensors --help"`);
-    return command.invoke(rest, io);
-  },
-};
+export const sensorsCommand: Command = defineCommandGroup('sensors', 'Watch live sensor readings, list serial ports', [watch, ports]);

@@ -13,14 +13,13 @@ import { replayCommand, runScenario } from './run.ts';
 import { SCENARIOS } from './scenarios.ts';
 import { toJson } from './trace.ts';
 
-/** Seeds per (scenario, n): 14 passing scenarios x 2 sizes x 80 = 2,240 runs. */
+/** Seeds per (scenario, n): 17 scenarios x 2 sizes x 80 = 2,720 runs. */
 const SEEDS = 80;
 
 /**
- * Scenarios that fail because of engine bugs reported to the lead; they run as TODO (reported, not failing
- * the suite) on a few seeds until the engine is fixed, then this entry goes.
+ * Scenarios that reproduce an open engine bug run as node:test `todo` entries on a few seeds (reported, not
+ * failing the suite) until the engine is fixed; none are open now.
  */
-// Scenarios that reproduce an open engine bug run as `todo` with a few seeds; none are open now.
 const KNOWN_ENGINE_BUGS: Record<string, string> = {};
 const TODO_SEEDS = 3;
 
