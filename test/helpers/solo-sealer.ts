@@ -12,18 +12,8 @@ import type { Signer } from '../../chain/signing.ts';
 import { consensusDigest } from '../../chain/signing.ts';
 import type { TxPool } from '../../chain/txpool.ts';
 
-/** Timer port, so tests can drive block production by hand. */
-export interface Timers {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const systemTimers: Timers = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
+import type { Timers } from '../../chain/index.ts';
+import { systemTimers } from '../../chain/index.ts';
 
 export interface SoloSealerOptions {
   readonly ledger: Ledger;
