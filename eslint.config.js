@@ -18,7 +18,7 @@ const nodeGlobals = Object.fromEntries(
 
 export default defineConfig(
   // Keep in step with .gitignore (scratch files are not project code).
-  globalIgnores(['node_modules/', 'data/', 'test/vectors/', '.scratch/']),
+  globalIgnores(['node_modules/', 'dist/', 'data/', 'test/vectors/', '.scratch/']),
   js.configs.recommended,
   tseslint.configs.recommended,
   {

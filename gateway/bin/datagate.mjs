@@ -1,15 +1,22 @@
 #!/usr/bin/env node
-// Entry point of the `datagate` command: loads the TypeScript sources through tsx, wires SIGINT and
-// SIGTERM to a clean shutdown (a second signal exits at once), and exits with the command's code.
-import { register } from 'tsx/esm/api';
+// Entry point of the `datagate` command: runs the compiled code in dist/ when it was built from the current
+// sources (`npm run build`; `npm start` builds it), otherwise the TypeScript sources through tsx; wires
+// SIGINT and SIGTERM to a clean shutdown (a second signal exits at once), and exits with the command's code.
+import { fileURLToPath } from 'node:url';
+import { distIsFresh } from './build-state.mjs';
 
-register();
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const compiled = process.env.DATAGATE_FROM_SOURCE !== '1' && distIsFresh(root);
+if (!compiled) {
+  const { register } = await import('tsx/esm/api');
+  register();
+}
 // A reader that goes away (`datagate segments list | head`) is not an error of ours.
 process.stdout.on('error', (err) => {
   if (err.code === 'EPIPE') process.exit(0);
   throw err;
 });
-const { main } = await import('../cli.ts');
+const { main } = await import(compiled ? '../../dist/gateway/cli.js' : '../cli.ts');
 const controller = new AbortController();
 for (const sig of ['SIGINT', 'SIGTERM']) {
   process.on(sig, () => {
