@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { Address, ChainSpec, Logger, SignedTx, Signer } from '../chain/index.ts';
+import type { Address, ChainSpec, Logger, RpcServer, SignedTx, Signer } from '../chain/index.ts';
 import { DatagateError } from '../chain/index.ts';
 import { Ledger, SubscriptionHub, TxPool, createEthApi, createRpcServer, formatHeader, formatLogs, validatorKeyOf } from '../chain/index.ts';
 import { LbftNode, LbftRecorder, MemoryTransport, Wal, createLbftApi } from '../chain/index.ts';
@@ -17,6 +17,7 @@ import { createContentApiHandler, removeApiAccess, writeApiAccess } from './cont
 import { createTrustlessGatewayHandler } from './content/trustless-gateway.ts';
 import { UnixFsContentStore } from './content/unixfs-store.ts';
 import { Pipeline } from './pipeline/pipeline.ts';
+import { createSegmentsApiHandler } from './pipeline/segments-api.ts';
 import { DEFAULT_SIMULATOR, pumpInto, startSensors } from './sensors.ts';
 import { VERSION } from './version.ts';
 
@@ -170,7 +171,6 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
     }
     for (const p of proposerNodes) p.node.transactionsArrived();
   };
-  // The content store with its trustless gateway and admin API share the RPC port.
   let content: UnixFsContentStore;
   try {
     content = await UnixFsContentStore.open(join(dataDir, 'content'));
@@ -180,28 +180,6 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
     for (const o of opened) await o.ledger.close();
     throw err;
   }
-  const apiToken = randomBytes(32).toString('hex');
-  const rpc = createRpcServer({
-    httpHandlers: [
-      createTrustlessGatewayHandler({ blocks: content.blocks, logger: logger.child({ module: 'ipfs-gateway' }) }),
-      createContentApiHandler({ store: content, token: apiToken, logger: logger.child({ module: 'api' }) }),
-    ],
-    host: config.rpc.host,
-    port: config.rpc.port,
-    maxRequestBytes: config.rpc.maxRequestBytes,
-    maxBatch: config.rpc.maxBatch,
-    subscriptions: hub,
-    logger: logger.child({ module: 'rpc' }),
-    methods: {
-      ...createEthApi({ ledger: front.ledger, pool: front.pool!, onTransaction: forward, clientVersion: `datagate/v${VERSION}/node-${process.version}`, maxLogRange: config.rpc.maxLogRange }),
-      ...createLbftApi({
-        ledger: front.ledger,
-        recorder,
-        status: () => (nodes.find((n) => n.role !== 'proposer' && n.role !== 'follower') ?? front).node.status(),
-        peers: () => nodes.map((n) => ({ address: n.address, role: n.role === 'validator+proposer' ? 'validator' : n.role, head: n.ledger.head.header.number, up: !n.down })),
-      }),
-    },
-  });
   // Sensors: the configured sources, or the simulator, through the durable pipeline into the content store.
   // Segment manifests are signed by the gateway's device key (derived from the dev mnemonic at m/44'/60'/3'/0/0).
   let sensors;
@@ -247,8 +225,34 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
     for (const o of opened) await o.wal.close();
     for (const o of opened) await o.ledger.close();
   };
+  // The content store with its trustless gateway and admin API share the RPC port; the segments API (before
+  // the content API, which answers every other /api/v0/ path) reads the running pipeline.
+  const apiToken = randomBytes(32).toString('hex');
+  let rpc: RpcServer;
   let bound: { host: string; port: number };
   try {
+    rpc = createRpcServer({
+      httpHandlers: [
+        createTrustlessGatewayHandler({ blocks: content.blocks, logger: logger.child({ module: 'ipfs-gateway' }) }),
+        createSegmentsApiHandler({ pipeline, contentStore: content, token: apiToken, logger: logger.child({ module: 'api' }) }),
+        createContentApiHandler({ store: content, token: apiToken, logger: logger.child({ module: 'api' }) }),
+      ],
+      host: config.rpc.host,
+      port: config.rpc.port,
+      maxRequestBytes: config.rpc.maxRequestBytes,
+      maxBatch: config.rpc.maxBatch,
+      subscriptions: hub,
+      logger: logger.child({ module: 'rpc' }),
+      methods: {
+        ...createEthApi({ ledger: front.ledger, pool: front.pool!, onTransaction: forward, clientVersion: `datagate/v${VERSION}/node-${process.version}`, maxLogRange: config.rpc.maxLogRange }),
+        ...createLbftApi({
+          ledger: front.ledger,
+          recorder,
+          status: () => (nodes.find((n) => n.role !== 'proposer' && n.role !== 'follower') ?? front).node.status(),
+          peers: () => nodes.map((n) => ({ address: n.address, role: n.role === 'validator+proposer' ? 'validator' : n.role, head: n.ledger.head.header.number, up: !n.down })),
+        }),
+      },
+    });
     bound = await rpc.listen();
   } catch (err) {
     await stopAll();

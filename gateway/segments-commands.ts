@@ -1,36 +1,65 @@
-// `datagate segments list|key|open|verify`: look at the data segments a gateway sealed and stored. list and
-// verify read the node's data directory (stop the node first: its databases are locked while it runs);
-// open decrypts one segment from its CID with a key file, checking key commitment, AEAD tag, Merkle root and
-// device signature, and prints the readings as NDJSON.
+// `datagate segments list|key|open|verify`: look at the data segments a gateway sealed and stored. list, key
+// and verify read the node's data directory when the node is stopped; while it runs (its LevelDB databases are
+// locked) they go through its admin API instead (URL and bearer token from <data dir>/api.json, endpoints in
+// pipeline/segments-api.ts), with the same output and exit codes. On a running node, verify checks the
+// segments stored when it starts (see pipeline/verify-store.ts). open decrypts one segment from its CID with
+// a key file, checking key commitment, AEAD tag, Merkle root and device signature, and prints the readings as
+// NDJSON; it reads the content store directly or, while the node runs, through its trustless gateway.
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { bytesToHex, hasCode, hexToBytes } from '../chain/index.ts';
+import { DatagateError, bytesToHex, hasCode, hexToBytes } from '../chain/index.ts';
 import type { Command } from './args.ts';
 import { UsageError, defineCommand, defineCommandGroup } from './args.ts';
+import type { ApiAccess } from './content/admin-api.ts';
+import { API_FILE, readApiAccess } from './content/admin-api.ts';
 import { UnixFsContentStore } from './content/unixfs-store.ts';
 import { fetchVerified } from './ipfs-commands.ts';
-import { API_FILE } from './content/admin-api.ts';
-import { decodeSegment, keyNumber, prefixRange, P_SEGMENT } from './pipeline/pipeline-records.ts';
-import { openPipelineDb } from './pipeline/segment-steps.ts';
+import { P_SEGMENT, decodeSegment, keyNumber, numberKey, prefixRange } from './pipeline/pipeline-records.ts';
+import { segmentLine } from './pipeline/segments-api.ts';
+import type { Db } from './pipeline/segment-steps.ts';
+import { openPipelineDb, segmentRecordOf } from './pipeline/segment-steps.ts';
 import { loadOrCreateMasterKey, openSegment, readManifest, unwrapKey } from './pipeline/segment-crypto.ts';
+import type { VerifyStoreReport } from './pipeline/verify-store.ts';
 import { verifyStore } from './pipeline/verify-store.ts';
 
-const dataDir = { 'data-dir': { type: 'string', valueName: 'dir', default: './data/dev', description: 'Data directory of the node' } } as const;
+/** A running node's API could not be reached or gave no usable answer. */
+export class NodeApiError extends DatagateError<'NODE_API_UNREACHABLE' | 'NODE_API_REFUSED' | 'NODE_API_BAD_ANSWER'> {}
 
-function locked(err: unknown, dir: string): never {
-  if (hasCode(err, 'PIPELINE_LOCKED') || hasCode(err, 'CONTENT_STORE_LOCKED') || /lock/i.test(String((err as Error).message))) {
-    throw new UsageError(`the node using ${dir} is running; stop it first (its databases are locked while it runs)`);
+const dataDir = {
+  'data-dir': { type: 'string', valueName: 'dir', default: './data/dev', description: 'Data directory of the node (while the node runs: its API, from <dir>/api.json)' },
+} as const;
+
+/**
+ * `local()` on the data of a stopped node in `dir`; when a running node holds its databases (the LevelDB
+ * lock), `remote(api)` through that node's API instead. Returns what the one that ran returns.
+ */
+async function localOrApi<T>(dir: string, local: () => Promise<T>, remote: (api: ApiAccess) => Promise<T>): Promise<T> {
+  try {
+    return await local();
+  } catch (err) {
+    if (!hasCode(err, 'PIPELINE_LOCKED') && !hasCode(err, 'CONTENT_STORE_LOCKED')) throw err;
   }
-  throw err;
+  const api = await readApiAccess(dir);
+  if (api === null) throw new UsageError(`the node using ${dir} is running (its databases are locked) but there is no ${join(dir, API_FILE)} to reach its API; wait until it has started, or stop it`);
+  return remote(api);
 }
 
-async function withDb<T>(dir: string, fn: (db: Awaited<ReturnType<typeof openPipelineDb>>) => Promise<T>): Promise<T> {
-  let db;
+/** `method path` on the node's API with its token. Returns the response when 2xx; throws NodeApiError (fields.status) otherwise. */
+async function callApi(api: ApiAccess, method: 'GET' | 'POST', path: string): Promise<Response> {
+  let res: Response;
   try {
-    db = await openPipelineDb(join(resolve(dir), 'pipeline'), { create: false });
+    res = await fetch(`${api.url}${path}`, { method, headers: { authorization: `Bearer ${api.token}` } });
   } catch (err) {
-    locked(err, dir);
+    throw new NodeApiError('NODE_API_UNREACHABLE', `cannot reach the node's API at ${api.url} (from ${API_FILE}): ${(err as Error).message}; is the node still running?`, { url: api.url }, { cause: err });
   }
+  if (res.ok) return res;
+  const body = (await res.json().catch(() => ({}))) as { error?: string; code?: string };
+  const why = res.status === 401 ? `it refused the token of ${API_FILE} (left from an earlier run? restart the node)` : `${res.status} ${body.error ?? res.statusText}`;
+  throw new NodeApiError('NODE_API_REFUSED', `the node's API at ${api.url}: ${why}`, { status: res.status, code: body.code });
+}
+
+async function withDb<T>(dir: string, fn: (db: Db) => Promise<T>): Promise<T> {
+  const db = await openPipelineDb(join(dir, 'pipeline'), { create: false });
   try {
     return await fn(db);
   } finally {
@@ -43,15 +72,28 @@ const list = defineCommand({
   summary: 'List the sealed and stored segments (NDJSON)',
   options: { stream: { type: 'string', valueName: 'name', description: 'Only this stream' }, ...dataDir },
   async run({ options, stdout }) {
-    await withDb(options['data-dir'], async (db) => {
-      for await (const [k, v] of db.iterator(prefixRange(P_SEGMENT))) {
-        const s = decodeSegment(keyNumber(k), v);
-        if (options.stream !== undefined && s.stream !== options.stream) continue;
-        stdout.write(
-          JSON.stringify({ id: s.no, stream: s.stream, state: s.state, firstSeq: s.firstSeq, lastSeq: s.lastSeq, count: s.count, firstTs: s.firstTs, lastTs: s.lastTs, manifestHash: bytesToHex(s.manifestHash), cid: s.cid ?? null }) + '\n',
-        );
-      }
-    });
+    const dir = resolve(options['data-dir']);
+    const { stream } = options;
+    await localOrApi(
+      dir,
+      () =>
+        withDb(dir, async (db) => {
+          for await (const [k, v] of db.iterator(prefixRange(P_SEGMENT))) {
+            const s = segmentRecordOf(decodeSegment(keyNumber(k), v));
+            if (stream === undefined || s.stream === stream) stdout.write(segmentLine(s) + '\n');
+          }
+        }),
+      async (api) => {
+        const res = await callApi(api, 'GET', `/api/v0/segments${stream !== undefined ? `?stream=${encodeURIComponent(stream)}` : ''}`);
+        const text = new TextDecoder();
+        try {
+          for await (const chunk of res.body ?? []) stdout.write(text.decode(chunk, { stream: true }));
+        } catch (err) {
+          throw new NodeApiError('NODE_API_BAD_ANSWER', `the node's API broke off the list: ${(err as Error).message}`, {}, { cause: err });
+        }
+        stdout.write(text.decode());
+      },
+    );
     return 0;
   },
 });
@@ -64,24 +106,50 @@ const key = defineCommand({
   async run({ options, positionals, stdout }) {
     if (options.output === undefined) throw new UsageError('--output FILE is required');
     const id = Number(positionals[0]);
-    if (!Number.isSafeInteger(id) || id < 0) throw new UsageError('ID must be a segment id from `datagate segments list`');
+    if (!/^[0-9]+$/.test(positionals[0]!) || !Number.isSafeInteger(id)) throw new UsageError('ID must be a segment id from `datagate segments list`');
     const dir = resolve(options['data-dir']);
-    const master = await loadOrCreateMasterKey(join(dir, 'master.key'));
-    try {
-      const segmentKey = await withDb(dir, async (db) => {
-        for await (const [k, v] of db.iterator(prefixRange(P_SEGMENT))) {
-          const s = decodeSegment(keyNumber(k), v);
-          if (s.no === id) {
-            if (s.state === 'dropped') throw new UsageError(`segment ${id} was dropped; its key is gone`);
+    const notFound = (): never => {
+      throw new UsageError(`no segment ${id}; see datagate segments list`);
+    };
+    const dropped = (): never => {
+      throw new UsageError(`segment ${id} was dropped; its key is gone`);
+    };
+    const segmentKey = await localOrApi(
+      dir,
+      () =>
+        withDb(dir, async (db) => {
+          const v = await db.get(numberKey(P_SEGMENT, id));
+          if (v === undefined) return notFound();
+          const s = decodeSegment(id, v);
+          if (s.state === 'dropped') return dropped();
+          const master = await loadOrCreateMasterKey(join(dir, 'master.key'));
+          try {
             return unwrapKey(s.wrappedKey, master, s.manifestHash);
+          } finally {
+            master.fill(0);
           }
+        }),
+      async (api) => {
+        let res: Response;
+        try {
+          res = await callApi(api, 'POST', `/api/v0/segments/${id}/key`);
+        } catch (err) {
+          if (err instanceof NodeApiError && err.fields.status === 404) return notFound();
+          if (err instanceof NodeApiError && err.fields.status === 410) return dropped();
+          throw err;
         }
-        throw new UsageError(`no segment ${id}; see datagate segments list`);
-      });
+        const bytes = new Uint8Array(await res.arrayBuffer());
+        if (bytes.length !== 32) {
+          bytes.fill(0);
+          throw new NodeApiError('NODE_API_BAD_ANSWER', `the node's API sent a ${bytes.length}-byte segment key, not 32 bytes`, { bytes: bytes.length });
+        }
+        return bytes;
+      },
+    );
+    try {
       await writeFile(options.output, bytesToHex(segmentKey) + '\n', { mode: 0o600, flag: 'wx' });
-      segmentKey.fill(0);
     } finally {
-      master.fill(0);
+      segmentKey.fill(0);
     }
     stdout.write(`${options.output}\n`);
     return 0;
@@ -97,19 +165,18 @@ const open = defineCommand({
     if (options['key-file'] === undefined) throw new UsageError('--key-file FILE is required');
     const segmentKey = hexToBytes((await readFile(options['key-file'], 'utf8')).trim());
     const dir = resolve(options['data-dir']);
-    let envelope: Uint8Array;
-    try {
-      const store = await UnixFsContentStore.open(join(dir, 'content'));
-      try {
-        envelope = await store.get(positionals[0]!);
-      } finally {
-        await store.close();
-      }
-    } catch (err) {
-      if (!hasCode(err, 'CONTENT_STORE_LOCKED')) throw err;
-      const api = JSON.parse(await readFile(join(dir, API_FILE), 'utf8')) as { url: string };
-      envelope = await fetchVerified(api.url, positionals[0]!);
-    }
+    const envelope = await localOrApi(
+      dir,
+      async () => {
+        const store = await UnixFsContentStore.open(join(dir, 'content'));
+        try {
+          return await store.get(positionals[0]!);
+        } finally {
+          await store.close();
+        }
+      },
+      (api) => fetchVerified(api.url, positionals[0]!),
+    );
     const manifest = readManifest(envelope);
     const readings = openSegment(envelope, segmentKey);
     segmentKey.fill(0);
@@ -119,26 +186,37 @@ const open = defineCommand({
   },
 });
 
+/** The report a node's API sent, checked for the fields the CLI prints. */
+function reportOf(body: unknown): VerifyStoreReport {
+  const r = body as Partial<Record<keyof VerifyStoreReport, unknown>> | null;
+  const counts = ['segments', 'readings', 'gaps', 'duplicates', 'corrupt'] as const;
+  if (r === null || typeof r !== 'object' || counts.some((f) => typeof r[f] !== 'number') || !Array.isArray(r.details)) {
+    throw new NodeApiError('NODE_API_BAD_ANSWER', `the node's API sent no verify report (${counts.join(', ')}, details)`);
+  }
+  return r as unknown as VerifyStoreReport;
+}
+
 const verify = defineCommand({
   name: 'segments verify',
   summary: 'Check every stored segment; prints segments, readings, gaps, duplicates, corrupt (exit 1 unless all clean)',
   options: dataDir,
   async run({ options, stdout }) {
     const dir = resolve(options['data-dir']);
-    let store;
-    try {
-      store = await UnixFsContentStore.open(join(dir, 'content'));
-    } catch (err) {
-      locked(err, dir);
-    }
-    try {
-      const report = await verifyStore({ dir: join(dir, 'pipeline'), contentStore: store, masterKeyPath: join(dir, 'master.key') }).catch((err: unknown) => locked(err, dir));
-      for (const line of report.details) stdout.write(`${line}\n`);
-      stdout.write(`segments: ${report.segments}, readings: ${report.readings}, gaps: ${report.gaps}, duplicates: ${report.duplicates}, corrupt: ${report.corrupt}\n`);
-      return report.gaps === 0 && report.duplicates === 0 && report.corrupt === 0 ? 0 : 1;
-    } finally {
-      await store.close();
-    }
+    const report = await localOrApi(
+      dir,
+      async () => {
+        const store = await UnixFsContentStore.open(join(dir, 'content'));
+        try {
+          return await verifyStore({ dir: join(dir, 'pipeline'), contentStore: store, masterKeyPath: join(dir, 'master.key') });
+        } finally {
+          await store.close();
+        }
+      },
+      async (api) => reportOf(await (await callApi(api, 'POST', '/api/v0/segments/verify')).json()),
+    );
+    for (const line of report.details) stdout.write(`${line}\n`);
+    stdout.write(`segments: ${report.segments}, readings: ${report.readings}, gaps: ${report.gaps}, duplicates: ${report.duplicates}, corrupt: ${report.corrupt}\n`);
+    return report.gaps === 0 && report.duplicates === 0 && report.corrupt === 0 ? 0 : 1;
   },
 });
 

@@ -2,8 +2,9 @@
 // answers {"cid": ...}. Adding is an admin action, so it needs the bearer token the node writes to
 // `<data dir>/api.json` (mode 0600) at start: whoever can read the data directory may use it, nobody else.
 // Reading needs no token: anyone fetches and verifies content through the trustless gateway (/ipfs/...).
+// The segments endpoints on the same token are in ../pipeline/segments-api.ts.
 import { timingSafeEqual } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
+import { open, readFile, rename, rm } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { ContentStore, Logger } from '../../chain/index.ts';
@@ -35,17 +36,43 @@ export async function writeApiAccess(dataDir: string, url: string, token: string
   return access;
 }
 
+/**
+ * The access a running node wrote to `<dataDir>/api.json`, or null when there is no such file (no node has
+ * started there, or it stopped cleanly). Throws when the file cannot be read or is not {url, token}.
+ */
+export async function readApiAccess(dataDir: string): Promise<ApiAccess | null> {
+  const file = join(dataDir, API_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  let parsed: unknown = null;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // Reported below with the file named.
+  }
+  const v = parsed as Partial<Record<keyof ApiAccess, unknown>> | null;
+  if (typeof v?.url !== 'string' || typeof v.token !== 'string') throw new Error(`${file} is not the {url, token} a running node writes; remove it if no node runs there`);
+  return { url: v.url, token: v.token };
+}
+
 export async function removeApiAccess(dataDir: string): Promise<void> {
   await rm(join(dataDir, API_FILE), { force: true });
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
+/** Answer `status` with `body` as JSON. */
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
 
-function authorized(req: IncomingMessage, token: string): boolean {
+/** Whether `req` carries `Authorization: Bearer <token>` (compared in constant time; only the length is not). */
+export function authorized(req: IncomingMessage, token: string): boolean {
   const header = req.headers.authorization ?? '';
   const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
   const want = Buffer.from(token);
@@ -59,20 +86,20 @@ export function createContentApiHandler(opts: { store: ContentStore; token: stri
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (!url.pathname.startsWith('/api/v0/')) return false;
     if (url.pathname !== '/api/v0/add') {
-      send(res, 404, { error: `unknown API path ${url.pathname}; this node offers POST /api/v0/add` });
+      sendJson(res, 404, { error: `unknown API path ${url.pathname}; this node offers POST /api/v0/add and the segments API under /api/v0/segments` });
       return true;
     }
     if (req.method !== 'POST') {
-      send(res, 405, { error: 'use POST' });
+      sendJson(res, 405, { error: 'use POST' });
       return true;
     }
     if (!authorized(req, opts.token)) {
-      send(res, 401, { error: 'missing or wrong bearer token; read it from <data dir>/api.json' });
+      sendJson(res, 401, { error: 'missing or wrong bearer token; read it from <data dir>/api.json' });
       return true;
     }
     const v = url.searchParams.get('cid-version') ?? '1';
     if (v !== '0' && v !== '1') {
-      send(res, 400, { error: 'cid-version must be 0 or 1' });
+      sendJson(res, 400, { error: 'cid-version must be 0 or 1' });
       return true;
     }
     const chunks: Buffer[] = [];
@@ -80,7 +107,7 @@ export function createContentApiHandler(opts: { store: ContentStore; token: stri
     req.on('data', (c: Buffer) => {
       size += c.length;
       if (size > MAX_ADD_BYTES) {
-        send(res, 413, { error: `body larger than ${MAX_ADD_BYTES} bytes` });
+        sendJson(res, 413, { error: `body larger than ${MAX_ADD_BYTES} bytes` });
         req.destroy();
         return;
       }
@@ -89,10 +116,10 @@ export function createContentApiHandler(opts: { store: ContentStore; token: stri
     req.on('end', () => {
       if (size > MAX_ADD_BYTES) return;
       opts.store.add(Buffer.concat(chunks), { cidVersion: v === '0' ? 0 : 1 }).then(
-        (cid) => send(res, 200, { cid }),
+        (cid) => sendJson(res, 200, { cid }),
         (err: unknown) => {
           log.warn('content add failed', { error: err });
-          send(res, hasCode(err, 'CONTENT_INVALID_ARGUMENT') ? 400 : 500, { error: (err as Error).message });
+          sendJson(res, hasCode(err, 'CONTENT_INVALID_ARGUMENT') ? 400 : 500, { error: (err as Error).message });
         },
       );
     });

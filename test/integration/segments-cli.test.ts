@@ -24,8 +24,7 @@ test('dev seals simulator readings into segments that list, open and verify', as
   const node = await startDev(['--data-dir', dataDir, '--segment-seconds', '1']);
   await new Promise((r) => setTimeout(r, 4000));
   const whileRunning = await run(['segments', 'list', '--data-dir', dataDir]);
-  assert.equal(whileRunning.code, 2);
-  assert.match(whileRunning.stderr, /is running; stop it first/);
+  assert.equal(whileRunning.code, 0, whileRunning.stderr); // through the node's API: segments-live.test.ts
   assert.equal(await node.stop(), 0);
 
   const listed = await run(['segments', 'list', '--data-dir', dataDir]);
