@@ -60,6 +60,16 @@ export interface ContentListEntry {
   readonly pinned: boolean;
 }
 
+/** What ContentStore.gc() removed and kept. */
+export interface ContentGcResult {
+  /** Blocks deleted: reachable from no live root. */
+  readonly removedBlocks: number;
+  /** Bytes of the deleted blocks (block bytes; the disk space itself may come back later, at the store's own pace). */
+  readonly freedBytes: number;
+  /** Blocks still stored: those of live roots' DAGs. */
+  readonly keptBlocks: number;
+}
+
 /**
  * A content-addressed store of files. CIDs travel as strings (`Qm...` for v0, base32 `b...` for v1).
  * Every method that takes a CID throws CONTENT_BAD_CID for a string that is not one.
@@ -76,8 +86,19 @@ export interface ContentStore {
   has(cid: string): Promise<boolean>;
   /** Keep `cid` and everything below it. Throws CONTENT_NOT_FOUND unless the whole DAG is stored here. */
   pin(cid: string): Promise<void>;
-  /** Drop the pin on `cid` (no error when there was none). The blocks stay until garbage collection exists. */
+  /**
+   * Give up `cid`: drop its pin (no error when there was none) and let gc() remove its DAG. The blocks stay
+   * until gc(), and blocks that a live root's DAG shares stay after it. A later add() or pin() of the same
+   * CID takes it back.
+   */
   unpin?(cid: string): Promise<void>;
-  /** Root CIDs that were added or pinned here, in no particular order, each with its pin state. */
+  /**
+   * Garbage collection: remove every block that no live root's DAG reaches, and forget the roots given up
+   * with unpin(). Live roots are the pinned ones and the ones added and not unpinned since (add() keeps what
+   * it adds, pinned or not), so only unpin() makes content collectable. Safe to run while the store is in
+   * use: content being added or pinned meanwhile is kept.
+   */
+  gc?(): Promise<ContentGcResult>;
+  /** Root CIDs that were added or pinned here and not collected by gc(), in no particular order, each with its pin state. */
   list(): AsyncIterable<ContentListEntry>;
 }

@@ -1,13 +1,15 @@
-// `datagate ipfs add|get`: put a file into the node's content store and get it back, with IPFS CIDs. They open
-// the store in `--data-dir` directly; when a running node holds it (the LevelDB lock), they go through that
-// node's API instead: adds with its admin token, gets through its trustless gateway, verifying every block.
+// `datagate ipfs add|get|unpin|gc`: put a file into the node's content store and get it back, with IPFS CIDs;
+// give a file up and collect the garbage. They open the store in `--data-dir` directly; when a running node
+// holds it (the LevelDB lock), add and get go through that node's API instead: adds with its admin token, gets
+// through its trustless gateway, verifying every block. unpin and gc need the node stopped (a running node
+// collects garbage itself after its pipeline drops segments).
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CarReader } from '@ipld/car';
 import { exporter } from 'ipfs-unixfs-exporter';
 import { CID } from 'multiformats/cid';
 import { sha256 } from 'multiformats/hashes/sha2';
-import { hasCode } from '../chain/index.ts';
+import { ContentError, hasCode } from '../chain/index.ts';
 import type { Command } from './args.ts';
 import { UsageError, defineCommand, defineCommandGroup } from './args.ts';
 import type { ApiAccess } from './content/admin-api.ts';
@@ -24,6 +26,17 @@ async function openLocal(dataDir: string): Promise<UnixFsContentStore | null> {
     if (hasCode(err, 'CONTENT_STORE_LOCKED')) return null;
     throw err;
   }
+}
+
+/** The content store of `dataDir` for `command`, which needs the node stopped. Throws CONTENT_STORE_LOCKED saying so. */
+async function openStopped(dataDir: string, command: string): Promise<UnixFsContentStore> {
+  const local = await openLocal(dataDir);
+  if (local !== null) return local;
+  throw new ContentError(
+    'CONTENT_STORE_LOCKED',
+    `datagate ${command} needs the node stopped: a running node holds the content store in ${dataDir} (it collects garbage itself after its pipeline drops segments); stop it and run this again`,
+    { dataDir },
+  );
 }
 
 async function apiAccess(dataDir: string): Promise<ApiAccess> {
@@ -120,5 +133,40 @@ const get = defineCommand({
   },
 });
 
-/** `datagate ipfs <add|get>`. */
-export const ipfsCommand: Command = defineCommandGroup('ipfs', 'Add files to the content store and get them back by CID', [add, get]);
+const unpin = defineCommand({
+  name: 'ipfs unpin',
+  summary: 'Give a file up: the next `ipfs gc` removes its blocks (node stopped)',
+  positionals: [{ name: 'CID', description: 'Root CID of the file (not a segment the pipeline still stores: it would be lost at the next gc)', required: true }],
+  options: { ...dataDirOption },
+  async run({ options, positionals, stdout }) {
+    const cid = positionals[0]!;
+    const store = await openStopped(options['data-dir'], 'ipfs unpin');
+    try {
+      if (!(await store.has(cid))) throw new ContentError('CONTENT_NOT_FOUND', `${cid} is not in the content store of ${options['data-dir']}; check the CID and --data-dir`, { cid });
+      await store.unpin(cid);
+    } finally {
+      await store.close();
+    }
+    stdout.write(`unpinned ${cid}\n`);
+    return 0;
+  },
+});
+
+const gc = defineCommand({
+  name: 'ipfs gc',
+  summary: 'Remove the blocks no kept file needs and print what was freed, as JSON (node stopped)',
+  options: { ...dataDirOption },
+  async run({ options, stdout }) {
+    const store = await openStopped(options['data-dir'], 'ipfs gc');
+    try {
+      const { removedBlocks, freedBytes, keptBlocks } = await store.gc({ compact: true });
+      stdout.write(`${JSON.stringify({ removedBlocks, freedBytes, keptBlocks })}\n`);
+    } finally {
+      await store.close();
+    }
+    return 0;
+  },
+});
+
+/** `datagate ipfs <add|get|unpin|gc>`. */
+export const ipfsCommand: Command = defineCommandGroup('ipfs', 'Add files to the content store, get them back by CID, give them up and collect garbage', [add, get, unpin, gc]);

@@ -4,11 +4,14 @@
 // Writes go through a BlockBatch: the importer puts a whole DAG into it and the caller writes it in one
 // atomic LevelDB batch together with its own records, so a crash leaves either the whole file or none of it.
 // Only sha2-256 blocks are stored; identity CIDs (multihash 0x00) carry their bytes inline and need no storage.
+// Garbage collection is mark (markDag over each live DAG) and sweep (LevelBlockstore.sweep); the content
+// store decides which roots are live and keeps writers out while it runs.
 import { createHash } from 'node:crypto';
 import * as dagPb from '@ipld/dag-pb';
 import type { Level } from 'level';
 import type { CID } from 'multiformats/cid';
 import * as raw from 'multiformats/codecs/raw';
+import type { ContentGcResult } from '../../chain/index.ts';
 import { ContentError } from '../../chain/index.ts';
 
 /** Multihash code of sha2-256, the only hash this store keeps. */
@@ -96,6 +99,65 @@ export class LevelBlockstore implements BlockReader {
 
   private async *stream(cid: CID): AsyncGenerator<Uint8Array> {
     yield await this.get(cid);
+  }
+
+  /** Number and total bytes of the stored blocks (reads every block: for tests and tools, not hot paths). */
+  async stat(): Promise<{ blocks: number; bytes: number }> {
+    let blocks = 0;
+    let bytes = 0;
+    for await (const v of this.db.values(this.range())) {
+      blocks++;
+      bytes += v.length;
+    }
+    return { blocks, bytes };
+  }
+
+  /**
+   * The sweep of garbage collection: delete every block whose multihash is not in `keep` (markKey strings, as
+   * markDag fills them), in synced batches of `batchSize`. Only the deleted blocks are read, to count their
+   * bytes. Deleting unreachable blocks in any order is safe, so a crash midway leaves a consistent store
+   * with less garbage. The caller keeps writers out meanwhile. Throws CONTENT_STORE_FAILED.
+   */
+  async sweep(keep: ReadonlySet<string>, batchSize = 256): Promise<ContentGcResult> {
+    let removedBlocks = 0;
+    let freedBytes = 0;
+    let keptBlocks = 0;
+    let garbage: Uint8Array[] = [];
+    const flush = async (): Promise<void> => {
+      for (const v of await this.db.getMany(garbage)) freedBytes += v?.length ?? 0;
+      await this.db.batch(garbage.map((key) => ({ type: 'del' as const, key })), { sync: true });
+      removedBlocks += garbage.length;
+      garbage = [];
+    };
+    try {
+      for await (const k of this.db.keys(this.range())) {
+        if (keep.has(markKey(k.subarray(1)))) {
+          keptBlocks++;
+          continue;
+        }
+        garbage.push(k);
+        if (garbage.length >= batchSize) await flush();
+      }
+      if (garbage.length > 0) await flush();
+    } catch (err) {
+      throw new ContentError('CONTENT_STORE_FAILED', `garbage collection could not delete blocks: ${(err as Error).message}; run it again`, { removedBlocks }, { cause: err });
+    }
+    return { removedBlocks, freedBytes, keptBlocks };
+  }
+
+  /**
+   * Compact the block range. LevelDB's deletes are tombstones: the space comes back when a compaction
+   * rewrites the files holding the deleted blocks, which LevelDB otherwise does at its own pace as new
+   * writes arrive. Rewrites every stored block, so it is for an operator's gc, not for every drop.
+   */
+  async compact(): Promise<void> {
+    const r = this.range();
+    const db = this.db as unknown as { compactRange?(start: Uint8Array, end: Uint8Array): Promise<void> };
+    if (typeof db.compactRange === 'function') await db.compactRange(r.gte, r.lt);
+  }
+
+  private range(): { gte: Uint8Array; lt: Uint8Array } {
+    return { gte: Uint8Array.of(this.prefix), lt: Uint8Array.of(this.prefix + 1) };
   }
 
   /** A new write batch; nothing reaches the disk until its write(). */
@@ -211,5 +273,40 @@ export async function* walkDag(blocks: BlockReader, root: CID, opts: WalkOptions
       throw new ContentError('CONTENT_CORRUPT', `block ${id} is not valid dag-pb: ${(err as Error).message}`, { cid: id }, { cause: err });
     }
     for (let i = links.length - 1; i >= 0; i--) stack.push({ cid: links[i]!.Hash, depth: depth + 1 });
+  }
+}
+
+/** The mark-set string of a block: its multihash bytes as latin1 (one char per byte). */
+export function markKey(multihash: Uint8Array): string {
+  return Buffer.from(multihash.buffer, multihash.byteOffset, multihash.byteLength).toString('latin1');
+}
+
+/**
+ * The mark of garbage collection: add to `marked` (markKey of the multihash) every stored block of the DAG
+ * under `root`. dag-pb nodes are read, verified and decoded as walkDag does, to follow their links; raw
+ * leaves have no links and are marked without being read (gc is no verifier). `visited` (codec and
+ * multihash) skips subtrees already marked from another root; it is apart from `marked` because the same
+ * bytes may be a raw leaf in one DAG and a dag-pb node with links in another. Throws CONTENT_NOT_FOUND or
+ * CONTENT_CORRUPT for a missing or damaged node, CONTENT_BAD_CID for another codec: the caller then must not sweep.
+ */
+export async function markDag(blocks: BlockReader, root: CID, marked: Set<string>, visited: Set<string>): Promise<void> {
+  const stack: CID[] = [root];
+  while (stack.length > 0) {
+    const cid = stack.pop()!;
+    const mh = markKey(cid.multihash.bytes);
+    const id = `${cid.code}:${mh}`;
+    if (visited.has(id)) continue;
+    visited.add(id);
+    if (cid.multihash.code === SHA2_256) marked.add(mh);
+    if (cid.code === raw.code) continue;
+    if (cid.code !== dagPb.code) {
+      throw new ContentError('CONTENT_BAD_CID', `cannot walk ${cid}: only dag-pb and raw DAGs are handled here`, { cid: cid.toString(), codec: cid.code });
+    }
+    const bytes = await blocks.get(cid);
+    try {
+      for (const link of dagPb.decode(bytes).Links) stack.push(link.Hash);
+    } catch (err) {
+      throw new ContentError('CONTENT_CORRUPT', `block ${cid} is not valid dag-pb: ${(err as Error).message}`, { cid: cid.toString() }, { cause: err });
+    }
   }
 }

@@ -5,7 +5,11 @@
 //   0x02 <multihash>   -> block bytes      (sha2-256 blocks; see blockstore.ts)
 //   0x03 <CID bytes>   -> empty            root of a file that was added or pinned
 //   0x04 <CID bytes>   -> empty            pin
+//   0x05 <CID bytes>   -> empty            unpinned: the root was given up, gc() may remove its DAG (schema 2)
 // add() writes a file's blocks and its root record in one atomic batch; pin() checks the whole DAG first.
+// Garbage collection keeps the DAGs of live roots: pinned, or added and not unpinned since (add() does not
+// pin, and what it added must survive gc), so only unpin() makes content collectable. One async queue
+// serialises the writers (add's write, pin, unpin) with gc: gc's mark and sweep see no root appear or go.
 import { exporter } from 'ipfs-unixfs-exporter';
 import type { ImporterOptions } from 'ipfs-unixfs-importer';
 import { importBytes } from 'ipfs-unixfs-importer';
@@ -13,18 +17,23 @@ import { fixedSize } from 'ipfs-unixfs-importer/chunker';
 import { balanced } from 'ipfs-unixfs-importer/layout';
 import { Level } from 'level';
 import { CID } from 'multiformats/cid';
-import type { ContentAddOptions, ContentListEntry, ContentStore } from '../../chain/index.ts';
+import type { ContentAddOptions, ContentGcResult, ContentListEntry, ContentStore } from '../../chain/index.ts';
 import { ContentError, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE } from '../../chain/index.ts';
-import { LevelBlockstore, walkDag } from './blockstore.ts';
+import { LevelBlockstore, markDag, walkDag } from './blockstore.ts';
 
-/** Version of the on-disk format. Bump it (and write a migration) whenever a record layout changes. */
-export const CONTENT_SCHEMA_VERSION = 1;
+/**
+ * Version of the on-disk format. Bump it (and write a migration) whenever a record layout changes.
+ * 2 added the unpinned records (0x05); a schema 1 store is upgraded at open by writing the new version only:
+ * it has no unpinned records, so every root in it stays live (roots it had unpinned stay until unpinned again).
+ */
+export const CONTENT_SCHEMA_VERSION = 2;
 
 // Key prefixes. Numbers are never reused; retire a prefix by leaving it out, never by recycling it.
 const P_META = 0x01;
 const P_BLOCK = 0x02;
 const P_ROOT = 0x03;
 const P_PIN = 0x04;
+const P_UNPINNED = 0x05;
 
 /** kubo's `Import.UnixFSFileMaxLinks` default: at most 174 links per node of a balanced file DAG. */
 export const KUBO_MAX_LINKS = 174;
@@ -104,9 +113,17 @@ function exporterError(err: unknown, cid: CID): unknown {
   }
 }
 
+/** Options of UnixFsContentStore.gc(). */
+export interface GcOptions {
+  /** Compact the block range afterwards, so the disk space comes back now (see LevelBlockstore.compact). Default false. */
+  readonly compact?: boolean;
+}
+
 export class UnixFsContentStore implements ContentStore {
   /** Verified block access (for the trustless gateway). */
   readonly blocks: LevelBlockstore;
+  /** Tail of the writers' queue (see exclusive()); never rejects. */
+  private tail: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly db: Level<Uint8Array, Uint8Array>,
@@ -147,6 +164,10 @@ export class UnixFsContentStore implements ContentStore {
       return;
     }
     const version = Number(dec.decode(schema));
+    if (version === 1) {
+      await this.db.put(metaKey('schema'), enc.encode(String(CONTENT_SCHEMA_VERSION)), { sync: true });
+      return;
+    }
     if (version !== CONTENT_SCHEMA_VERSION) {
       throw new ContentError(
         'CONTENT_STORE_SCHEMA_MISMATCH',
@@ -156,8 +177,19 @@ export class UnixFsContentStore implements ContentStore {
     }
   }
 
+  /** Close the database, after the add, pin, unpin or gc in progress. */
   async close(): Promise<void> {
-    await this.db.close();
+    await this.exclusive(() => this.db.close());
+  }
+
+  /**
+   * Run `fn` once every earlier exclusive section has settled: a promise queue, so add's write, pin, unpin and
+   * gc never interleave. Readers (get, has, list) are not queued: they only see whole batches.
+   */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(fn);
+    this.tail = run.catch(() => {});
+    return run;
   }
 
   async add(bytes: Uint8Array, opts: ContentAddOptions = {}): Promise<string> {
@@ -167,7 +199,14 @@ export class UnixFsContentStore implements ContentStore {
     const options = kuboImporterOptions(opts);
     const batch = this.blocks.batch();
     const { cid } = await importBytes(bytes, batch, options);
-    await batch.write([{ type: 'put', key: key(P_ROOT, cid.bytes), value: EMPTY }]);
+    // Only the write is queued, not the import: the batch carries every block of the DAG, those already
+    // stored included, so a block that a gc removed while the importer ran is written again with its root.
+    await this.exclusive(() =>
+      batch.write([
+        { type: 'put', key: key(P_ROOT, cid.bytes), value: EMPTY },
+        { type: 'del', key: key(P_UNPINNED, cid.bytes) },
+      ]),
+    );
     return cid.toString();
   }
 
@@ -199,6 +238,11 @@ export class UnixFsContentStore implements ContentStore {
 
   async pin(cidString: string): Promise<void> {
     const cid = parseCid(cidString);
+    // Queued as a whole: a gc between the walk and the write could remove blocks the walk has just seen.
+    await this.exclusive(() => this.pinNow(cid, cidString));
+  }
+
+  private async pinNow(cid: CID, cidString: string): Promise<void> {
     try {
       for await (const _ of walkDag(this.blocks, cid)) {
         // reading each block verifies it; the walk throws at the first missing or damaged one
@@ -213,14 +257,84 @@ export class UnixFsContentStore implements ContentStore {
       [
         { type: 'put', key: key(P_ROOT, cid.bytes), value: EMPTY },
         { type: 'put', key: key(P_PIN, cid.bytes), value: EMPTY },
+        { type: 'del', key: key(P_UNPINNED, cid.bytes) },
       ],
       { sync: true },
     );
   }
 
+  /** Drop the pin and mark the root unpinned, so the next gc() removes its DAG (the blocks no live root shares). */
   async unpin(cidString: string): Promise<void> {
     const cid = parseCid(cidString);
-    await this.db.del(key(P_PIN, cid.bytes));
+    await this.exclusive(async () => {
+      const ops: Array<{ type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array }> = [{ type: 'del', key: key(P_PIN, cid.bytes) }];
+      if ((await this.db.get(key(P_ROOT, cid.bytes))) !== undefined) ops.push({ type: 'put', key: key(P_UNPINNED, cid.bytes), value: EMPTY });
+      // Synced: a lost unpin would keep a dropped segment's blocks for good (the pipeline forgets its CID).
+      await this.db.batch(ops, { sync: true });
+    });
+  }
+
+  /**
+   * Mark and sweep: walk the DAG of every live root (pinned, or added and not unpinned), then delete the root
+   * records of unpinned roots and every block no live DAG reaches. Queued with the writers, so an add, pin or
+   * unpin waits for it (and it for them). Deletes nothing unless every live DAG could be walked: throws
+   * CONTENT_NOT_FOUND or CONTENT_CORRUPT naming a damaged live root (add the file again, or unpin it), and
+   * CONTENT_STORE_FAILED for a disk error (run it again: a partial gc leaves the store consistent).
+   * `compact` gives the disk space back at once (see GcOptions).
+   */
+  async gc(opts: GcOptions = {}): Promise<ContentGcResult> {
+    return this.exclusive(async () => {
+      const { live, unpinned } = await this.rootsForGc();
+      const marked = new Set<string>();
+      const visited = new Set<string>();
+      for (const root of live) {
+        try {
+          await markDag(this.blocks, root, marked, visited);
+        } catch (err) {
+          if (!(err instanceof ContentError)) throw err;
+          throw new ContentError(err.code, `gc stopped before deleting anything: the DAG of live root ${root} cannot be walked (${err.message}); add that file again or unpin it`, { ...err.fields, root: root.toString() }, { cause: err });
+        }
+      }
+      // Unpinned roots' records go before the sweep: a crash between the two leaves only orphan blocks, which
+      // the next gc sweeps, never a listed root whose blocks are gone.
+      if (unpinned.length > 0) {
+        const ops = unpinned.flatMap((k) => [{ type: 'del' as const, key: key(P_ROOT, k) }, { type: 'del' as const, key: key(P_UNPINNED, k) }]);
+        try {
+          await this.db.batch(ops, { sync: true });
+        } catch (err) {
+          throw new ContentError('CONTENT_STORE_FAILED', `gc could not delete the records of unpinned roots: ${(err as Error).message}; run it again`, {}, { cause: err });
+        }
+      }
+      const result = await this.blocks.sweep(marked);
+      if (opts.compact === true && result.removedBlocks > 0) await this.blocks.compact();
+      return result;
+    });
+  }
+
+  /** Live roots (pinned, or with a root record and no unpinned record) in key order, and the CID bytes of the unpinned ones. */
+  private async rootsForGc(): Promise<{ live: CID[]; unpinned: Uint8Array[] }> {
+    const scan = async (prefix: number): Promise<Map<string, Uint8Array>> => {
+      const out = new Map<string, Uint8Array>();
+      for await (const k of this.db.keys({ gte: key(prefix, EMPTY), lt: key(prefix + 1, EMPTY) })) out.set(Buffer.from(k.subarray(1)).toString('latin1'), k.subarray(1));
+      return out;
+    };
+    const roots = await scan(P_ROOT);
+    const pins = await scan(P_PIN);
+    const marks = await scan(P_UNPINNED);
+    const live: CID[] = [];
+    const unpinned: Uint8Array[] = [];
+    for (const [id, body] of roots) {
+      if (pins.has(id) || !marks.has(id)) live.push(CID.decode(body));
+      else unpinned.push(body);
+    }
+    for (const [id, body] of pins) if (!roots.has(id)) live.push(CID.decode(body)); // pin() writes a root record too; kept all the same
+    for (const [id, body] of marks) if (!roots.has(id)) unpinned.push(body); // a stray unpinned record goes as well
+    return { live, unpinned };
+  }
+
+  /** Number and bytes of the stored blocks (reads them all). */
+  async stat(): Promise<{ blocks: number; bytes: number }> {
+    return this.blocks.stat();
   }
 
   async *list(): AsyncIterable<ContentListEntry> {
