@@ -3,11 +3,15 @@
 // SimulatorDriver (its rate is capped at 1000 Hz per stream, so it measures whether the pipeline keeps up
 // with what it offers), then by readings generated directly in the simulator's shape as fast as the pipeline
 // acknowledges them (its capacity); then sealSegment's MiB/s on 256 KiB segments against raw XChaCha20-Poly1305
-// on the same bytes, where sealing time goes, and the process RSS. Prints figures; asserts nothing.
-//   npm run bench:pipeline [-- --seconds 10 --source both|sim|direct --streams 8 --sim-streams 32 --inflight 1024 --dir /tmp]
-import { mkdtempSync, rmSync } from 'node:fs';
+// on the same bytes, where sealing time goes, and the process RSS; finally the whole `datagate dev` process
+// (compiled, with its LBFT committee) fed by its own simulator at --dev-streams x --dev-rate Hz: readings/s
+// sealed and stored, and its RSS. Prints figures; asserts nothing.
+//   npm run bench:pipeline [-- --seconds 10 --source all|sim|direct|dev --streams 8 --sim-streams 32 --inflight 1024
+//                             --dev-streams 30 --dev-rate 1000 --dir /tmp]
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { keccak256, merkleRoot } from '../chain/index.ts';
@@ -20,11 +24,16 @@ import { encodeEnvelope, sealSegment } from '../gateway/pipeline/segment-crypto.
 import { SEGMENT_FORMAT_VERSION, deviceOf, encodeSegmentReadings, signManifest, summarizeReadings } from '../gateway/pipeline/segment-format.ts';
 import type { Reading, SimulatorShape, SimulatorStreamConfig } from '../sensors/index.ts';
 import { SimulatorDriver, nopSensorLogger, sampler } from '../sensors/index.ts';
+import { verifyStore } from '../gateway/pipeline/verify-store.ts';
+import { distIsFresh } from '../gateway/bin/build-state.mjs';
+import { startDev } from '../test/helpers/dev-process.ts';
 
 const { values } = parseArgs({
   options: {
     seconds: { type: 'string', default: '10' },
-    source: { type: 'string', default: 'both' },
+    source: { type: 'string', default: 'all' },
+    'dev-streams': { type: 'string', default: '30' },
+    'dev-rate': { type: 'string', default: '1000' },
     streams: { type: 'string', default: '8' },
     'sim-streams': { type: 'string', default: '32' },
     inflight: { type: 'string', default: '1024' },
@@ -34,6 +43,9 @@ const { values } = parseArgs({
 });
 const SECONDS = Number(values.seconds);
 const SOURCE = String(values.source);
+const DEV_STREAMS = Number(values['dev-streams']);
+const DEV_RATE = Number(values['dev-rate']);
+const runs = (which: string) => SOURCE === 'all' || SOURCE === which || (SOURCE === 'both' && which !== 'dev');
 const STREAMS = Number(values.streams);
 const SIM_STREAMS = Number(values['sim-streams']);
 const INFLIGHT = Number(values.inflight);
@@ -242,6 +254,51 @@ async function benchSealing(): Promise<void> {
   for (const [label, ms] of steps) console.log(`  ${label}: ${ms.toFixed(2)} ms (${((ms / sum) * 100).toFixed(0)}%)`);
 }
 
+/** Resident memory of a process from /proc (VmRSS now, VmHWM peak), in MiB. */
+function procMemMiB(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
+  return { rss: kib('VmRSS') / 1024, peak: kib('VmHWM') / 1024 };
+}
+
+/**
+ * The whole `datagate dev` process (default committee of 4 validators + 2 proposers, RPC, content store)
+ * with its simulator at DEV_STREAMS x DEV_RATE readings/s for SECONDS, then a clean stop (which seals what
+ * is queued). Readings are counted afterwards by opening every stored segment (verifyStore), which also
+ * checks that none is missing or duplicated.
+ */
+async function benchDev(dir: string): Promise<{ rate: number; peakMiB: number; compiled: boolean }> {
+  const compiled = distIsFresh(fileURLToPath(new URL('..', import.meta.url)));
+  console.log(`\n== datagate dev (${compiled ? 'compiled dist/' : 'TypeScript through tsx'}), simulator ${DEV_STREAMS} streams x ${fmt(DEV_RATE)} Hz = ${fmt(DEV_STREAMS * DEV_RATE)} readings/s offered, ${SECONDS} s`);
+  mkdirSync(dir, { recursive: true });
+  const config = join(dir, 'bench.json');
+  const streams = streamConfigs(DEV_STREAMS, DEV_RATE).map((c) => ({ ...c, stream: c.stream.replace('bench/', 'dev/') }));
+  writeFileSync(config, JSON.stringify({ dataDir: join(dir, 'data'), sensors: { sources: [{ kind: 'simulator', name: 'bench', streams }] }, log: { level: 'warn', format: 'json' } }));
+  const node = await startDev(['--config', config]);
+  const pid = node.child.pid!;
+  const samples: number[] = [];
+  const started = performance.now();
+  const sampler = setInterval(() => samples.push(procMemMiB(pid).rss), 250);
+  await new Promise((resolve) => setTimeout(resolve, SECONDS * 1000));
+  clearInterval(sampler);
+  const { peak } = procMemMiB(pid);
+  const stopAt = performance.now();
+  const code = await node.stop('SIGINT');
+  const stopSecs = (performance.now() - stopAt) / 1000;
+  const runSecs = (stopAt - started) / 1000;
+  if (code !== 0) console.log(`dev exited with ${code}:\n${node.output().slice(-2000)}`);
+  const data = join(dir, 'data');
+  const content = await UnixFsContentStore.open(join(data, 'content'));
+  const report = await verifyStore({ dir: join(data, 'pipeline'), contentStore: content, masterKeyPath: join(data, 'master.key') });
+  await content.close();
+  const rate = report.readings / runSecs;
+  const sorted = [...samples].sort((a, b) => a - b);
+  console.log(`stored: ${fmt(report.readings)} readings in ${report.segments} segments (gaps ${report.gaps}, duplicates ${report.duplicates}, corrupt ${report.corrupt}, still queued ${report.queued})`);
+  console.log(`rate: ${fmt(rate)} readings/s over the ${runSecs.toFixed(1)} s run (the simulator pauses when the pipeline is behind, so this is what the process sustained); clean stop incl. final seal ${stopSecs.toFixed(1)} s`);
+  console.log(`RSS of the dev process: median ${sorted[Math.floor(sorted.length / 2)]?.toFixed(0)} MiB, peak (VmHWM) ${peak.toFixed(0)} MiB`);
+  return { rate, peakMiB: peak, compiled };
+}
+
 function* take<T>(it: Iterator<T>, n: number): Generator<T> {
   for (let i = 0; i < n; i++) yield it.next().value as T;
 }
@@ -252,10 +309,10 @@ try {
   console.log(`pipeline benchmark: ${SECONDS} s per source, up to ${INFLIGHT} ingest() calls in flight, 256 KiB segments, ${fmt(WINDOW_MS / 1000, 1)} s window, UnixFS content store; data in ${base}`);
   let simRate: number | null = null;
   let directRate: number | null = null;
-  if (SOURCE === 'both' || SOURCE === 'sim') {
+  if (runs('sim')) {
     simRate = await runPipeline(`SimulatorDriver, ${SIM_STREAMS} streams at ${SIM_MAX_HZ} Hz (the simulator's cap per stream)`, join(base, 'sim'), feedSimulator);
   }
-  if (SOURCE === 'both' || SOURCE === 'direct') {
+  if (runs('direct')) {
     directRate = await runPipeline(`readings generated directly in the simulator's shape, ${STREAMS} streams, as fast as acknowledged`, join(base, 'direct'), feedDirect);
   }
   const pipelinePeak = peakRssMiB();
@@ -271,7 +328,11 @@ try {
     const which = directRate !== null ? 'directly generated readings' : 'simulator-fed, capped by the simulator';
     console.log(`\ngoal: >= 20,000 readings/s end to end: ${goalRate >= 20_000 ? 'met' : 'NOT met'} (${fmt(goalRate)} readings/s acknowledged, sealed and stored, ${which})`);
   }
-  console.log(`goal: whole datagate dev process < 150 MiB RSS: this bench process peaked at ${peakRssMiB().toFixed(0)} MiB (the dev process also runs the ledgers; measure it with \`npm run bench:ledger\`'s RSS line)`);
+  if (runs('dev')) {
+    const dev = await benchDev(join(base, 'dev'));
+    console.log(`goal: >= 20,000 readings/s through the whole datagate dev process: ${dev.rate >= 20_000 ? 'met' : 'NOT met'} (${fmt(dev.rate)} readings/s sealed and stored)`);
+    console.log(`goal: whole datagate dev process < 150 MiB RSS: ${dev.peakMiB < 150 ? 'met' : 'NOT met'} (peak ${dev.peakMiB.toFixed(0)} MiB while taking ${fmt(dev.rate)} readings/s${dev.compiled ? '' : '; ran from the TypeScript sources through tsx, run `npm run build` first'})`);
+  }
 } finally {
   rmSync(base, { recursive: true, force: true });
 }

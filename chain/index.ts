@@ -26,7 +26,7 @@ export type { RpcServer, RpcHandler } from './rpc/server.ts';
 export { SubscriptionHub } from './rpc/subscriptions.ts';
 export { createEthApi } from './rpc/eth.ts';
 export { formatHeader, formatLogs } from './rpc/format.ts';
-export { merkleRoot } from './merkle.ts';
+export { MerkleAccumulator, merkleRoot } from './merkle.ts';
 export type { RlpInput, RlpItem } from './rlp.ts';
 export { rlpDecode, rlpEncode } from './rlp.ts';
 export * from './content-store.ts';

@@ -197,7 +197,7 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
     });
     const feed = pipeline;
     const feedLog = logger.child({ module: 'pipeline' });
-    sensors = await startSensors(config.sensors, logger, { fallback: DEFAULT_SIMULATOR, durable: true, consume: (d) => pumpInto(d, feed, feedLog) });
+    sensors = await startSensors(config.sensors, logger, { fallback: DEFAULT_SIMULATOR, durable: true, deliveries: feed, consume: (d) => pumpInto(d, feed, feedLog) });
   } catch (err) {
     await content.close();
     for (const n of nodes) await n.node.stop();

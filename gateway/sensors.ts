@@ -3,7 +3,7 @@
 // that `datagate dev` reads when no source is configured.
 import type { Logger } from '../chain/index.ts';
 import { readPassphrase } from '../device/index.ts';
-import type { Reading, SensorDriver, SimulatorConfig } from '../sensors/index.ts';
+import type { DeliveryLog, Reading, SensorDriver, SimulatorConfig } from '../sensors/index.ts';
 import { FirmataDriver, ModbusRtuDriver, MqttDriver, SerialLineDriver, SimulatorDriver, startEmbeddedBroker } from '../sensors/index.ts';
 import type { SensorsConfig, SourceConfig } from './sensors-config.ts';
 
@@ -22,8 +22,12 @@ function withoutKind<T extends { kind: string }>(source: T): Omit<T, 'kind'> {
   return rest;
 }
 
-/** One driver for one configured source. MQTT passwords are read from their file here, never kept in config. */
-export async function createDriver(source: SourceConfig, logger: Logger, signal?: AbortSignal, durable = false): Promise<SensorDriver> {
+/**
+ * One driver for one configured source (MQTT passwords are read from their file here, never kept in config).
+ * `durable`: its consumer stores readings before acknowledging them;
+ * `deliveries`: that consumer's record of stored deliveries, so redelivered MQTT messages are stored once.
+ */
+export async function createDriver(source: SourceConfig, logger: Logger, signal?: AbortSignal, durable = false, deliveries?: DeliveryLog): Promise<SensorDriver> {
   const ctx = { logger: logger.child({ module: 'sensors' }), ...(signal !== undefined ? { signal } : {}) };
   switch (source.kind) {
     case 'simulator':
@@ -38,7 +42,10 @@ export async function createDriver(source: SourceConfig, logger: Logger, signal?
       const { passwordFile, ...rest } = withoutKind(source);
       const password = passwordFile === undefined ? undefined : new TextDecoder().decode(await readPassphrase({ file: passwordFile }));
       // Feeding a durable pipeline, the PUBACK waits until the reading is on disk (pumpInto acknowledges it).
-      return new MqttDriver({ ...(rest as ConstructorParameters<typeof MqttDriver>[0]), ...(password !== undefined ? { password } : {}) }, ctx, { ackAfterConsumer: durable });
+      return new MqttDriver({ ...(rest as ConstructorParameters<typeof MqttDriver>[0]), ...(password !== undefined ? { password } : {}) }, ctx, {
+        ackAfterConsumer: durable,
+        ...(durable && deliveries !== undefined ? { deliveries } : {}),
+      });
     }
   }
 }
@@ -56,7 +63,7 @@ export interface RunningSensors {
 export async function startSensors(
   config: SensorsConfig,
   logger: Logger,
-  opts: { fallback?: SimulatorConfig; signal?: AbortSignal; durable?: boolean; consume?: (driver: SensorDriver) => Promise<void> } = {},
+  opts: { fallback?: SimulatorConfig; signal?: AbortSignal; durable?: boolean; deliveries?: DeliveryLog; consume?: (driver: SensorDriver) => Promise<void> } = {},
 ): Promise<RunningSensors> {
   const broker = config.broker.enabled ? await startEmbeddedBroker({ host: config.broker.host, port: config.broker.port, logger: logger.child({ module: 'mqtt-broker' }) }) : null;
   const drivers: SensorDriver[] = [];
@@ -65,7 +72,7 @@ export async function startSensors(
     if (config.sources.length === 0 && opts.fallback !== undefined) {
       drivers.push(new SimulatorDriver(opts.fallback, { logger: logger.child({ module: 'sensors' }), ...(opts.signal !== undefined ? { signal: opts.signal } : {}) }));
     }
-    for (const source of config.sources) drivers.push(await createDriver(source, logger, opts.signal, opts.durable ?? false));
+    for (const source of config.sources) drivers.push(await createDriver(source, logger, opts.signal, opts.durable ?? false, opts.deliveries));
     // Consumers run before the drivers start: an MQTT session that resumes delivers (and, acknowledging after
     // the consumer, waits for it) before start() has finished.
     consumers.push(...drivers.map((d) => (opts.consume === undefined ? Promise.resolve() : opts.consume(d))));

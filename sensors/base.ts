@@ -98,9 +98,9 @@ export abstract class DriverBase extends EventEmitter {
     this.emit('reject', { reason, detail });
   }
 
-  /** Queue a reading; assigns its per-stream sequence number. */
-  protected emitReading(r: Omit<Reading, 'seq'>): void {
-    if (this.ended) return;
+  /** Queue a reading; assigns its per-stream sequence number. Returns the reading as consumers get it (null once ended). */
+  protected emitReading(r: Omit<Reading, 'seq'>): Reading | null {
+    if (this.ended) return null;
     const seq = this.seqs.get(r.stream) ?? 0;
     this.seqs.set(r.stream, seq + 1);
     const reading: Reading = { ...r, seq };
@@ -109,13 +109,14 @@ export abstract class DriverBase extends EventEmitter {
       const w = this.waiter;
       this.waiter = null;
       w({ value: reading, done: false });
-      return;
+      return reading;
     }
     this.queue.push(reading);
     if (!this.paused && this.queue.length >= this.highWater) {
       this.paused = true;
       this.pauseSource();
     }
+    return reading;
   }
 
   /** End the readings() iteration (on stop). */

@@ -4,9 +4,15 @@
 //
 // Delivery. QoS 1 on a persistent session: a fixed clientId ('datagate-' + name), clean: false and, on MQTT 5,
 // a session expiry of a week, so the broker queues what devices publish while the gateway restarts and
-// delivers it on reconnect. A message is acknowledged (PUBACK) once its reading is in the driver's bounded
-// queue; readings still in that queue when the process dies are lost (at most the queue's high-water mark),
-// and a message whose PUBACK did not reach the broker is delivered again (at least once).
+// delivers it on reconnect. By default a message is acknowledged (PUBACK) once its reading is in the driver's
+// bounded queue; readings still in that queue when the process dies are lost (at most the queue's high-water
+// mark), and a message whose PUBACK did not reach the broker is delivered again (at least once). Feeding a
+// durable consumer (ackAfterConsumer), the PUBACK waits until the consumer has stored every reading of the
+// message, and with a DeliveryLog each reading of a QoS 1 message carries a DeliveryTag (client id, packet
+// id, index; digest of topic and payload) that the consumer stores with it: a message redelivered (DUP)
+// after a crash or a lost connection between storing and PUBACK is acknowledged without being emitted again,
+// so every message is stored exactly once. The consumer forgets a tag once its PUBACK is sent; a packet id
+// the broker reuses for another message carries DUP=0 (or another digest) and is never taken for a repeat.
 //
 // Backpressure. mqtt.js handles incoming packets one at a time and sends a PUBACK only when
 // `client.handleMessage(packet, done)` calls `done`. While DriverBase has paused the source, the driver keeps
@@ -25,12 +31,13 @@
 // mqtt.js's reconnectPeriod is a fixed interval, so it is set to 0 and the driver calls client.reconnect().
 // Retained messages replayed on subscribe are stale values with no arrival time of their own: they are
 // counted as 'retained' rejects, not readings (live messages reach subscribers without the retain flag).
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import { DriverBase, backoffDelay } from './base.ts';
 import type { DriverContext, SensorDriver } from './driver.ts';
 import { SensorError } from './reading.ts';
-import type { Reading } from './reading.ts';
+import type { DeliveryLog, DeliveryTag, Reading } from './reading.ts';
 import { compileSubscription, matchTopic, parsePayload, resolveStream, type CompiledSubscription, type MqttSubscription } from './mqtt-topics.ts';
 
 export interface MqttDriverConfig {
@@ -84,6 +91,12 @@ export interface MqttDriverOptions {
    * only after the PUBACK, so throughput is one message per consumer commit; a crash then loses nothing.
    */
   readonly ackAfterConsumer?: boolean;
+  /**
+   * With ackAfterConsumer: the durable consumer's record of stored, not yet acknowledged deliveries. Readings
+   * of QoS 1 messages carry a DeliveryTag; a redelivered message (DUP) whose readings the log holds is
+   * acknowledged without emitting them again, so a crash between storing and PUBACK stores nothing twice.
+   */
+  readonly deliveries?: DeliveryLog;
   /** Jitter source of the backoff, [0, 1); default Math.random. */
   readonly random?: () => number;
 }
@@ -138,9 +151,12 @@ export class MqttDriver extends DriverBase implements SensorDriver {
   private lastError: string | null = null;
   private sourcePaused = false;
   private held: { readonly packet: PublishPacket; readonly done: Done } | null = null;
-  /** With ackAfterConsumer: the PUBACK of the message in progress and how many of its readings are not yet acknowledged. */
-  private awaitingAck: { done: Done; remaining: number } | null = null;
+  /** With ackAfterConsumer: the PUBACK of the message in progress, its readings not yet acknowledged, and
+   * the delivery tags to release once the PUBACK is sent. */
+  private awaitingAck: { done: Done; readings: Set<Reading>; tags: DeliveryTag[] } | null = null;
   private readonly deferAck: boolean;
+  private readonly deliveries: DeliveryLog | null;
+  private repeatsSkipped = 0;
   private stopping = false;
   private settleStart: (() => void) | null = null;
 
@@ -154,6 +170,12 @@ export class MqttDriver extends DriverBase implements SensorDriver {
     this.signal = ctx.signal;
     this.random = opts.random ?? Math.random;
     this.deferAck = opts.ackAfterConsumer ?? false;
+    this.deliveries = this.deferAck ? (opts.deliveries ?? null) : null;
+  }
+
+  /** Readings of redelivered messages that the consumer had stored already, acknowledged without emitting them. */
+  get repeats(): number {
+    return this.repeatsSkipped;
   }
 
   /**
@@ -301,7 +323,8 @@ export class MqttDriver extends DriverBase implements SensorDriver {
   private onClose(client: MqttClient): void {
     this.held = null; // its connection is gone; the broker redelivers it
     // Same for a deferred PUBACK: its messageId means nothing on the next connection (it could ack another
-    // message there). The broker redelivers that message, so the consumer sees its readings twice.
+    // message there). The broker redelivers that message with DUP set; with a DeliveryLog it is skipped
+    // when its readings were stored meanwhile (without one, they are emitted twice).
     this.awaitingAck = null;
     if (this.stopping || client !== this.client) return;
     const reason = this.lastError ?? 'connection closed';
@@ -329,25 +352,38 @@ export class MqttDriver extends DriverBase implements SensorDriver {
 
   /** Parse `packet`, then PUBACK it now, or (ackAfterConsumer) once its readings are acknowledged. */
   private handleThenAck(packet: PublishPacket, done: Done): void {
-    const emitted = this.handle(packet);
-    if (!this.deferAck || emitted === 0) return done();
-    this.awaitingAck = { done, remaining: emitted };
+    const { emitted, tags } = this.handle(packet);
+    if (!this.deferAck) return done();
+    if (emitted.length === 0) return this.ackAndRelease(done, tags);
+    this.awaitingAck = { done, readings: new Set(emitted), tags };
   }
 
-  /** The consumer made `reading` durable; with ackAfterConsumer this releases its message's PUBACK. */
-  acknowledge(_reading: Reading): void {
+  /** Send the PUBACK, then let the consumer forget the message's tags (the broker will not redeliver it). */
+  private ackAndRelease(done: Done, tags: readonly DeliveryTag[]): void {
+    if (this.stopping) return;
+    done();
+    for (const t of tags) this.deliveries?.release(t);
+  }
+
+  /**
+   * The consumer made `reading` durable; with ackAfterConsumer this releases its message's PUBACK once all
+   * of the message's readings are. A reading of a message whose connection is gone changes nothing.
+   */
+  acknowledge(reading: Reading): void {
     const a = this.awaitingAck;
-    if (a === null || --a.remaining > 0) return;
+    if (a === null || !a.readings.delete(reading) || a.readings.size > 0) return;
     this.awaitingAck = null;
-    if (!this.stopping) a.done();
+    this.ackAndRelease(a.done, a.tags);
   }
 
-  /** One message to readings or counted rejects; returns how many readings it queued. Never throws. */
-  private handle(packet: PublishPacket): number {
+  /** One message to readings or counted rejects; returns the readings it queued and its delivery tags. Never throws. */
+  private handle(packet: PublishPacket): { emitted: Reading[]; tags: DeliveryTag[] } {
     const topic = packet.topic;
+    const emitted: Reading[] = [];
+    const tags: DeliveryTag[] = [];
     if (packet.retain) {
       this.reject('retained', `retained message on ${topic} (stale value replayed on subscribe)`);
-      return 0;
+      return { emitted, tags };
     }
     const ids = packet.properties?.subscriptionIdentifier;
     const routed = ids === undefined ? [] : (Array.isArray(ids) ? ids : [ids]).map((id) => this.subs[id - 1]);
@@ -357,14 +393,14 @@ export class MqttDriver extends DriverBase implements SensorDriver {
       const first = this.subs.find((c) => matchTopic(c.filter, topic) !== null);
       if (first === undefined) {
         this.reject('bad-topic', `topic ${JSON.stringify(topic)} matches no subscription`);
-        return 0;
+        return { emitted, tags };
       }
       targets.push(first);
     }
     const bytes = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     const arrivedAt = this.now();
-    let emitted = 0;
-    for (const c of targets) {
+    const tagOf = this.deliveryTagger(packet, bytes);
+    for (const [i, c] of targets.entries()) {
       const s = resolveStream(c, topic);
       if (!s.ok) {
         this.reject(s.reason, s.detail);
@@ -376,11 +412,36 @@ export class MqttDriver extends DriverBase implements SensorDriver {
         continue;
       }
       const unit = c.sub.unit === undefined ? {} : { unit: c.sub.unit };
-      if ('value' in p) this.emitReading({ stream: s.stream, ts: p.ts, value: p.value, ...unit });
-      else this.emitReading({ stream: s.stream, ts: p.ts, values: p.values, ...unit });
-      emitted++;
+      const tag = tagOf?.(i);
+      if (tag !== undefined) {
+        tags.push(tag);
+        if (tag.redelivered && this.deliveries?.has(tag) === true) {
+          this.repeatsSkipped++;
+          this.log.info('redelivered message already stored; acknowledging it without storing it again', { topic, stream: s.stream, messageId: packet.messageId });
+          continue;
+        }
+      }
+      const delivery = tag === undefined ? {} : { delivery: tag };
+      const r = 'value' in p
+        ? this.emitReading({ stream: s.stream, ts: p.ts, value: p.value, ...unit, ...delivery })
+        : this.emitReading({ stream: s.stream, ts: p.ts, values: p.values, ...unit, ...delivery });
+      if (r !== null) emitted.push(r);
     }
-    return emitted;
+    return { emitted, tags };
+  }
+
+  /**
+   * Delivery tags for the readings of a QoS 1 message when its PUBACK waits for the consumer: the broker
+   * delivers such a message again (DUP set, same packet id) when the gateway died or lost the connection
+   * after storing its readings but before the PUBACK went out. The key is scoped by client id (packet ids
+   * are per session); the digest covers topic and payload. null for QoS 0 (never redelivered).
+   */
+  private deliveryTagger(packet: PublishPacket, payload: Buffer): ((index: number) => DeliveryTag) | null {
+    if (!this.deferAck || packet.qos === 0 || packet.messageId === undefined) return null;
+    const digest = createHash('sha256').update(packet.topic).update('\u0000').update(payload).digest('base64url').slice(0, 22);
+    const prefix = `mqtt|${this.clientId}|${packet.messageId}|`;
+    const redelivered = packet.dup === true;
+    return (index) => ({ key: prefix + index, digest, redelivered });
   }
 
   private settle(): void {

@@ -16,6 +16,24 @@ export interface Reading {
   readonly unit?: string;
   /** 0..1 or a device-specific quality code (e.g. NMEA fix quality), when the source reports one. */
   readonly quality?: number;
+  /** Set by sources that may deliver the same message again after a crash (MQTT QoS 1): lets a durable
+   * consumer store it once. Not part of the reading's data. */
+  readonly delivery?: DeliveryTag;
+}
+
+/**
+ * Which message of its source a reading came from, for sources that redeliver what was not acknowledged.
+ * A durable consumer records the tag with the reading, in the same atomic write, and keeps it until the
+ * source's acknowledgement has gone out (DeliveryLog): a redelivered message whose tag it still holds was
+ * stored before, and the source skips it.
+ */
+export interface DeliveryTag {
+  /** Names the reading among the source's unacknowledged ones, e.g. '<client id>|<packet id>|<index in message>'. */
+  readonly key: string;
+  /** Digest of the message (topic and payload), so a key reused for another message is not taken for a repeat. */
+  readonly digest: string;
+  /** The source marked the message as possibly delivered before (MQTT's DUP flag). */
+  readonly redelivered: boolean;
 }
 
 export type LogFields = Record<string, unknown>;
@@ -55,4 +73,16 @@ export class SensorError extends Error {
 /** A value usable in a reading: a finite number. */
 export function isFiniteNumber(v: unknown): v is number {
   return typeof v === 'number' && Number.isFinite(v);
+}
+
+/**
+ * A durable consumer's record of the delivery tags of readings it stored whose acknowledgement to the source
+ * may not have gone out yet (the gateway pipeline implements it). Both calls are synchronous so a driver can
+ * decide before it numbers a reading: a skipped repeat takes no seq, so it leaves no gap.
+ */
+export interface DeliveryLog {
+  /** True when a reading with this tag's key and digest is stored and not yet released. */
+  has(tag: DeliveryTag): boolean;
+  /** The source's acknowledgement covering this reading was sent: the record may go. */
+  release(tag: DeliveryTag): void;
 }

@@ -10,7 +10,7 @@ export type SimulatorShape = 'sine' | 'random-walk' | 'step' | 'spike';
 export interface SimulatorStreamConfig {
   stream: string;
   shape: SimulatorShape;
-  /** Readings per second, 0 < rateHz <= 1000. */
+  /** Readings per second, 0 < rateHz <= 10,000. */
   rateHz: number;
   /** Bounds of the values; default 0 and 100. */
   min?: number;
@@ -62,7 +62,9 @@ const SPIKE_P = 0.02;
 /** Random-walk step and sine noise as fractions of (max - min). */
 const WALK_STEP = 0.05;
 const SINE_NOISE = 0.01;
-const MAX_RATE_HZ = 1000;
+const MAX_RATE_HZ = 10_000;
+/** Shortest timer period: node's timers are not precise below a few ms, so faster streams emit several readings per tick. */
+const MIN_TICK_MS = 10;
 
 /**
  * The sample generator of one stream: `next()` returns sample k = 0, 1, 2, ... as a pure function of the
@@ -134,10 +136,21 @@ export interface SimulatorOptions {
   readonly highWater?: number;
 }
 
+interface SimulatedStream {
+  readonly cfg: SimulatorStreamConfig;
+  readonly next: () => number;
+  /** Timer period; rates above 100 Hz tick every MIN_TICK_MS with several readings. */
+  readonly tickMs: number;
+  /** Readings owed per tick (rateHz x tickMs / 1000, 1 at rates up to 100 Hz). */
+  readonly perTick: number;
+  /** Readings owed and not yet emitted (fractions carry over between ticks). */
+  credit: number;
+}
+
 /** Synthetic readings at the configured rates; pauses its timers while the consumer is behind. */
 export class SimulatorDriver extends DriverBase implements SensorDriver {
   private readonly timers: IntervalTimers;
-  private readonly streams: { readonly cfg: SimulatorStreamConfig; readonly next: () => number }[];
+  private readonly streams: SimulatedStream[];
   private handles: unknown[] = [];
   private running = false;
   private stopped = false;
@@ -151,7 +164,10 @@ export class SimulatorDriver extends DriverBase implements SensorDriver {
     validateSimulatorConfig(config);
     super(config.name, ctx, opts.highWater);
     this.timers = opts.timers ?? systemIntervalTimers;
-    this.streams = config.streams.map((cfg) => ({ cfg: { ...cfg }, next: sampler(cfg) }));
+    this.streams = config.streams.map((cfg) => {
+      const slow = cfg.rateHz <= 1000 / MIN_TICK_MS;
+      return { cfg: { ...cfg }, next: sampler(cfg), tickMs: slow ? 1000 / cfg.rateHz : MIN_TICK_MS, perTick: slow ? 1 : (cfg.rateHz * MIN_TICK_MS) / 1000, credit: 0 };
+    });
   }
 
   async start(): Promise<void> {
@@ -184,7 +200,7 @@ export class SimulatorDriver extends DriverBase implements SensorDriver {
   private arm(): void {
     if (this.running) return;
     this.running = true;
-    this.handles = this.streams.map((s) => this.timers.setInterval(() => this.tick(s), 1000 / s.cfg.rateHz));
+    this.handles = this.streams.map((s) => this.timers.setInterval(() => this.tick(s), s.tickMs));
   }
 
   private disarm(): void {
@@ -193,10 +209,14 @@ export class SimulatorDriver extends DriverBase implements SensorDriver {
     this.running = false;
   }
 
-  private tick(s: { readonly cfg: SimulatorStreamConfig; readonly next: () => number }): void {
-    if (!this.running) return;
+  private tick(s: SimulatedStream): void {
     const { stream, unit } = s.cfg;
-    const value = s.next();
-    this.emitReading(unit === undefined ? { stream, ts: this.now(), value } : { stream, ts: this.now(), value, unit });
+    s.credit += s.perTick;
+    // Stops early when the consumer falls behind (emitReading pauses the source); the rest waits for the next tick.
+    while (this.running && s.credit >= 1) {
+      s.credit -= 1;
+      const value = s.next();
+      this.emitReading(unit === undefined ? { stream, ts: this.now(), value } : { stream, ts: this.now(), value, unit });
+    }
   }
 }

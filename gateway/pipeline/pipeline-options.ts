@@ -5,7 +5,9 @@ import type { ContentStore, Logger, Signer } from '../../chain/index.ts';
 import type { Reading } from '../../sensors/index.ts';
 import { PipelineError } from './errors.ts';
 import type { SegmentState } from './pipeline-records.ts';
-import { encodeReadings } from './segment-format.ts';
+import { rlpEncode } from '../../chain/index.ts';
+import { stringBytes } from './segment-codec.ts';
+import { SEGMENT_FORMAT_VERSION, encodeReadingLeaf } from './segment-format.ts';
 
 /** What to do when a disk bound is reached. */
 export type FullPolicy = 'stop-accepting' | 'drop-oldest-unsold';
@@ -25,10 +27,11 @@ export interface PipelineLimits {
 }
 
 /**
- * The content store as the pipeline uses it. `unpin` and `delete` are used when present (drop-oldest-unsold):
- * without a `delete`, a dropped segment's blocks stay in the content store until it has garbage collection.
+ * The content store as the pipeline uses it. `unpin`, `delete` and `gc` are used when present
+ * (drop-oldest-unsold): each dropped segment is unpinned (and deleted), then one gc() per round of drops
+ * removes the blocks. With neither `delete` nor `gc`, a dropped segment's blocks stay in the content store.
  */
-export type PipelineContentStore = Pick<ContentStore, 'add' | 'get' | 'pin'> & Partial<Pick<ContentStore, 'unpin'>> & {
+export type PipelineContentStore = Pick<ContentStore, 'add' | 'get' | 'pin'> & Partial<Pick<ContentStore, 'unpin' | 'gc'>> & {
   delete?(cid: string): Promise<void>;
 };
 
@@ -84,6 +87,8 @@ export interface PipelineStatus {
   readonly rejectedFull: number;
   /** fsync'd queue writes (group commits). */
   readonly commits: number;
+  /** Times a group commit waited for the sealer because closed segments awaiting their seal held too many bytes. */
+  readonly backlogWaits: number;
   readonly sealed: number;
   readonly stored: number;
   readonly droppedSegments: number;
@@ -163,7 +168,9 @@ export interface PreparedReading {
   readonly reading: Reading;
   /** encodeReadings([reading]): what the queue stores. */
   readonly bytes: Uint8Array;
-  /** Approximate bytes it adds to a segment's readings (its leaf and the leaf's RLP prefix). */
+  /** Its Merkle leaf (encodeReadingLeaf), which the segment builder appends as it is. */
+  readonly leaf: Uint8Array;
+  /** Bytes it adds to a segment's readings: its leaf and the leaf's RLP prefix. */
   readonly size: number;
 }
 
@@ -185,7 +192,9 @@ export function prepareReading(r: Reading): PreparedReading {
     ...(r.unit !== undefined ? { unit: r.unit } : {}),
     ...(r.quality !== undefined ? { quality: r.quality } : {}),
   };
-  const bytes = encodeReadings([reading]);
+  const leaf = encodeReadingLeaf(reading);
+  // The same bytes as encodeReadings([reading]), without encoding the reading twice.
+  const bytes = rlpEncode([SEGMENT_FORMAT_VERSION, stringBytes(reading.stream, 'reading.stream'), [leaf]]);
   if (bytes.length > MAX_READING_BYTES) throw invalid('reading', `encodes to ${bytes.length} bytes, over ${MAX_READING_BYTES}`);
-  return { reading, bytes, size: Math.max(1, bytes.length - streamBytes - 4) };
+  return { reading, bytes, leaf, size: leaf.length + (leaf.length <= 55 ? 1 : leaf.length < 256 ? 2 : 3) };
 }

@@ -14,6 +14,10 @@
 //   0x05 u64 segmentNo    -> envelope bytes, present only while the segment is in state sealed
 //   0x06 u64 segmentNo    -> empty: the segment is stored and unsold (the oldest first are what
 //                            'drop-oldest-unsold' deletes)
+//   0x07 <key UTF-8>      -> UTF-8 digest: the DeliveryTag of a stored reading (sensors/reading.ts) whose
+//                            acknowledgement to its source (MQTT PUBACK) may not have gone out; written in the
+//                            batch that queues the reading, deleted once the acknowledgement is sent. Added
+//                            without a schema change: older databases simply have none.
 //
 // Segment record = RLP [ version = 1, state, stream, firstSeq, lastSeq, count, firstTs, lastTs,
 //                        manifestHash (32), runStart (0|1), envelopeBytes, sealedAt, wrappedKey, cid ]
@@ -39,6 +43,7 @@ export const P_SEGMENT = 0x03;
 export const P_STREAM = 0x04;
 export const P_ENVELOPE = 0x05;
 export const P_UNSOLD = 0x06;
+export const P_DELIVERY = 0x07;
 
 const RECORD_VERSION = 1;
 
@@ -99,6 +104,7 @@ export function prefixRange(prefix: number): { gte: Uint8Array; lt: Uint8Array }
 
 export const metaKey = (name: string): Uint8Array => prefixed(P_META, enc.encode(name));
 export const streamKey = (stream: string): Uint8Array => prefixed(P_STREAM, enc.encode(stream));
+export const deliveryKey = (key: string): Uint8Array => prefixed(P_DELIVERY, enc.encode(key));
 
 export function corrupt(what: string, fields: Record<string, unknown> = {}): PipelineRuntimeError {
   return new PipelineRuntimeError('PIPELINE_STATE_CORRUPT', `pipeline database: ${what}; the database is damaged, restore it or move it away and start empty`, fields);
@@ -202,6 +208,15 @@ export function decodeStreamKey(k: Uint8Array): string {
     return dec.decode(k.subarray(1));
   } catch (err) {
     throw new PipelineRuntimeError('PIPELINE_STATE_CORRUPT', 'pipeline database: a stream key is not UTF-8', {}, { cause: err });
+  }
+}
+
+/** A delivery record's tag key and digest. Throws PIPELINE_STATE_CORRUPT. */
+export function decodeDelivery(k: Uint8Array, v: Uint8Array): { key: string; digest: string } {
+  try {
+    return { key: dec.decode(k.subarray(1)), digest: dec.decode(v) };
+  } catch (err) {
+    throw new PipelineRuntimeError('PIPELINE_STATE_CORRUPT', 'pipeline database: a delivery record is not UTF-8', {}, { cause: err });
   }
 }
 

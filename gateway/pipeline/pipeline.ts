@@ -10,29 +10,47 @@
 // loss right after 'stored' is recorded; see the notes of issue 6.
 import type { Logger } from '../../chain/index.ts';
 import { nopLogger } from '../../chain/index.ts';
-import type { Reading } from '../../sensors/index.ts';
+import type { DeliveryLog, DeliveryTag, Reading } from '../../sensors/index.ts';
 import { PipelineRuntimeError } from './pipeline-errors.ts';
 import type { PipelineOptions, PipelineStatus, ResolvedOptions, SegmentRecord } from './pipeline-options.ts';
 import { invalid, prepareReading, resolveOptions } from './pipeline-options.ts';
 import {
-  P_ENVELOPE, P_QUEUE, P_SEGMENT, P_STREAM, decodeDecimal, decodeQueued, decodeSegment, decodeStream, decodeStreamKey,
-  encodeQueued, keyNumber, metaKey, numberKey, prefixRange,
+  P_DELIVERY, P_ENVELOPE, P_QUEUE, P_SEGMENT, P_STREAM, decodeDecimal, decodeDelivery, decodeQueued, decodeSegment, decodeStream,
+  decodeStreamKey, deliveryKey, encodeQueued, keyNumber, metaKey, numberKey, prefixRange,
 } from './pipeline-records.ts';
 import { loadOrCreateMasterKey, unwrapKey } from './segment-crypto.ts';
 import type { Db, Op, StepContext } from './segment-steps.ts';
-import { dropOldestStep, openPipelineDb, sealStep, segmentRecordOf, storeStep } from './segment-steps.ts';
+import { dropOldestStep, gcAfterDrops, openPipelineDb, sealStep, segmentRecordOf, storeStep } from './segment-steps.ts';
 import type { ClosedSegment, QueuedReading } from './segmenter.ts';
 import { Segmenter } from './segmenter.ts';
 
 export { openPipelineDb, segmentRecordOf } from './segment-steps.ts';
+
+const utf8 = new TextEncoder();
+
+/** The reading's DeliveryTag, checked; undefined when it has none. Throws PIPELINE_INVALID_INPUT. */
+function checkDeliveryTag(tag: unknown): DeliveryTag | undefined {
+  if (tag === undefined) return undefined;
+  const t = tag as Partial<DeliveryTag> | null;
+  if (typeof t !== 'object' || t === null) throw invalid('reading.delivery', 'must be a DeliveryTag object');
+  if (typeof t.key !== 'string' || t.key.length === 0 || t.key.length > MAX_TAG_KEY) throw invalid('reading.delivery.key', `must be a string of 1 to ${MAX_TAG_KEY} characters`);
+  if (typeof t.digest !== 'string' || t.digest.length === 0 || t.digest.length > MAX_TAG_DIGEST) throw invalid('reading.delivery.digest', `must be a string of 1 to ${MAX_TAG_DIGEST} characters`);
+  if (typeof t.redelivered !== 'boolean') throw invalid('reading.delivery.redelivered', 'must be a boolean');
+  return { key: t.key, digest: t.digest, redelivered: t.redelivered };
+}
 export type { FullPolicy, PipelineContentStore, PipelineLimits, PipelineOptions, PipelineStatus, SegmentRecord } from './pipeline-options.ts';
 
 /** Envelope bytes beyond the readings: header, signed manifest, AEAD tag (an upper estimate). */
 const ENVELOPE_SLACK = 2048;
+/** Closed segments waiting to be sealed are held in memory; past this many segments' worth of bytes the
+ * group commit waits for the sealer, so ingest (and, through unacknowledged readings, the sources) slows to
+ * what sealing sustains instead of memory growing with the backlog. */
+const SEAL_BACKLOG_SEGMENTS = 8;
 
 interface Pending {
   readonly q: QueuedReading;
   readonly value: Uint8Array;
+  readonly delivery: DeliveryTag | undefined;
   readonly resolve: () => void;
   readonly reject: (err: unknown) => void;
 }
@@ -45,7 +63,11 @@ interface StoreJob {
   envelope?: Uint8Array;
 }
 
-export class Pipeline {
+/** Longest DeliveryTag key and digest accepted (UTF-16 code units). */
+const MAX_TAG_KEY = 512;
+const MAX_TAG_DIGEST = 128;
+
+export class Pipeline implements DeliveryLog {
   readonly #db: Db;
   readonly #o: ResolvedOptions;
   readonly #master: Uint8Array;
@@ -58,6 +80,12 @@ export class Pipeline {
   readonly #sealQueue: ClosedSegment[] = [];
   readonly #storeQueue: StoreJob[] = [];
   #pending: Pending[] = [];
+  /** Delivery tags (key -> digest) of readings taken and not yet released by their source (DeliveryLog). */
+  readonly #deliveries = new Map<string, string>();
+  /** Released tag keys whose records the next batch deletes. */
+  #released: string[] = [];
+  /** Commit loops waiting for the seal backlog to shrink. */
+  #backlogWaiters: (() => void)[] = [];
   #pendingBytes = 0;
   #commitTimer: { cancel(): void } | null = null;
   #committing: Promise<void> | null = null;
@@ -75,7 +103,7 @@ export class Pipeline {
   #failed: PipelineRuntimeError | null = null;
   #full = false;
   readonly #alarmOn = { queue: false, store: false };
-  readonly #c = { ingested: 0, rejectedInvalid: 0, rejectedFull: 0, commits: 0, sealed: 0, stored: 0, droppedSegments: 0, droppedReadings: 0, sealErrors: 0, storeErrors: 0, alarms: 0 };
+  readonly #c = { ingested: 0, rejectedInvalid: 0, rejectedFull: 0, commits: 0, backlogWaits: 0, sealed: 0, stored: 0, droppedSegments: 0, droppedReadings: 0, sealErrors: 0, storeErrors: 0, alarms: 0 };
 
   private constructor(db: Db, opts: PipelineOptions, o: ResolvedOptions, master: Uint8Array, storeBytes: number, lastSeq: Map<string, number>) {
     this.#db = db;
@@ -112,6 +140,10 @@ export class Pipeline {
       }
       const storeBytes = decodeDecimal(await db.get(metaKey('storeBytes')), 'storeBytes') ?? 0;
       const p = new Pipeline(db, opts, o, master, storeBytes, lastSeq);
+      for await (const [k, v] of db.iterator(prefixRange(P_DELIVERY))) {
+        const { key, digest } = decodeDelivery(k, v);
+        p.#deliveries.set(key, digest);
+      }
       await p.#recover();
       return p;
     } catch (err) {
@@ -126,11 +158,11 @@ export class Pipeline {
     for await (const [k, v] of this.#db.iterator(prefixRange(P_QUEUE))) {
       const queueNo = keyNumber(k);
       const { arrivedAt, reading } = decodeQueued(v, queueNo);
-      const { size } = prepareReading(reading);
+      const { size, leaf } = prepareReading(reading);
       this.#queueBytes += k.length + v.length;
       this.#queuedReadings++;
       this.#nextQueueNo = queueNo + 1;
-      this.#sealQueue.push(...this.#segmenter.add({ queueNo, reading, size, queueBytes: k.length + v.length, arrivedAt }));
+      this.#sealQueue.push(...this.#segmenter.add({ queueNo, reading, leaf, size, queueBytes: k.length + v.length, arrivedAt }));
     }
     for await (const k of this.#db.keys(prefixRange(P_ENVELOPE))) this.#storeQueue.push({ no: keyNumber(k) });
     const resumed = { queuedReadings: this.#queuedReadings, awaitingSeal: this.#sealQueue.length, awaitingStore: this.#storeQueue.length };
@@ -156,8 +188,10 @@ export class Pipeline {
     if (this.#failed !== null) throw this.#failed;
     if (this.#closed) throw new PipelineRuntimeError('PIPELINE_CLOSED', 'the pipeline is closed; open it again to ingest');
     let prepared;
+    let delivery: DeliveryTag | undefined;
     try {
       prepared = prepareReading(reading);
+      delivery = checkDeliveryTag(reading.delivery);
     } catch (err) {
       this.#c.rejectedInvalid++;
       throw err;
@@ -169,13 +203,29 @@ export class Pipeline {
     const queueBytes = key.length + value.length;
     this.#admit(queueBytes);
     this.#nextQueueNo++;
-    const q: QueuedReading = { queueNo, reading: prepared.reading, size: prepared.size, queueBytes, arrivedAt };
+    // Known from now on, before it is durable: a repeat that arrives meanwhile (the connection dropped while
+    // this reading waits for its commit) must not be emitted again. Should this commit fail, the pipeline
+    // fails as a whole and the repeat was acknowledged: the one case where a message is lost (see issue 6 notes).
+    if (delivery !== undefined) this.#deliveries.set(delivery.key, delivery.digest);
+    const q: QueuedReading = { queueNo, reading: prepared.reading, leaf: prepared.leaf, size: prepared.size, queueBytes, arrivedAt };
     return new Promise<void>((resolve, reject) => {
-      this.#pending.push({ q, value, resolve, reject });
+      this.#pending.push({ q, value, delivery, resolve, reject });
       this.#pendingBytes += queueBytes;
       this.#updateAlarm();
       this.#scheduleCommit();
     });
+  }
+
+  /** DeliveryLog: a reading with this tag was taken (stored, or being stored) and not yet released. */
+  has(tag: DeliveryTag): boolean {
+    return this.#deliveries.get(tag.key) === tag.digest;
+  }
+
+  /** DeliveryLog: the source acknowledged this reading's message; its record goes with the next batch. */
+  release(tag: DeliveryTag): void {
+    if (this.#deliveries.get(tag.key) !== tag.digest) return; // unknown, or the key is in use by a newer message
+    this.#deliveries.delete(tag.key);
+    this.#released.push(tag.key);
   }
 
   /** Close the segments whose window is over, and retry sealing/storing that failed before. Resolves when that work is done. */
@@ -241,9 +291,14 @@ export class Pipeline {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#closed = true;
+      this.#wakeBacklogWaiters();
       if (this.#tickTimer !== null) clearInterval(this.#tickTimer);
       await this.#drainCommits();
       if (this.#worker !== null) await this.#worker;
+      // Records of released tags go now; if this write fails they stay, which is harmless: a stale record only
+      // matters to a redelivered message with the same key and digest, and the broker redelivers only unacked ones.
+      const released = this.#takeReleased();
+      if (released.length > 0 && this.#failed === null) await this.#write(released).catch(() => {});
       await this.#db.close();
       this.#master.fill(0);
     })();
@@ -312,12 +367,16 @@ export class Pipeline {
   /** Write pending readings in batches of at most maxBatchReadings, each fsync'd; then hand them to the segmenter and acknowledge. */
   async #commitLoop(): Promise<void> {
     while (this.#pending.length > 0) {
+      await this.#sealBacklogRoom();
       const batch = this.#pending.splice(0, this.#o.maxBatchReadings);
       let bytes = 0;
-      const ops: Op[] = batch.map((p) => {
+      // Released records first: a key released and taken again by a newer message ends up recorded.
+      const ops: Op[] = this.#takeReleased();
+      for (const p of batch) {
         bytes += p.q.queueBytes;
-        return { type: 'put', key: numberKey(P_QUEUE, p.q.queueNo), value: p.value };
-      });
+        ops.push({ type: 'put', key: numberKey(P_QUEUE, p.q.queueNo), value: p.value });
+        if (p.delivery !== undefined) ops.push({ type: 'put', key: deliveryKey(p.delivery.key), value: utf8.encode(p.delivery.digest) });
+      }
       try {
         await this.#write(ops);
       } catch (err) {
@@ -337,6 +396,38 @@ export class Pipeline {
       for (const p of batch) p.resolve();
       this.#maybeKick();
     }
+  }
+
+  /** Delete ops for the released delivery records (and forget them). */
+  #takeReleased(): Op[] {
+    const keys = this.#released;
+    this.#released = [];
+    return keys.map((k) => ({ type: 'del', key: deliveryKey(k) }));
+  }
+
+  /**
+   * Wait while the closed segments awaiting their seal hold more than SEAL_BACKLOG_SEGMENTS segments' worth
+   * of bytes and the worker is draining them. Never waits on a blocked worker (store full, failing seal):
+   * the disk bounds and their policy govern then; nor once closing, so close() and flush() always finish.
+   */
+  async #sealBacklogRoom(): Promise<void> {
+    const bound = SEAL_BACKLOG_SEGMENTS * this.#o.maxSegmentBytes;
+    for (;;) {
+      if (this.#closed || this.#failed !== null || this.#blocked !== null) return;
+      let backlog = 0;
+      for (const seg of this.#sealQueue) backlog += seg.size;
+      if (backlog <= bound) return;
+      this.#maybeKick();
+      if (this.#worker === null) return;
+      this.#c.backlogWaits++;
+      await new Promise<void>((resolve) => this.#backlogWaiters.push(resolve));
+    }
+  }
+
+  #wakeBacklogWaiters(): void {
+    const waiters = this.#backlogWaiters;
+    this.#backlogWaiters = [];
+    for (const w of waiters) w();
   }
 
   /** One atomic, fsync'd batch. A failure is fatal: every later call fails with PIPELINE_FAILED. */
@@ -390,6 +481,7 @@ export class Pipeline {
       this.#worker = null;
       if (r.kind !== 'idle') this.#blocked = r;
       else this.#maybeKick(); // work that arrived while the loop was ending
+      this.#wakeBacklogWaiters();
       return r;
     });
     return this.#worker;
@@ -416,10 +508,11 @@ export class Pipeline {
         await this.#seal(seg);
       } catch (err) {
         this.#c.sealErrors++;
-        this.#log.error('sealing a segment failed; its readings stay queued and are retried at the next tick', { stream: seg.stream, count: seg.entries.length, error: (err as Error).message, code: (err as { code?: string }).code });
+        this.#log.error('sealing a segment failed; its readings stay queued and are retried at the next tick', { stream: seg.stream, count: seg.count, error: (err as Error).message, code: (err as { code?: string }).code });
         return { kind: 'error', error: err };
       }
       this.#sealQueue.shift();
+      this.#wakeBacklogWaiters();
     }
     return IDLE;
   }
@@ -431,7 +524,7 @@ export class Pipeline {
     this.#nextSegNo = no + 1;
     this.#storeBytes = storeBytes;
     this.#queueBytes -= seg.queueBytes;
-    this.#queuedReadings -= seg.entries.length;
+    this.#queuedReadings -= seg.count;
     this.#c.sealed++;
     this.#storeQueue.push({ no, envelope });
     this.#updateAlarm();
@@ -449,9 +542,9 @@ export class Pipeline {
     const need = seg.size + ENVELOPE_SLACK;
     const fits = (): boolean => this.#storeBytes === 0 || this.#storeBytes + need <= this.#o.maxStoreBytes;
     if (this.#o.policy === 'drop-oldest-unsold') {
-      while (!fits() && (await this.#dropOldest())) {
-        // each round frees one segment
-      }
+      let dropped = 0;
+      while (!fits() && (await this.#dropOldest())) dropped++; // each drop frees one segment
+      await gcAfterDrops(this.#steps, this.#log, dropped); // then one gc frees their blocks
     }
     const ok = fits();
     if (ok !== !this.#storeFull) {

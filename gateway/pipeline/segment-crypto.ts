@@ -36,9 +36,10 @@ import type { Reading } from '../../sensors/index.ts';
 import { PipelineError } from './errors.ts';
 import type { SignedManifest } from './segment-format.ts';
 import {
-  decodeLeaves, decodeSignedManifest, deviceOf, encodeSegmentReadings, encodeSignedManifest, equalBytes, manifestHash,
+  ReadingsBuilder, decodeLeaves, decodeSignedManifest, deviceOf, encodeSignedManifest, equalBytes, manifestHash,
   signManifest, splitReadings, summarizeReadings, verifyManifest, SEGMENT_FORMAT_VERSION,
 } from './segment-format.ts';
+import type { BuiltReadings } from './segment-format.ts';
 
 const MAGIC = Uint8Array.of(0x44, 0x47, 0x53, 0x47); // 'DGSG'
 export const ENVELOPE_VERSION = 1;
@@ -125,16 +126,27 @@ export function decodeEnvelope(envelope: Uint8Array): EnvelopeParts {
  */
 export async function sealSegment(readings: readonly Reading[], stream: string, signer: Signer): Promise<SealedSegment> {
   if (typeof stream !== 'string') throw invalid('stream', 'must be a string');
-  const encoded = encodeSegmentReadings(readings);
-  if (encoded.stream !== stream) throw invalid('readings', `are of stream ${JSON.stringify(encoded.stream)}, not ${JSON.stringify(stream)}`);
+  if (!Array.isArray(readings) || readings.length === 0) throw invalid('readings', 'must be a non-empty array');
+  const first = readings[0]!;
+  if (first.stream !== stream) throw invalid('readings', `are of stream ${JSON.stringify(first.stream)}, not ${JSON.stringify(stream)}`);
+  const builder = new ReadingsBuilder(stream);
+  for (const r of readings) builder.add(r);
+  return sealReadings(builder.finish(), signer);
+}
+
+/**
+ * Seal readings already built (ReadingsBuilder.finish()): what the pipeline does, so closing a segment
+ * costs one signature and one encryption, not a pass over its readings. Same result as sealSegment.
+ */
+export async function sealReadings(built: BuiltReadings, signer: Signer): Promise<SealedSegment> {
   const key = random(32);
   try {
     const manifest = await signManifest(
-      { version: SEGMENT_FORMAT_VERSION, ...summarizeReadings(readings), merkleRoot: merkleRoot(encoded.leaves), keyCommitment: keccak256(key), device: deviceOf(signer) },
+      { version: SEGMENT_FORMAT_VERSION, ...built.summary, merkleRoot: built.merkleRoot, keyCommitment: keccak256(key), device: deviceOf(signer) },
       signer,
     );
     const nonce = random(NONCE_BYTES);
-    const ciphertext = xchacha20poly1305(key, nonce, manifestHash(manifest)).encrypt(encoded.bytes);
+    const ciphertext = xchacha20poly1305(key, nonce, manifestHash(manifest)).encrypt(built.bytes);
     return { manifest, key, envelope: encodeEnvelope({ nonce, manifest, ciphertext }) };
   } catch (err) {
     key.fill(0);

@@ -45,7 +45,7 @@
 //
 // The envelope that carries the signed manifest and the encrypted readings is in segment-crypto.ts.
 import type { Address, KeyType, RlpInput } from '../../chain/index.ts';
-import { rlpEncode } from '../../chain/index.ts';
+import { MerkleAccumulator, rlpEncode } from '../../chain/index.ts';
 import type { Reading } from '../../sensors/index.ts';
 import {
   asBytes, asFloat, asList, asOptional, asString, asUint, compareBytes, corrupt, decodeRlp, floatBytes, invalid, stringBytes, uintInput, utf8, wrongVersion,
@@ -151,6 +151,137 @@ export function encodeSegmentReadings(readings: readonly Reading[]): EncodedRead
     prevSeq = r.seq;
   }
   return { stream, leaves, bytes: rlpEncode([SEGMENT_FORMAT_VERSION, streamBytes, leaves]) };
+}
+
+/** The leaf bytes of one reading (ts must be integral). Throws PIPELINE_INVALID_INPUT naming the field at fault. */
+export function encodeReadingLeaf(r: Reading, names: Map<string, Uint8Array> = new Map()): Uint8Array {
+  return encodeReading(r, 0, names);
+}
+
+/** RLP header of a byte string (`list` false) or list payload of `length` bytes, into `out` at `at`; returns its size. */
+function rlpHeader(length: number, list: boolean, out: Uint8Array, at: number): number {
+  const short = list ? 0xc0 : 0x80;
+  if (length <= 55) {
+    out[at] = short + length;
+    return 1;
+  }
+  let n = 0;
+  for (let l = length; l > 0; l = Math.floor(l / 256)) n++;
+  out[at] = short + 55 + n;
+  for (let i = n, l = length; i >= 1; i--, l = Math.floor(l / 256)) out[at + i] = l % 256;
+  return 1 + n;
+}
+
+const HEADER_MAX = 9;
+
+/** A finished segment's readings: the version 1 bytes, their Merkle root and the manifest fields they determine. */
+export interface BuiltReadings {
+  readonly bytes: Uint8Array;
+  readonly merkleRoot: Uint8Array;
+  readonly summary: SegmentSummary;
+}
+
+/**
+ * Builds a segment's readings bytes, Merkle root and summary one reading at a time, holding only the encoded
+ * bytes (not the reading objects) and O(log n) hashes: an open segment costs about its encoded size in
+ * memory, and closing it needs no second pass. Gives exactly encodeSegmentReadings(), merkleRoot(leaves)
+ * and summarizeReadings() of the same readings.
+ */
+export class ReadingsBuilder {
+  readonly stream: string;
+  readonly #streamBytes: Uint8Array;
+  /** The leaves list's payload so far: each leaf as an RLP byte string. */
+  #buf = new Uint8Array(4096);
+  #length = 0;
+  readonly #merkle = new MerkleAccumulator();
+  readonly #names = new Map<string, Uint8Array>();
+  readonly #shapes = new Set<string>();
+  readonly #shapeCache = new Map<string, string>();
+  #firstSeq = 0;
+  #lastSeq = -1;
+  #minTs = 0;
+  #maxTs = 0;
+
+  constructor(stream: string) {
+    this.#streamBytes = stringBytes(stream, 'stream');
+    this.stream = stream;
+  }
+
+  get count(): number {
+    return this.#merkle.count;
+  }
+
+  /** Encoded bytes of the readings so far (what a segment's size bound counts). */
+  get size(): number {
+    return this.#length;
+  }
+
+  /**
+   * Append `r` (of this builder's stream, seq above the previous one, ts integral). `leaf` is its
+   * encodeReadingLeaf() when the caller has it already. Throws PIPELINE_INVALID_INPUT; the builder is unchanged then.
+   */
+  add(r: Reading, leaf?: Uint8Array): void {
+    const at = { index: this.count };
+    if (typeof r !== 'object' || r === null) throw invalid('readings', 'every reading must be an object', at);
+    if (r.stream !== this.stream) throw invalid('readings', `all readings of a segment must be of stream ${JSON.stringify(this.stream)}`, { ...at, stream: r.stream });
+    if (this.count > 0 && !(r.seq > this.#lastSeq)) throw invalid('readings', 'seq must increase strictly; cut a new segment where it restarts', { ...at, seq: r.seq, prevSeq: this.#lastSeq });
+    const bytes = leaf ?? encodeReading(r, at.index, this.#names);
+    if (this.#length + bytes.length + HEADER_MAX > this.#buf.length) {
+      const grown = new Uint8Array(Math.max(this.#buf.length * 2, this.#length + bytes.length + HEADER_MAX));
+      grown.set(this.#buf.subarray(0, this.#length));
+      this.#buf = grown;
+    }
+    this.#length += rlpHeader(bytes.length, false, this.#buf, this.#length);
+    this.#buf.set(bytes, this.#length);
+    this.#length += bytes.length;
+    this.#merkle.append(bytes);
+    if (this.count === 1) {
+      this.#firstSeq = r.seq;
+      this.#minTs = r.ts;
+      this.#maxTs = r.ts;
+    } else {
+      if (r.ts < this.#minTs) this.#minTs = r.ts;
+      if (r.ts > this.#maxTs) this.#maxTs = r.ts;
+    }
+    this.#lastSeq = r.seq;
+    this.#shapes.add(shapeOf(r, this.#shapeCache));
+  }
+
+  /** The readings bytes, root and summary. Throws PIPELINE_INVALID_INPUT when no reading was added. */
+  finish(): BuiltReadings {
+    if (this.count === 0) throw invalid('readings', 'must be a non-empty array');
+    const head = new Uint8Array(3 * HEADER_MAX);
+    // [ version, stream, [ leaves ] ]: version 1 is the single byte 0x01.
+    const streamHead = rlpHeader(this.#streamBytes.length, false, head, 0);
+    const bare = this.#streamBytes.length === 1 && this.#streamBytes[0]! < 0x80; // RLP: such a byte is its own encoding
+    const streamItem = bare ? 1 : streamHead + this.#streamBytes.length;
+    const leavesHead = rlpHeader(this.#length, true, head, HEADER_MAX);
+    const payload = 1 + streamItem + leavesHead + this.#length;
+    const outerHead = rlpHeader(payload, true, head, 2 * HEADER_MAX);
+    const out = new Uint8Array(outerHead + payload);
+    let at = 0;
+    out.set(head.subarray(2 * HEADER_MAX, 2 * HEADER_MAX + outerHead), at);
+    at += outerHead;
+    out[at++] = SEGMENT_FORMAT_VERSION;
+    if (bare) out[at++] = this.#streamBytes[0]!;
+    else {
+      out.set(head.subarray(0, streamHead), at);
+      at += streamHead;
+      out.set(this.#streamBytes, at);
+      at += this.#streamBytes.length;
+    }
+    out.set(head.subarray(HEADER_MAX, HEADER_MAX + leavesHead), at);
+    at += leavesHead;
+    out.set(this.#buf.subarray(0, this.#length), at);
+    return {
+      bytes: out,
+      merkleRoot: this.#merkle.root(),
+      summary: {
+        stream: this.stream, firstSeq: this.#firstSeq, lastSeq: this.#lastSeq, firstTs: this.#minTs, lastTs: this.#maxTs, count: this.count,
+        schema: [...this.#shapes].sort().join('; '),
+      },
+    };
+  }
 }
 
 /** The version 1 readings bytes of `readings` (see encodeSegmentReadings). */

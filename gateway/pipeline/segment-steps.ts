@@ -9,8 +9,11 @@
 //                   the batch adds the same bytes again on restart: same CID, one object. A no-op once stored.
 //   dropOldestStep  stored -> dropped: unpin (and delete, where the store can) the oldest unsold segment,
 //                   then in one batch turn its record into a tombstone without key or CID.
+//   gcAfterDrops    after a round of drops, one gc() of the content store (where it has one) removes the
+//                   dropped segments' blocks. A crash before it leaves them unpinned: the next round's gc
+//                   (or `datagate ipfs gc`) removes them.
 import { Level } from 'level';
-import type { Signer } from '../../chain/index.ts';
+import type { ContentGcResult, Logger, Signer } from '../../chain/index.ts';
 import { bytesToHex } from '../../chain/index.ts';
 import { PipelineRuntimeError } from './pipeline-errors.ts';
 import type { PipelineContentStore, SegmentRecord } from './pipeline-options.ts';
@@ -19,7 +22,7 @@ import {
   P_ENVELOPE, P_QUEUE, P_SEGMENT, P_UNSOLD, PIPELINE_SCHEMA_VERSION, corrupt, decodeDecimal, decodeSegment, encodeDecimal,
   encodeSegment, encodeStream, keyNumber, metaKey, numberKey, prefixRange, streamKey,
 } from './pipeline-records.ts';
-import { sealSegment, wrapKey } from './segment-crypto.ts';
+import { sealReadings, wrapKey } from './segment-crypto.ts';
 import { manifestHash } from './segment-format.ts';
 import type { ClosedSegment } from './segmenter.ts';
 
@@ -81,7 +84,7 @@ export function segmentRecordOf(s: StoredSegment): SegmentRecord {
 
 /** queued -> sealed, as segment number `no`; `storeBytes` is the total before. Returns the record, the envelope and the new total. */
 export async function sealStep(ctx: StepContext, seg: ClosedSegment, no: number, storeBytes: number): Promise<{ rec: StoredSegment; envelope: Uint8Array; storeBytes: number }> {
-  const sealed = await sealSegment(seg.entries.map((e) => e.reading), seg.stream, ctx.signer);
+  const sealed = await sealReadings(seg.readings, ctx.signer);
   const hash = manifestHash(sealed.manifest);
   let wrappedKey: Uint8Array;
   try {
@@ -95,7 +98,7 @@ export async function sealStep(ctx: StepContext, seg: ClosedSegment, no: number,
     manifestHash: hash, runStart: seg.runStart, envelopeBytes: sealed.envelope.length, sealedAt: Math.max(0, Math.floor(ctx.now())), wrappedKey,
   };
   const total = storeBytes + sealed.envelope.length;
-  const ops: Op[] = seg.entries.map((e) => ({ type: 'del', key: numberKey(P_QUEUE, e.queueNo) }));
+  const ops: Op[] = seg.queueNos.map((queueNo) => ({ type: 'del', key: numberKey(P_QUEUE, queueNo) }));
   ops.push(
     { type: 'put', key: numberKey(P_SEGMENT, no), value: encodeSegment(rec) },
     { type: 'put', key: numberKey(P_ENVELOPE, no), value: sealed.envelope },
@@ -143,4 +146,24 @@ export async function dropOldestStep(ctx: StepContext, storeBytes: number): Prom
     { type: 'put', key: metaKey('storeBytes'), value: encodeDecimal(storeBytes - rec.envelopeBytes) },
   ]);
   return { rec, blocksDeleted };
+}
+
+/**
+ * After a round of `dropped` drops: one gc() of the content store, when it has one, so the dropped segments'
+ * blocks leave the disk (one gc per round, not per segment: its cost is a walk of every kept DAG). Logs what
+ * was freed at info. A failure is logged, not thrown: the drops are recorded and their accounting done, and
+ * the blocks go at the next gc. Returns gc's result, or null without gc or when it failed.
+ */
+export async function gcAfterDrops(ctx: Pick<StepContext, 'content'>, log: Logger, dropped: number): Promise<ContentGcResult | null> {
+  if (ctx.content.gc === undefined || dropped === 0) return null;
+  try {
+    const result = await ctx.content.gc();
+    log.info('content store gc after dropping segments', { droppedSegments: dropped, ...result });
+    return result;
+  } catch (err) {
+    log.warn('content store gc after dropping segments failed: their blocks stay on disk until the next gc', {
+      droppedSegments: dropped, error: (err as Error).message, code: (err as { code?: string }).code,
+    });
+    return null;
+  }
 }

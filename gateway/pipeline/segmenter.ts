@@ -2,13 +2,19 @@
 // queue order and closes a stream's open segment when its time window is over, when it reaches the size
 // bound, or when seq does not increase (the driver restarted: the next reading starts a new run). No clock,
 // no timers, no disk: the pipeline feeds it readings and the time, and seals what it returns.
+// An open segment keeps its readings encoded (ReadingsBuilder: bytes, running Merkle root and summary), not as
+// objects, so memory follows the encoded size, and closing a segment needs no pass over its readings.
 import type { Reading } from '../../sensors/index.ts';
+import type { BuiltReadings } from './segment-format.ts';
+import { ReadingsBuilder } from './segment-format.ts';
 
 /** A reading that is durable in the queue. */
 export interface QueuedReading {
   /** Its queue number (key 0x02 of the pipeline database). */
   readonly queueNo: number;
   readonly reading: Reading;
+  /** Its Merkle leaf (encodeReadingLeaf). */
+  readonly leaf: Uint8Array;
   /** Bytes it adds to a segment: the length of its encoding. */
   readonly size: number;
   /** Bytes it holds in the queue (key and value). */
@@ -22,7 +28,12 @@ export type CloseReason = 'window' | 'size' | 'seq-reset' | 'flush' | 'pressure'
 /** A closed segment, ready to seal: readings of one stream, seq strictly increasing. */
 export interface ClosedSegment {
   readonly stream: string;
-  readonly entries: readonly QueuedReading[];
+  /** Queue numbers of its readings (to delete from the queue in the batch that seals it). */
+  readonly queueNos: readonly number[];
+  /** Its readings encoded, with Merkle root and summary. */
+  readonly readings: BuiltReadings;
+  /** Number of readings. */
+  readonly count: number;
   /** Sum of the entries' size. */
   readonly size: number;
   /** Sum of the entries' queueBytes. */
@@ -33,7 +44,8 @@ export interface ClosedSegment {
 }
 
 interface OpenSegment {
-  entries: QueuedReading[];
+  readonly builder: ReadingsBuilder;
+  readonly queueNos: number[];
   size: number;
   queueBytes: number;
   readonly openedAt: number;
@@ -71,10 +83,11 @@ export class Segmenter {
       open = undefined;
     }
     if (open === undefined) {
-      open = { entries: [], size: 0, queueBytes: 0, openedAt: q.arrivedAt, runStart: reset };
+      open = { builder: new ReadingsBuilder(stream), queueNos: [], size: 0, queueBytes: 0, openedAt: q.arrivedAt, runStart: reset };
       this.#open.set(stream, open);
     }
-    open.entries.push(q);
+    open.builder.add(q.reading, q.leaf);
+    open.queueNos.push(q.queueNo);
     open.size += q.size;
     open.queueBytes += q.queueBytes;
     this.#lastSeq.set(stream, seq);
@@ -99,12 +112,15 @@ export class Segmenter {
   /** Number of open segments and the readings in them. */
   openStats(): { segments: number; readings: number } {
     let readings = 0;
-    for (const open of this.#open.values()) readings += open.entries.length;
+    for (const open of this.#open.values()) readings += open.queueNos.length;
     return { segments: this.#open.size, readings };
   }
 
   #close(stream: string, open: OpenSegment, reason: CloseReason): ClosedSegment {
     this.#open.delete(stream);
-    return { stream, entries: open.entries, size: open.size, queueBytes: open.queueBytes, runStart: open.runStart, reason };
+    return {
+      stream, queueNos: open.queueNos, readings: open.builder.finish(), count: open.queueNos.length, size: open.size, queueBytes: open.queueBytes,
+      runStart: open.runStart, reason,
+    };
   }
 }

@@ -31,7 +31,7 @@ import {
 } from '../../chain/certificate.ts';
 import { bytesToHex, hexToBytes } from '../../chain/crypto/index.ts';
 import { hasCode } from '../../chain/errors.ts';
-import { merkleRoot } from '../../chain/merkle.ts';
+import { MerkleAccumulator, merkleRoot } from '../../chain/merkle.ts';
 import { rlpBytes, rlpDecode, rlpEncode, rlpList, rlpUint, type RlpInput, type RlpItem } from '../../chain/rlp.ts';
 import { consensusDigest, type SignPurpose } from '../../chain/signing.ts';
 import type { Log, Receipt } from '../../chain/types.ts';
@@ -350,6 +350,20 @@ test('merkleRoot equals a recursive RFC 6962 reference for 1..20 items', () => {
   const five = Array.from({ length: 5 }, (_, i) => item(i));
   const l = five.map(leaf);
   assert.deepEqual(merkleRoot(five), node(node(node(l[0]!, l[1]!), node(l[2]!, l[3]!)), l[4]!));
+});
+
+test('MerkleAccumulator gives merkleRoot at every count from 0 to 600, and can go on after root()', () => {
+  const acc = new MerkleAccumulator();
+  const items: Uint8Array[] = [];
+  assert.deepEqual(acc.root(), merkleRoot([]));
+  for (let n = 1; n <= 600; n++) {
+    const it = enc.encode(`reading-${n}-${'x'.repeat(n % 17)}`);
+    items.push(it);
+    acc.append(it);
+    assert.equal(acc.count, n);
+    if (n <= 70 || n % 37 === 0 || (n & (n - 1)) === 0 || ((n + 1) & n) === 0) assert.deepEqual(acc.root(), merkleRoot(items), `n = ${n}`);
+  }
+  assert.deepEqual(acc.root(), referenceRoot(items));
 });
 
 // ---------------------------------------------------------------- consensus digest

@@ -330,3 +330,37 @@ test('verifyStore counts a seq gap within a run, a corrupt segment, and a duplic
   await rejectsWith(verifyStore({ dir: base.dir, contentStore: content, masterKeyPath: `${base.masterKeyPath}.missing` }), 'MASTER_KEY_MISSING');
   await rejectsWith(verifyStore({ dir: `${base.dir}.missing`, contentStore: content, masterKeyPath: base.masterKeyPath }), 'PIPELINE_FAILED');
 });
+
+test('delivery tags: known from ingest, kept across a restart until released, released records deleted; bad tags refused', async (t) => {
+  const { clock, open } = setup(t);
+  const tag = (n: number, digest = `d${n}`, redelivered = false) => ({ key: `mqtt|gw|${n}|0`, digest, redelivered });
+  let p = await open();
+  const ingesting = p.ingest({ ...simReading('farm/temp', 0, clock.now()), delivery: tag(1) });
+  assert.equal(p.has(tag(1)), true, 'known before it is durable, so a repeat arriving meanwhile is skipped');
+  await ingesting;
+  await p.ingest({ ...simReading('farm/temp', 1, clock.now()), delivery: tag(2) });
+  assert.equal(p.has(tag(1, 'another message')), false, 'the digest must match too');
+  assert.equal(p.has(tag(3)), false);
+  p.release(tag(2, 'not the stored digest'));
+  assert.equal(p.has(tag(2)), true, 'a release for another digest changes nothing');
+  await p.close();
+
+  p = await open();
+  assert.equal(p.has(tag(1)), true, 'a crash before the PUBACK: the record survives the restart');
+  assert.equal(p.has(tag(2)), true);
+  p.release(tag(1));
+  assert.equal(p.has(tag(1)), false);
+  await p.ingest({ ...simReading('farm/temp', 2, clock.now()), delivery: tag(3) }); // the release is written with this batch
+  await p.close();
+
+  p = await open();
+  assert.equal(p.has(tag(1)), false, 'released records are gone from the database');
+  assert.equal(p.has(tag(2)), true);
+  assert.equal(p.has(tag(3)), true);
+  const before = p.status().ingested;
+  for (const bad of [{ key: '', digest: 'x', redelivered: false }, { key: 'k', digest: 7, redelivered: false }, { key: 'k', digest: 'x' }, 'tag', { key: 'k'.repeat(513), digest: 'x', redelivered: true }]) {
+    await rejectsWith(p.ingest({ ...simReading('farm/temp', 3, clock.now()), delivery: bad as never }), 'PIPELINE_INVALID_INPUT');
+  }
+  assert.equal(p.status().ingested, before, 'nothing was taken');
+  assert.equal(p.has({ key: 'k', digest: 'x', redelivered: false }), false);
+});

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import type { RlpInput, Signer } from '../../chain/index.ts';
-import { DatagateError, hasCode, keccak256, rlpEncode } from '../../chain/index.ts';
+import { DatagateError, hasCode, keccak256, merkleRoot, rlpEncode } from '../../chain/index.ts';
 import { MemoryP256Signer, MemorySigner } from '../../device/index.ts';
 import type { Reading } from '../../sensors/index.ts';
 import { mulberry32 } from '../../sensors/index.ts';
@@ -16,7 +16,8 @@ import {
 } from '../../gateway/pipeline/segment-crypto.ts';
 import type { SegmentManifest, SignedManifest } from '../../gateway/pipeline/segment-format.ts';
 import {
-  decodeReadings, encodeReadings, manifestDigest, manifestHash, signManifest, verifyManifest,
+  ReadingsBuilder, decodeReadings, encodeReadingLeaf, encodeReadings, encodeSegmentReadings, manifestDigest, manifestHash, signManifest,
+  summarizeReadings, verifyManifest,
 } from '../../gateway/pipeline/segment-format.ts';
 import { tempDir } from '../helpers/chain.ts';
 
@@ -118,6 +119,36 @@ test('readings encoding is canonical and refuses readings it cannot carry, namin
     assert.equal(typeof fields['argument'], 'string', label);
   }
   await rejects(() => sealSegment([base], 'other', K1), 'PIPELINE_INVALID_INPUT');
+});
+
+test('ReadingsBuilder gives encodeSegmentReadings bytes, merkleRoot of the leaves and summarizeReadings, one reading at a time', async () => {
+  const rand = mulberry32(7);
+  // Stream names around RLP's header lengths: one byte below 0x80 (its own encoding), 55/56 bytes, long, non-ASCII.
+  const streams = ['a', 's', 'x'.repeat(54), 'y'.repeat(55), 'z'.repeat(56), 'w'.repeat(300), 'ünï/côde', '\u007f'];
+  for (const stream of streams) {
+    for (const n of [1, 2, 3, 5, 8, 55, 56, 200, 1500]) {
+      const readings = [...valueReadings(Math.min(n, 40), stream), ...valuesReadings(stream).map((r) => ({ ...r, seq: r.seq + 1000 }))].slice(0, n);
+      for (let i = readings.length; i < n; i++) readings.push({ stream, seq: 5000 + i, ts: T0 + Math.floor(rand() * 1e6), value: rand() * 1e6 - 5e5, ...(rand() < 0.3 ? { unit: 'kPa' } : {}) });
+      const builder = new ReadingsBuilder(stream);
+      // Half the readings come with their leaf already encoded, as the pipeline hands them over.
+      readings.forEach((r, i) => (i % 2 === 0 ? builder.add(r) : builder.add(r, encodeReadingLeaf(r))));
+      const built = builder.finish();
+      const expected = encodeSegmentReadings(readings);
+      assert.deepEqual(built.bytes, expected.bytes, `${stream.slice(0, 10)} n=${n}`);
+      assert.deepEqual(built.merkleRoot, merkleRoot(expected.leaves));
+      assert.deepEqual(built.summary, summarizeReadings(readings));
+      assert.equal(builder.count, readings.length);
+      assert.deepEqual(decodeReadings(built.bytes).map((r) => r.seq), readings.map((r) => r.seq));
+    }
+  }
+  // A reading it cannot take leaves the builder as it was.
+  const b = new ReadingsBuilder('s');
+  b.add({ stream: 's', seq: 3, ts: T0, value: 1 });
+  await rejects(() => b.add({ stream: 's', seq: 3, ts: T0, value: 2 }), 'PIPELINE_INVALID_INPUT');
+  await rejects(() => b.add({ stream: 't', seq: 4, ts: T0, value: 2 }), 'PIPELINE_INVALID_INPUT');
+  await rejects(() => b.add({ stream: 's', seq: 4, ts: T0 + 0.5, value: 2 }), 'PIPELINE_INVALID_INPUT');
+  await rejects(() => new ReadingsBuilder('e').finish(), 'PIPELINE_INVALID_INPUT');
+  assert.deepEqual(b.finish().bytes, encodeReadings([{ stream: 's', seq: 3, ts: T0, value: 1 }]));
 });
 
 test('decodeReadings accepts only the canonical form', () => {
