@@ -10,6 +10,7 @@ import { Signature, Transaction } from 'ethers';
 import WebSocket from 'ws';
 import { bytesToHex, hexToBytes, keccak256, loadNativeSecp256k1, nobleSecp256k1 } from '../chain/crypto/index.ts';
 import type { Secp256k1Backend } from '../chain/crypto/index.ts';
+import { GATEWAY_NODE_FLAGS } from '../gateway/bin/node-flags.mjs';
 import { DEV_MNEMONIC, deriveAccounts } from '../gateway/dev-accounts.ts';
 import { tempDir } from '../test/helpers/chain.ts';
 import { startDev } from '../test/helpers/dev-process.ts';
@@ -109,6 +110,9 @@ async function benchThroughput(label: string, devArgs: string[]): Promise<void> 
   const dir = tempDir({ after: () => {} });
   const config = join(dir, 'bench.json');
   writeFileSync(config, JSON.stringify({ dataDir: join(dir, 'data'), txpool: { maxTotal: 200_000, maxPerSender: 100_000 }, log: { level: 'warn', format: 'json' } }));
+  // As `npm start` and the datagate shebang run it, unless the caller says otherwise.
+  process.env.DATAGATE_DEV_NODE_ARGS ??= GATEWAY_NODE_FLAGS.join(' ');
+  console.log(`node flags: ${process.env.DATAGATE_DEV_NODE_ARGS || '(none)'}`);
   const node = await startDev(['--config', config, '--log-level', process.env.BENCH_LOG_LEVEL ?? 'warn', ...devArgs]);
   try {
     const url = new URL(node.rpcUrl);

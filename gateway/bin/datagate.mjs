@@ -1,7 +1,8 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=8 --max-old-space-size=256
 // Entry point of the `datagate` command: runs the compiled code in dist/ when it was built from the current
 // sources (`npm run build`; `npm start` builds it), otherwise the TypeScript sources through tsx; wires
 // SIGINT and SIGTERM to a clean shutdown (a second signal exits at once), and exits with the command's code.
+// The shebang passes the gateway's V8 heap settings (node-flags.mjs); `node datagate.mjs` runs without them.
 import { fileURLToPath } from 'node:url';
 import { distIsFresh } from './build-state.mjs';
 

@@ -1,8 +1,12 @@
-// When the `datagate` command may run the compiled dist/ (gateway/bin/build-state.mjs): only when it was
-// built from exactly the sources there are now. An edit, a new or deleted file, or a changed package.json
-// makes it stale (the command then runs the sources through tsx).
+// The `datagate` entry point: when it may run the compiled dist/ (gateway/bin/build-state.mjs): only when it
+// was built from exactly the sources there are now (an edit, a new or deleted file, or a changed package.json
+// makes it stale, and the command runs the sources through tsx); and the gateway's V8 heap flags, the same in
+// the shebang and in `npm start`.
 import assert from 'node:assert/strict';
-import { mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { GATEWAY_NODE_FLAGS } from '../../gateway/bin/node-flags.mjs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { DIST_DIR, SOURCE_DIRS, STAMP_FILE, distIsFresh, sourceState } from '../../gateway/bin/build-state.mjs';
@@ -46,4 +50,16 @@ test('dist/ is fresh only for the sources it was built from', (t) => {
   stamp(root);
   writeFileSync(join(root, DIST_DIR, STAMP_FILE), 'not json');
   assert.equal(distIsFresh(root), false, 'a damaged stamp');
+});
+
+test('the shebang and npm start pass the gateway heap flags, and the command runs by its shebang', () => {
+  const bin = fileURLToPath(new URL('../../gateway/bin/datagate.mjs', import.meta.url));
+  const shebang = readFileSync(bin, 'utf8').split('\n')[0]!;
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string; scripts: Record<string, string> };
+  assert.ok(GATEWAY_NODE_FLAGS.length > 0);
+  assert.equal(shebang, `#!/usr/bin/env -S node ${GATEWAY_NODE_FLAGS.join(' ')}`);
+  assert.equal(pkg.scripts['start'], `node ${GATEWAY_NODE_FLAGS.join(' ')} gateway/bin/datagate.mjs dev`);
+  const run = spawnSync(bin, ['--version'], { encoding: 'utf8' });
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stdout, new RegExp(pkg.version.replace(/\./g, '\\.')));
 });
