@@ -155,18 +155,24 @@ export class Pipeline implements DeliveryLog {
 
   async #recover(): Promise<void> {
     for await (const k of this.#db.keys({ ...prefixRange(P_SEGMENT), reverse: true, limit: 1 })) this.#nextSegNo = keyNumber(k) + 1;
+    // Segments sealed before the stop are stored first; segments sealed while resuming join the queue after them.
+    for await (const k of this.#db.keys(prefixRange(P_ENVELOPE))) this.#storeQueue.push({ no: keyNumber(k) });
+    const awaitingStore = this.#storeQueue.length;
+    let queued = 0;
+    // The iterator reads a snapshot, so sealing (which deletes queue entries) can run while it goes on: a long
+    // queue is sealed as it is read instead of being held in memory as closed segments all at once.
     for await (const [k, v] of this.#db.iterator(prefixRange(P_QUEUE))) {
       const queueNo = keyNumber(k);
       const { arrivedAt, reading } = decodeQueued(v, queueNo);
       const { size, leaf } = prepareReading(reading);
       this.#queueBytes += k.length + v.length;
       this.#queuedReadings++;
+      queued++;
       this.#nextQueueNo = queueNo + 1;
       this.#sealQueue.push(...this.#segmenter.add({ queueNo, reading, leaf, size, queueBytes: k.length + v.length, arrivedAt }));
+      if (this.#blocked === null && this.#sealBacklogBytes() > SEAL_BACKLOG_SEGMENTS * this.#o.maxSegmentBytes) await this.#kick();
     }
-    for await (const k of this.#db.keys(prefixRange(P_ENVELOPE))) this.#storeQueue.push({ no: keyNumber(k) });
-    const resumed = { queuedReadings: this.#queuedReadings, awaitingSeal: this.#sealQueue.length, awaitingStore: this.#storeQueue.length };
-    if (resumed.queuedReadings + resumed.awaitingStore > 0) this.#log.info('pipeline resumed', resumed);
+    if (queued + awaitingStore > 0) this.#log.info('pipeline resumed', { queuedReadings: queued, awaitingStore, sealedWhileResuming: this.#c.sealed, stillQueued: this.#queuedReadings });
     this.#updateAlarm();
     if (this.#ownTimer) {
       const every = Math.min(1000, Math.max(10, Math.floor(this.#o.windowMs / 4)));
@@ -414,14 +420,19 @@ export class Pipeline implements DeliveryLog {
     const bound = SEAL_BACKLOG_SEGMENTS * this.#o.maxSegmentBytes;
     for (;;) {
       if (this.#closed || this.#failed !== null || this.#blocked !== null) return;
-      let backlog = 0;
-      for (const seg of this.#sealQueue) backlog += seg.size;
-      if (backlog <= bound) return;
+      if (this.#sealBacklogBytes() <= bound) return;
       this.#maybeKick();
       if (this.#worker === null) return;
       this.#c.backlogWaits++;
       await new Promise<void>((resolve) => this.#backlogWaiters.push(resolve));
     }
+  }
+
+  /** Readings bytes of the closed segments waiting to be sealed (held in memory). */
+  #sealBacklogBytes(): number {
+    let bytes = 0;
+    for (const seg of this.#sealQueue) bytes += seg.size;
+    return bytes;
   }
 
   #wakeBacklogWaiters(): void {

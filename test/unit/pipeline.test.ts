@@ -364,3 +364,28 @@ test('delivery tags: known from ingest, kept across a restart until released, re
   assert.equal(p.status().ingested, before, 'nothing was taken');
   assert.equal(p.has({ key: 'k', digest: 'x', redelivered: false }), false);
 });
+
+test('a long queue is sealed while it is read back at open, not first held in memory as closed segments', async (t) => {
+  const { clock, open, verify } = setup(t);
+  const down: Signer = { keyType: SIGNER.keyType, publicKey: SIGNER.publicKey, address: SIGNER.address, sign: () => Promise.reject(new Error('signer down')) };
+  const small = { maxSegmentBytes: 1024, windowMs: 3_600_000 };
+  let p = await open({ ...small, signer: down });
+  // Sealing fails, so every reading stays queued and the closed segments pile up (the worker is blocked).
+  for (let i = 0; i < 20; i++) await ingestRange(p, 'farm/temp', i * 100, (i + 1) * 100, clock.now());
+  assert.equal(p.status().sealed, 0);
+  assert.ok(p.status().awaitingSeal > 40, `${p.status().awaitingSeal} closed segments waiting`);
+  await p.close();
+
+  const log = recordingLogger();
+  p = await open({ ...small, logger: log });
+  const s = p.status();
+  // 8 segments' worth of bytes is the backlog bound: open() sealed the rest on the way.
+  assert.ok(s.sealed > 30, `sealed ${s.sealed} while resuming`);
+  assert.ok(s.awaitingSeal <= 9, `${s.awaitingSeal} closed segments left waiting after open`);
+  const resumed = log.lines.find((l) => l.msg === 'pipeline resumed');
+  assert.equal(resumed?.fields['queuedReadings'], 2000);
+  await p.flush();
+  await p.close();
+  const report = await verify();
+  assert.deepEqual([report.readings, report.gaps, report.duplicates, report.corrupt], [2000, 0, 0, 0]);
+});
