@@ -5,9 +5,11 @@
 // resumes wherever a crash stopped it, without losing or doubling a reading. Disk use is bounded by limits,
 // with an alarm near the bounds and a policy at them. The database format is in pipeline-records.ts.
 //
-// Durability caveat: the content store's own writes are its business. UnixFsContentStore writes without
-// fsync, which survives a process crash (the power-cut test kills the process) but not an OS crash or power
-// loss right after 'stored' is recorded; see the notes of issue 6.
+// The content store's own writes are its business: storeStep records 'stored' (and deletes its envelope
+// copy) only after add() resolved, so a store must make its writes durable before resolving (the
+// UnixFsContentStore writes each file in one synced batch). Memory: open segments are held encoded (segmenter.ts),
+// at most SEAL_BACKLOG_SEGMENTS segments' worth of closed segments wait for their seal, and a long queue is
+// sealed while it is read back at open.
 import type { Logger } from '../../chain/index.ts';
 import { nopLogger } from '../../chain/index.ts';
 import type { DeliveryLog, DeliveryTag, Reading } from '../../sensors/index.ts';
@@ -572,13 +574,13 @@ export class Pipeline implements DeliveryLog {
   async #dropOldest(): Promise<boolean> {
     const dropped = await dropOldestStep(this.#steps, this.#storeBytes);
     if (dropped === null) return false;
-    const { rec, blocksDeleted } = dropped;
+    const { rec } = dropped;
     this.#storeBytes -= rec.envelopeBytes;
     this.#c.droppedSegments++;
     this.#c.droppedReadings += rec.count;
     this.#log.warn('store full: dropped the oldest unsold segment (policy drop-oldest-unsold)', {
       segment: rec.no, stream: rec.stream, firstSeq: rec.firstSeq, lastSeq: rec.lastSeq, count: rec.count, bytes: rec.envelopeBytes, cid: rec.cid,
-      blocksDeleted, storeBytes: this.#storeBytes, maxStoreBytes: this.#o.maxStoreBytes,
+      storeBytes: this.#storeBytes, maxStoreBytes: this.#o.maxStoreBytes,
     });
     this.#updateAlarm();
     return true;

@@ -128,7 +128,7 @@ export async function storeStep(ctx: StepContext, no: number, envelope?: Uint8Ar
 }
 
 /** stored -> dropped for the oldest unsold segment; `storeBytes` is the total before. Returns what was dropped, or null when nothing is unsold. */
-export async function dropOldestStep(ctx: StepContext, storeBytes: number): Promise<{ rec: StoredSegment; blocksDeleted: boolean } | null> {
+export async function dropOldestStep(ctx: StepContext, storeBytes: number): Promise<{ rec: StoredSegment } | null> {
   let no: number | undefined;
   for await (const k of ctx.db.keys({ ...prefixRange(P_UNSOLD), limit: 1 })) no = keyNumber(k);
   if (no === undefined) return null;
@@ -137,7 +137,6 @@ export async function dropOldestStep(ctx: StepContext, storeBytes: number): Prom
   const rec = decodeSegment(no, v);
   if (rec.state !== 'stored' || rec.cid === undefined) throw corrupt(`unsold segment ${no} is in state ${rec.state}`, { no });
   if (ctx.content.unpin !== undefined) await ctx.content.unpin(rec.cid);
-  const blocksDeleted = ctx.content.delete !== undefined;
   if (ctx.content.delete !== undefined) await ctx.content.delete(rec.cid);
   const { cid: _cid, ...rest } = rec;
   await ctx.write([
@@ -145,7 +144,7 @@ export async function dropOldestStep(ctx: StepContext, storeBytes: number): Prom
     { type: 'del', key: numberKey(P_UNSOLD, no) },
     { type: 'put', key: metaKey('storeBytes'), value: encodeDecimal(storeBytes - rec.envelopeBytes) },
   ]);
-  return { rec, blocksDeleted };
+  return { rec };
 }
 
 /**
