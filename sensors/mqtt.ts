@@ -12,7 +12,7 @@
 // id, index; digest of topic and payload) that the consumer stores with it: a message redelivered (DUP)
 // after a crash or a lost connection between storing and PUBACK is acknowledged without being emitted again,
 // so every message is stored exactly once. The consumer forgets a tag once its PUBACK is sent; a packet id
-// the broker reuses for another message carries DUP=0 (or another digest) and is never taken for a repeat.
+// the broker reuses for another message arrives with DUP=0 and replaces the record when stored.
 //
 // Backpressure. mqtt.js handles incoming packets one at a time and sends a PUBACK only when
 // `client.handleMessage(packet, done)` calls `done`. While DriverBase has paused the source, the driver keeps
@@ -156,7 +156,6 @@ export class MqttDriver extends DriverBase implements SensorDriver {
   private awaitingAck: { done: Done; readings: Set<Reading>; tags: DeliveryTag[] } | null = null;
   private readonly deferAck: boolean;
   private readonly deliveries: DeliveryLog | null;
-  private repeatsSkipped = 0;
   private stopping = false;
   private settleStart: (() => void) | null = null;
 
@@ -173,10 +172,6 @@ export class MqttDriver extends DriverBase implements SensorDriver {
     this.deliveries = this.deferAck ? (opts.deliveries ?? null) : null;
   }
 
-  /** Readings of redelivered messages that the consumer had stored already, acknowledged without emitting them. */
-  get repeats(): number {
-    return this.repeatsSkipped;
-  }
 
   /**
    * Reads the TLS files and connects. Resolves once the first attempt has settled (connected and subscribed,
@@ -416,7 +411,6 @@ export class MqttDriver extends DriverBase implements SensorDriver {
       if (tag !== undefined) {
         tags.push(tag);
         if (tag.redelivered && this.deliveries?.has(tag) === true) {
-          this.repeatsSkipped++;
           this.log.info('redelivered message already stored; acknowledging it without storing it again', { topic, stream: s.stream, messageId: packet.messageId });
           continue;
         }

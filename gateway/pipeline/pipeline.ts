@@ -28,6 +28,18 @@ import { Segmenter } from './segmenter.ts';
 
 export { openPipelineDb, segmentRecordOf } from './segment-steps.ts';
 
+export type { FullPolicy, PipelineContentStore, PipelineLimits, PipelineOptions, PipelineStatus, SegmentRecord } from './pipeline-options.ts';
+
+/** Envelope bytes beyond the readings: header, signed manifest, AEAD tag (an upper estimate). */
+const ENVELOPE_SLACK = 2048;
+/** Closed segments waiting to be sealed are held in memory; past this many segments' worth of bytes the
+ * group commit waits for the sealer, so ingest (and, through unacknowledged readings, the sources) slows to
+ * what sealing sustains instead of memory growing with the backlog. */
+const SEAL_BACKLOG_SEGMENTS = 8;
+/** Longest DeliveryTag key and digest accepted (UTF-16 code units). */
+const MAX_TAG_KEY = 512;
+const MAX_TAG_DIGEST = 128;
+
 const utf8 = new TextEncoder();
 
 /** The reading's DeliveryTag, checked; undefined when it has none. Throws PIPELINE_INVALID_INPUT. */
@@ -40,14 +52,6 @@ function checkDeliveryTag(tag: unknown): DeliveryTag | undefined {
   if (typeof t.redelivered !== 'boolean') throw invalid('reading.delivery.redelivered', 'must be a boolean');
   return { key: t.key, digest: t.digest, redelivered: t.redelivered };
 }
-export type { FullPolicy, PipelineContentStore, PipelineLimits, PipelineOptions, PipelineStatus, SegmentRecord } from './pipeline-options.ts';
-
-/** Envelope bytes beyond the readings: header, signed manifest, AEAD tag (an upper estimate). */
-const ENVELOPE_SLACK = 2048;
-/** Closed segments waiting to be sealed are held in memory; past this many segments' worth of bytes the
- * group commit waits for the sealer, so ingest (and, through unacknowledged readings, the sources) slows to
- * what sealing sustains instead of memory growing with the backlog. */
-const SEAL_BACKLOG_SEGMENTS = 8;
 
 interface Pending {
   readonly q: QueuedReading;
@@ -64,10 +68,6 @@ interface StoreJob {
   readonly no: number;
   envelope?: Uint8Array;
 }
-
-/** Longest DeliveryTag key and digest accepted (UTF-16 code units). */
-const MAX_TAG_KEY = 512;
-const MAX_TAG_DIGEST = 128;
 
 export class Pipeline implements DeliveryLog {
   readonly #db: Db;
