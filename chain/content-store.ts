@@ -60,6 +60,12 @@ export interface ContentListEntry {
   readonly pinned: boolean;
 }
 
+/** Options of ContentStore.gc(). */
+export interface ContentGcOptions {
+  /** 'all' (default): sweep every block no live root reaches. 'unpinned': only the blocks of unpinned roots. */
+  readonly scope?: 'all' | 'unpinned';
+}
+
 /** What ContentStore.gc() removed and kept. */
 export interface ContentGcResult {
   /** Blocks deleted: reachable from no live root. */
@@ -96,9 +102,12 @@ export interface ContentStore {
    * Garbage collection: remove every block that no live root's DAG reaches, and forget the roots given up
    * with unpin(). Live roots are the pinned ones and the ones added and not unpinned since (add() keeps what
    * it adds, pinned or not), so only unpin() makes content collectable. Safe to run while the store is in
-   * use: content being added or pinned meanwhile is kept.
+   * use: content being added or pinned meanwhile is kept. `scope: 'unpinned'` only considers the blocks of
+   * the roots given up since the last gc (what unpin() just released): far cheaper on a large store, since the
+   * whole block range is not scanned, but blocks orphaned in other ways (a crash during an earlier gc) stay
+   * until a full gc.
    */
-  gc?(): Promise<ContentGcResult>;
+  gc?(opts?: ContentGcOptions): Promise<ContentGcResult>;
   /** Root CIDs that were added or pinned here and not collected by gc(), in no particular order, each with its pin state. */
   list(): AsyncIterable<ContentListEntry>;
 }

@@ -146,6 +146,36 @@ export class LevelBlockstore implements BlockReader {
   }
 
   /**
+   * The sweep of a gc scoped to some blocks: delete each of `candidates` (markKey strings) that is not in
+   * `keep` and still stored, in synced batches. Reads only those blocks, never the whole range, so its cost
+   * follows what was given up, not the size of the store. `keptBlocks` counts the candidates kept (shared).
+   * Throws CONTENT_STORE_FAILED.
+   */
+  async sweepOnly(candidates: ReadonlySet<string>, keep: ReadonlySet<string>, batchSize = 256): Promise<ContentGcResult> {
+    let removedBlocks = 0;
+    let freedBytes = 0;
+    let keptBlocks = 0;
+    const garbage: Uint8Array[] = [];
+    for (const mh of candidates) {
+      if (keep.has(mh)) keptBlocks++;
+      else garbage.push(Uint8Array.of(this.prefix, ...Buffer.from(mh, 'latin1')));
+    }
+    try {
+      for (let i = 0; i < garbage.length; i += batchSize) {
+        const keys = garbage.slice(i, i + batchSize);
+        const values = await this.db.getMany(keys);
+        const present = keys.filter((_, j) => values[j] !== undefined);
+        for (const v of values) freedBytes += v?.length ?? 0;
+        if (present.length > 0) await this.db.batch(present.map((key) => ({ type: 'del' as const, key })), { sync: true });
+        removedBlocks += present.length;
+      }
+    } catch (err) {
+      throw new ContentError('CONTENT_STORE_FAILED', `garbage collection could not delete blocks: ${(err as Error).message}; run it again`, { removedBlocks }, { cause: err });
+    }
+    return { removedBlocks, freedBytes, keptBlocks };
+  }
+
+  /**
    * Compact the block range. LevelDB's deletes are tombstones: the space comes back when a compaction
    * rewrites the files holding the deleted blocks, which LevelDB otherwise does at its own pace as new
    * writes arrive. Rewrites every stored block, so it is for an operator's gc, not for every drop.

@@ -17,7 +17,7 @@ import { fixedSize } from 'ipfs-unixfs-importer/chunker';
 import { balanced } from 'ipfs-unixfs-importer/layout';
 import { Level } from 'level';
 import { CID } from 'multiformats/cid';
-import type { ContentAddOptions, ContentGcResult, ContentListEntry, ContentStore } from '../../chain/index.ts';
+import type { ContentAddOptions, ContentGcOptions, ContentGcResult, ContentListEntry, ContentStore } from '../../chain/index.ts';
 import { ContentError, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE } from '../../chain/index.ts';
 import { LevelBlockstore, markDag, walkDag } from './blockstore.ts';
 
@@ -114,7 +114,7 @@ function exporterError(err: unknown, cid: CID): unknown {
 }
 
 /** Options of UnixFsContentStore.gc(). */
-export interface GcOptions {
+export interface GcOptions extends ContentGcOptions {
   /** Compact the block range afterwards, so the disk space comes back now (see LevelBlockstore.compact). Default false. */
   readonly compact?: boolean;
 }
@@ -295,6 +295,13 @@ export class UnixFsContentStore implements ContentStore {
           throw new ContentError(err.code, `gc stopped before deleting anything: the DAG of live root ${root} cannot be walked (${err.message}); add that file again or unpin it`, { ...err.fields, root: root.toString() }, { cause: err });
         }
       }
+      // Scope 'unpinned': the blocks of the given-up DAGs, as far as they can still be walked (a block a crash
+      // already removed is simply not a candidate any more).
+      const candidates = new Set<string>();
+      if (opts.scope === 'unpinned') {
+        const seen = new Set<string>();
+        for (const body of unpinned) await markDag(this.blocks, CID.decode(body), candidates, seen).catch(() => {});
+      }
       // Unpinned roots' records go before the sweep: a crash between the two leaves only orphan blocks, which
       // the next gc sweeps, never a listed root whose blocks are gone.
       if (unpinned.length > 0) {
@@ -305,7 +312,12 @@ export class UnixFsContentStore implements ContentStore {
           throw new ContentError('CONTENT_STORE_FAILED', `gc could not delete the records of unpinned roots: ${(err as Error).message}; run it again`, {}, { cause: err });
         }
       }
-      const result = await this.blocks.sweep(marked);
+      let result: ContentGcResult;
+      if (opts.scope === 'unpinned') {
+        result = await this.blocks.sweepOnly(candidates, marked);
+      } else {
+        result = await this.blocks.sweep(marked);
+      }
       if (opts.compact === true && result.removedBlocks > 0) await this.blocks.compact();
       return result;
     });

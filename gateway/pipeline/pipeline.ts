@@ -36,6 +36,8 @@ const ENVELOPE_SLACK = 2048;
  * group commit waits for the sealer, so ingest (and, through unacknowledged readings, the sources) slows to
  * what sealing sustains instead of memory growing with the backlog. */
 const SEAL_BACKLOG_SEGMENTS = 8;
+/** Under 'drop-oldest-unsold', a round of drops frees the store down to this fraction of maxStoreBytes. */
+const DROP_LOW_WATER = 0.98;
 /** Longest DeliveryTag key and digest accepted (UTF-16 code units). */
 const MAX_TAG_KEY = 512;
 const MAX_TAG_DIGEST = 128;
@@ -554,9 +556,12 @@ export class Pipeline implements DeliveryLog {
   async #makeRoom(seg: ClosedSegment): Promise<boolean> {
     const need = seg.size + ENVELOPE_SLACK;
     const fits = (): boolean => this.#storeBytes === 0 || this.#storeBytes + need <= this.#o.maxStoreBytes;
-    if (this.#o.policy === 'drop-oldest-unsold') {
+    if (this.#o.policy === 'drop-oldest-unsold' && !fits()) {
+      // Down to DROP_LOW_WATER of the bound, not just below it: a round of drops (and its gc) then comes once
+      // per few percent of new data instead of once per new segment.
+      const lowWater = Math.max(0, DROP_LOW_WATER * this.#o.maxStoreBytes - need);
       let dropped = 0;
-      while (!fits() && (await this.#dropOldest())) dropped++; // each drop frees one segment
+      while ((!fits() || this.#storeBytes > lowWater) && (await this.#dropOldest())) dropped++; // each drop frees one segment
       await gcAfterDrops(this.#steps, this.#log, dropped); // then one gc frees their blocks
     }
     const ok = fits();

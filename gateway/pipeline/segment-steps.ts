@@ -9,9 +9,9 @@
 //                   the batch adds the same bytes again on restart: same CID, one object. A no-op once stored.
 //   dropOldestStep  stored -> dropped: unpin (and delete, where the store can) the oldest unsold segment,
 //                   then in one batch turn its record into a tombstone without key or CID.
-//   gcAfterDrops    after a round of drops, one gc() of the content store (where it has one) removes the
-//                   dropped segments' blocks. A crash before it leaves them unpinned: the next round's gc
-//                   (or `datagate ipfs gc`) removes them.
+//   gcAfterDrops    after a round of drops, one gc({scope: 'unpinned'}) of the content store (where it has
+//                   one) removes the dropped segments' blocks. A crash before it leaves them unpinned: the
+//                   next round's gc (or `datagate ipfs gc`) removes them.
 import { Level } from 'level';
 import type { ContentGcResult, Logger, Signer } from '../../chain/index.ts';
 import { bytesToHex } from '../../chain/index.ts';
@@ -149,14 +149,15 @@ export async function dropOldestStep(ctx: StepContext, storeBytes: number): Prom
 
 /**
  * After a round of `dropped` drops: one gc() of the content store, when it has one, so the dropped segments'
- * blocks leave the disk (one gc per round, not per segment: its cost is a walk of every kept DAG). Logs what
+ * blocks leave the disk (one gc per round, not per segment: it still walks every kept DAG's dag-pb nodes). Logs what
  * was freed at info. A failure is logged, not thrown: the drops are recorded and their accounting done, and
  * the blocks go at the next gc. Returns gc's result, or null without gc or when it failed.
  */
 export async function gcAfterDrops(ctx: Pick<StepContext, 'content'>, log: Logger, dropped: number): Promise<ContentGcResult | null> {
   if (ctx.content.gc === undefined || dropped === 0) return null;
   try {
-    const result = await ctx.content.gc();
+    // Scoped to what the drops unpinned: a full sweep would read every stored block on each round.
+    const result = await ctx.content.gc({ scope: 'unpinned' });
     log.info('content store gc after dropping segments', { droppedSegments: dropped, ...result });
     return result;
   } catch (err) {

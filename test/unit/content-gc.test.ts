@@ -1,7 +1,8 @@
 // Garbage collection of the UnixFS content store on LevelDB: an unpinned file's own blocks go, blocks it shares
 // with a kept file stay (identical 256 KiB chunks are one block), added-but-not-pinned files are kept, a gc
 // racing adds loses none of them, a damaged live DAG stops gc before it deletes anything, the directory really
-// shrinks after gc with compaction, and a schema 1 store is upgraded with every root kept.
+// shrinks after gc with compaction, a schema 1 store is upgraded with every root kept, and a gc scoped to the
+// unpinned roots touches nothing else.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -237,4 +238,36 @@ test('a schema 1 store is upgraded at open and keeps every root it had', async (
   const db2 = new Level<Uint8Array, Uint8Array>(path, { keyEncoding: 'view', valueEncoding: 'view' });
   assert.equal(new TextDecoder().decode(await db2.get(schemaKey)), '2');
   await db2.close();
+});
+
+test("gc scoped to 'unpinned' removes what unpin released, keeps shared chunks, and leaves other orphans to a full gc", async (t) => {
+  const store = await openStore(t);
+  const shared = randomBytes(CHUNK);
+  const kept = await store.add(new Uint8Array([...shared, ...randomBytes(1000)]));
+  const dropped = await store.add(new Uint8Array([...shared, ...randomBytes(CHUNK), ...randomBytes(7)]));
+  const droppedBlocks = await dagBlocks(store, dropped);
+  const sharedCid = [...(await dagBlocks(store, kept)).keys()].find((c) => droppedBlocks.has(c));
+  assert.ok(sharedCid !== undefined, 'the two files share their first chunk');
+  // An orphan: a block no root reaches (as a crash in the middle of an earlier gc can leave).
+  const orphanCid = await store.add(randomBytes(300));
+  const db = (store as unknown as { db: Level<Uint8Array, Uint8Array> }).db;
+  const root = CID.parse(orphanCid);
+  await db.batch([{ type: 'del', key: Uint8Array.of(0x03, ...root.bytes) }], { sync: true }); // its root record (prefix 0x03), gone
+  assert.equal(await store.has(orphanCid), true, 'the block itself is still there');
+
+  await store.unpin(dropped);
+  const before = await store.blocks.stat();
+  const r = await store.gc({ scope: 'unpinned' });
+  assert.equal(r.removedBlocks, droppedBlocks.size - 1, 'every block of the dropped file but the shared chunk');
+  assert.equal(r.keptBlocks, 1);
+  assert.equal(r.freedBytes, [...droppedBlocks].filter(([c]) => c !== sharedCid).reduce((k, [, n]) => k + n, 0));
+  assert.deepEqual(await store.blocks.stat(), { blocks: before.blocks - r.removedBlocks, bytes: before.bytes - r.freedBytes });
+  assert.deepEqual(await store.get(kept).then((b) => b.subarray(0, CHUNK)), new Uint8Array(shared));
+  await assertCode(store.get(dropped), 'CONTENT_NOT_FOUND');
+  assert.equal(await store.has(orphanCid), true, 'a scoped gc does not look beyond what was unpinned');
+
+  const full = await store.gc();
+  assert.equal(full.removedBlocks, 1, 'the full gc sweeps the orphan');
+  assert.equal(await store.has(orphanCid), false);
+  assert.deepEqual([...(await listed(store)).keys()], [kept]);
 });
