@@ -13,7 +13,7 @@ import { ContentError, hasCode } from '../chain/index.ts';
 import type { Command } from './args.ts';
 import { UsageError, defineCommand, defineCommandGroup } from './args.ts';
 import type { ApiAccess } from './content/admin-api.ts';
-import { API_FILE } from './content/admin-api.ts';
+import { API_FILE, readApiAccess } from './content/admin-api.ts';
 import { UnixFsContentStore } from './content/unixfs-store.ts';
 
 const dataDirOption = { 'data-dir': { type: 'string', valueName: 'dir', default: './data/dev', description: 'Data directory of the node (its content store is <dir>/content)' } } as const;
@@ -41,11 +41,14 @@ async function openStopped(dataDir: string, command: string): Promise<UnixFsCont
 
 async function apiAccess(dataDir: string): Promise<ApiAccess> {
   const file = join(resolve(dataDir), API_FILE);
+  let access: ApiAccess | null;
   try {
-    return JSON.parse(await readFile(file, 'utf8')) as ApiAccess;
-  } catch {
-    throw new UsageError(`the content store in ${dataDir} is locked by a running node, but ${file} cannot be read to reach its API`);
+    access = await readApiAccess(resolve(dataDir));
+  } catch (err) {
+    throw new UsageError(`the content store in ${dataDir} is locked by a running node, but ${file} cannot be used to reach its API: ${(err as Error).message}`);
   }
+  if (access === null) throw new UsageError(`the content store in ${dataDir} is locked by a running node, but there is no ${file} to reach its API; wait until it has started, or stop it`);
+  return access;
 }
 
 /** Fetch `cid` as a CAR from a trustless gateway, check every block against its CID, and export the file. */
