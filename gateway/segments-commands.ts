@@ -5,6 +5,7 @@
 // segments stored when it starts (see pipeline/verify-store.ts). open decrypts one segment from its CID with
 // a key file, checking key commitment, AEAD tag, Merkle root and device signature, and prints the readings as
 // NDJSON; it reads the content store directly or, while the node runs, through its trustless gateway.
+import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DatagateError, bytesToHex, hasCode, hexToBytes } from '../chain/index.ts';
@@ -59,6 +60,7 @@ async function callApi(api: ApiAccess, method: 'GET' | 'POST', path: string): Pr
 }
 
 async function withDb<T>(dir: string, fn: (db: Db) => Promise<T>): Promise<T> {
+  if (!existsSync(join(dir, 'pipeline'))) throw new UsageError(`${dir} holds no pipeline database: not a datagate data directory, or no node ran there yet (see --data-dir)`);
   const db = await openPipelineDb(join(dir, 'pipeline'), { create: false });
   try {
     return await fn(db);
@@ -168,7 +170,7 @@ const open = defineCommand({
     const envelope = await localOrApi(
       dir,
       async () => {
-        const store = await UnixFsContentStore.open(join(dir, 'content'));
+        const store = await openExistingStore(dir);
         try {
           return await store.get(positionals[0]!);
         } finally {
@@ -185,6 +187,14 @@ const open = defineCommand({
     return 0;
   },
 });
+
+/** The content store of data directory `dir`, refusing to create one in a directory no node used (a mistyped --data-dir). */
+async function openExistingStore(dir: string): Promise<UnixFsContentStore> {
+  if (!existsSync(join(dir, 'content')) && !existsSync(join(dir, 'pipeline'))) {
+    throw new UsageError(`${dir} holds no content store: not a datagate data directory, or no node ran there yet (see --data-dir)`);
+  }
+  return UnixFsContentStore.open(join(dir, 'content'));
+}
 
 /** The report a node's API sent, checked for the fields the CLI prints. */
 function reportOf(body: unknown): VerifyStoreReport {
@@ -205,7 +215,7 @@ const verify = defineCommand({
     const report = await localOrApi(
       dir,
       async () => {
-        const store = await UnixFsContentStore.open(join(dir, 'content'));
+        const store = await openExistingStore(dir);
         try {
           return await verifyStore({ dir: join(dir, 'pipeline'), contentStore: store, masterKeyPath: join(dir, 'master.key') });
         } finally {

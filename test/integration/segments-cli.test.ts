@@ -2,7 +2,7 @@
 // `datagate segments list|key|open|verify` see sealed, stored, verifiable segments.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,4 +52,13 @@ test('dev seals simulator readings into segments that list, open and verify', as
   const verified = await run(['segments', 'verify', '--data-dir', dataDir]);
   assert.equal(verified.code, 0, verified.stdout + verified.stderr);
   assert.match(verified.stdout, /^segments: \d+, readings: \d+, gaps: 0, duplicates: 0, corrupt: 0$/m);
+
+  // A mistyped data directory is an error, and nothing is created there.
+  const typo = join(dir, 'nod');
+  for (const args of [['segments', 'verify'], ['segments', 'open', first.cid!, '--key-file', keyFile], ['segments', 'list']]) {
+    const r = await run([...args, '--data-dir', typo]);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /not a datagate data directory|holds no pipeline database|no pipeline database/, r.stderr);
+  }
+  assert.equal(existsSync(typo), false, 'nothing created in the mistyped directory');
 });
