@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
+import { keccak_256 as nobleKeccak } from '@noble/hashes/sha3.js';
 import { fileURLToPath } from 'node:url';
 import { secp256k1 as nobleCurve } from '@noble/curves/secp256k1.js';
 import { SigningKey, computeAddress, keccak256 as ethersKeccak } from 'ethers';
@@ -73,6 +74,23 @@ test('keccak256 known answers', () => {
     const data = rand(len);
     assert.equal(bytesToHex(keccak256(data)), ethersKeccak(data), `length ${len}`);
   }
+});
+
+test('keccak256 (WebAssembly) equals @noble/hashes on every length 0..600, on views into larger buffers, and on 1 MiB', () => {
+  const rand = prng('keccak-wasm');
+  for (let len = 0; len <= 600; len++) {
+    const data = rand(len);
+    assert.deepEqual(keccak256(data), nobleKeccak(data), `length ${len}`);
+  }
+  const big = rand(1 << 20);
+  assert.deepEqual(keccak256(big), nobleKeccak(big));
+  const view = big.subarray(12_345, 12_345 + 137);
+  assert.deepEqual(keccak256(view), nobleKeccak(Uint8Array.from(view)));
+  // Each result is its own buffer: changing one does not change the next.
+  const a = keccak256(enc.encode('abc'));
+  const copy = Uint8Array.from(a);
+  a.fill(0);
+  assert.deepEqual(keccak256(enc.encode('abc')), copy);
 });
 
 test('bytesToHex / hexToBytes', () => {
