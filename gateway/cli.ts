@@ -11,6 +11,7 @@ import { ipfsCommand } from './ipfs-commands.ts';
 import { keyCommand } from './key-commands.ts';
 import { segmentsCommand } from './segments-commands.ts';
 import { sensorsCommand } from './sensors-commands.ts';
+import { statusCommand } from './status-command.ts';
 import { createLogger } from './logger.ts';
 
 const devOptions = {
@@ -123,7 +124,7 @@ const dev = defineCommand({
   },
 });
 
-export const commands: readonly Command[] = [dev, keyCommand, sensorsCommand, ipfsCommand, segmentsCommand];
+export const commands: readonly Command[] = [dev, statusCommand, keyCommand, sensorsCommand, ipfsCommand, segmentsCommand];
 
 /** Run the CLI with `argv` (without node and script); resolves to the exit code. */
 export function main(argv: readonly string[], signal: AbortSignal): Promise<number> {

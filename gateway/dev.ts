@@ -19,6 +19,7 @@ import { UnixFsContentStore } from './content/unixfs-store.ts';
 import { Pipeline } from './pipeline/pipeline.ts';
 import { createSegmentsApiHandler } from './pipeline/segments-api.ts';
 import { DEFAULT_SIMULATOR, pumpInto, startSensors } from './sensors.ts';
+import { createStatusApiHandler } from './status-api.ts';
 import { VERSION } from './version.ts';
 
 /** A dev chain that cannot start as configured. */
@@ -225,8 +226,9 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
     for (const o of opened) await o.wal.close();
     for (const o of opened) await o.ledger.close();
   };
-  // The content store with its trustless gateway and admin API share the RPC port; the segments API (before
-  // the content API, which answers every other /api/v0/ path) reads the running pipeline.
+  // The content store with its trustless gateway and admin API share the RPC port; the segments and status
+  // APIs (before the content API, which answers every other /api/v0/ path) read the running pipeline, the
+  // status API (with /metrics) the sensor drivers and the chain head too.
   const apiToken = randomBytes(32).toString('hex');
   let rpc: RpcServer;
   let bound: { host: string; port: number };
@@ -235,6 +237,14 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
       httpHandlers: [
         createTrustlessGatewayHandler({ blocks: content.blocks, logger: logger.child({ module: 'ipfs-gateway' }) }),
         createSegmentsApiHandler({ pipeline, contentStore: content, token: apiToken, logger: logger.child({ module: 'api' }) }),
+        createStatusApiHandler({
+          pipeline,
+          drivers: sensors.drivers,
+          limits: { maxQueueBytes: config.pipeline.maxQueueBytes, maxStoreBytes: config.pipeline.maxStoreBytes, policy: config.pipeline.policy },
+          chainHead: () => front.ledger.head.header.number,
+          token: apiToken,
+          logger: logger.child({ module: 'api' }),
+        }),
         createContentApiHandler({ store: content, token: apiToken, logger: logger.child({ module: 'api' }) }),
       ],
       host: config.rpc.host,

@@ -2,7 +2,7 @@
 // answers {"cid": ...}. Adding is an admin action, so it needs the bearer token the node writes to
 // `<data dir>/api.json` (mode 0600) at start: whoever can read the data directory may use it, nobody else.
 // Reading needs no token: anyone fetches and verifies content through the trustless gateway (/ipfs/...).
-// The segments endpoints on the same token are in ../pipeline/segments-api.ts.
+// The segments endpoints on the same token are in ../pipeline/segments-api.ts, the status ones in ../status-api.ts.
 import { timingSafeEqual } from 'node:crypto';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -86,7 +86,7 @@ export function createContentApiHandler(opts: { store: ContentStore; token: stri
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (!url.pathname.startsWith('/api/v0/')) return false;
     if (url.pathname !== '/api/v0/add') {
-      sendJson(res, 404, { error: `unknown API path ${url.pathname}; this node offers POST /api/v0/add and the segments API under /api/v0/segments` });
+      sendJson(res, 404, { error: `unknown API path ${url.pathname}; this node offers POST /api/v0/add, GET /api/v0/status and the segments API under /api/v0/segments` });
       return true;
     }
     if (req.method !== 'POST') {

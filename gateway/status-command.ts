@@ -1,0 +1,87 @@
+// `datagate status`: the status of the node running on a data directory, from its admin API (URL and bearer
+// token from <data dir>/api.json; the endpoint is in status-api.ts), printed as indented JSON. The exit code is
+// for scripts and monitoring: 0 the pipeline is fine, 1 its disk alarm is on or it has failed (said in one line
+// on stderr), 2 no status could be had (no node runs there, it does not answer, or it refused the token).
+import { join, resolve } from 'node:path';
+import { DatagateError } from '../chain/index.ts';
+import { defineCommand } from './args.ts';
+import type { ApiAccess } from './content/admin-api.ts';
+import { API_FILE, readApiAccess } from './content/admin-api.ts';
+import type { NodeStatus } from './status-api.ts';
+import { STATUS_PATH } from './status-api.ts';
+
+/** No status could be had from a node on the data directory. */
+export class NodeStatusError extends DatagateError<'NODE_NOT_RUNNING' | 'NODE_API_UNREACHABLE' | 'NODE_API_REFUSED' | 'NODE_API_BAD_ANSWER'> {}
+
+/** How long `datagate status` waits for the node's answer. */
+export const STATUS_TIMEOUT_MS = 10_000;
+
+/** The status of the node that wrote `<dir>/api.json`. Throws NodeStatusError. */
+export async function fetchNodeStatus(dir: string, signal?: AbortSignal): Promise<NodeStatus> {
+  const file = join(dir, API_FILE);
+  let api: ApiAccess | null;
+  try {
+    api = await readApiAccess(dir);
+  } catch (err) {
+    throw new NodeStatusError('NODE_NOT_RUNNING', (err as Error).message, { file }, { cause: err });
+  }
+  if (api === null) {
+    throw new NodeStatusError('NODE_NOT_RUNNING', `no node runs on ${dir}: there is no ${file} (a node writes it once started and removes it when it stops); start one with "datagate dev --data-dir ${dir}" or name its directory with --data-dir`, { file });
+  }
+  const timeout = AbortSignal.timeout(STATUS_TIMEOUT_MS);
+  let res: Response;
+  try {
+    res = await fetch(`${api.url}${STATUS_PATH}`, { headers: { authorization: `Bearer ${api.token}` }, signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]) });
+  } catch (err) {
+    const why = timeout.aborted ? `no answer within ${STATUS_TIMEOUT_MS / 1000} s` : ((err as Error).cause as { code?: string } | undefined)?.code ?? (err as Error).message;
+    throw new NodeStatusError('NODE_API_UNREACHABLE', `no node answers at ${api.url} (from ${file}): ${why}; if no node runs there, that file was left by one that did not stop cleanly`, { url: api.url }, { cause: err });
+  }
+  const body = (await res.json().catch(() => null)) as unknown;
+  if (!res.ok) {
+    const error = (body as { error?: unknown } | null)?.error;
+    const why = res.status === 401 ? `it refused the token of ${file} (left from an earlier run? the node writes a new one at every start)` : `${res.status} ${typeof error === 'string' ? error : res.statusText}`;
+    throw new NodeStatusError('NODE_API_REFUSED', `the node's API at ${api.url}: ${why}`, { status: res.status });
+  }
+  const s = body as { pipeline?: Partial<NodeStatus['pipeline']>; sensors?: unknown; limits?: unknown } | null;
+  if (s === null || typeof s !== 'object' || typeof s.pipeline?.alarm !== 'boolean' || !Array.isArray(s.pipeline.alarmOn) || (s.pipeline.failed !== null && typeof s.pipeline.failed !== 'string') || !Array.isArray(s.sensors) || typeof s.limits !== 'object') {
+    throw new NodeStatusError('NODE_API_BAD_ANSWER', `the node's API at ${api.url} sent no status (pipeline, sensors, limits); is it a datagate node of this version?`, { url: api.url });
+  }
+  return body as NodeStatus;
+}
+
+/** What is wrong with the pipeline in one line, or null when nothing is: its alarm is on, or it has failed. */
+export function pipelineProblem(s: Pick<NodeStatus, 'pipeline' | 'limits'>): string | null {
+  const p = s.pipeline;
+  const problems: string[] = [];
+  if (p.failed !== null) problems.push(`the pipeline has failed and takes no readings: ${p.failed}`);
+  if (p.alarm) {
+    const bounds = p.alarmOn.map((b) => (b === 'queue' ? `queue ${p.queueBytes} of ${s.limits.maxQueueBytes} bytes` : `store ${p.storeBytes} of ${s.limits.maxStoreBytes} bytes`));
+    problems.push(`pipeline alarm on: ${[...bounds, `policy ${s.limits.policy}`].join(', ')}${p.full ? '; readings are being rejected' : ''}`);
+  }
+  return problems.length === 0 ? null : problems.join('; ').replace(/\s*\n\s*/g, ' ');
+}
+
+/** `datagate status`. */
+export const statusCommand = defineCommand({
+  name: 'status',
+  summary: "Print the running node's status as JSON (pipeline, sensors, chain head); exit 1 on a pipeline alarm or failure",
+  options: {
+    'data-dir': { type: 'string', valueName: 'dir', default: './data/dev', description: 'Data directory of the node (its API is found through <dir>/api.json)' },
+  },
+  async run({ options, stdout, stderr, signal }) {
+    const dir = resolve(options['data-dir']);
+    let status: NodeStatus;
+    try {
+      status = await fetchNodeStatus(dir, signal);
+    } catch (err) {
+      if (!(err instanceof NodeStatusError)) throw err;
+      stderr.write(`error: ${err.message} [${err.code}]\n`);
+      return 2;
+    }
+    stdout.write(JSON.stringify(status, null, 2) + '\n');
+    const problem = pipelineProblem(status);
+    if (problem === null) return 0;
+    stderr.write(`datagate status: ${problem}\n`);
+    return 1;
+  },
+});
