@@ -4,7 +4,7 @@
 import type { Logger } from '../chain/index.ts';
 import { readPassphrase } from '../device/index.ts';
 import type { DeliveryLog, Reading, SensorDriver, SimulatorConfig } from '../sensors/index.ts';
-import { FirmataDriver, ModbusRtuDriver, MqttDriver, SerialLineDriver, SimulatorDriver, startEmbeddedBroker } from '../sensors/index.ts';
+import { FirmataDriver, ModbusRtuDriver, MqttDriver, RateLimitedLog, SerialLineDriver, SimulatorDriver, startEmbeddedBroker } from '../sensors/index.ts';
 import type { SensorsConfig, SourceConfig } from './sensors-config.ts';
 
 /** What `datagate dev` reads when the config names no source: three simulated streams. */
@@ -102,11 +102,17 @@ const PUMP_WINDOW = 256;
  */
 export async function pumpInto(driver: SensorDriver, pipeline: { ingest(r: Reading): Promise<void> }, log: Logger): Promise<void> {
   const inflight = new Set<Promise<void>>();
+  // A full pipeline refuses every reading until it has room: at sensor rates that is thousands a second, so
+  // at most 5 lines per cause every 10 s, then how many were left out (the pipeline counts them all).
+  const refused = new RateLimitedLog(log, Date.now);
   for await (const r of driver.readings()) {
     const p = pipeline.ingest(r).then(
       () => driver.acknowledge?.(r),
       // Not acknowledged: an MQTT source redelivers it after a restart; others count it in the pipeline.
-      (err: unknown) => log.warn('reading not taken by the pipeline', { stream: r.stream, seq: r.seq, code: (err as { code?: string }).code }),
+      (err: unknown) => {
+        const code = (err as { code?: string }).code;
+        refused.warn(`refused:${code ?? 'error'}`, 'reading not taken by the pipeline', { driver: driver.name, stream: r.stream, seq: r.seq, code });
+      },
     );
     inflight.add(p);
     void p.finally(() => inflight.delete(p));
