@@ -161,17 +161,41 @@ const source = field.union({
   }),
 });
 
-export const sensorsSchema = field.object({
-  sources: field.array(source, {
-    default: [],
-    description: 'Sources to read; `datagate dev` uses a simulator when none is given',
-  }),
-  broker: field.object({
-    enabled: field.boolean({ default: false, description: 'Run an embedded MQTT broker (aedes) so devices can publish to the gateway' }),
-    host: field.string({ minLength: 1, default: '127.0.0.1', description: 'Address the broker binds; 0.0.0.0 exposes it to the LAN' }),
-    port: field.integer({ min: 0, max: 65_535, default: 1883 }),
-  }),
-});
+export const sensorsSchema = field.object(
+  {
+    sources: field.array(source, {
+      default: [],
+      description: 'Sources to read; `datagate dev` uses a simulator when none is given',
+    }),
+    broker: field.object({
+      enabled: field.boolean({ default: false, description: 'Run an embedded MQTT broker (aedes) so devices can publish to the gateway' }),
+      host: field.string({ minLength: 1, default: '127.0.0.1', description: 'Address the broker binds; 0.0.0.0 exposes it to the LAN' }),
+      port: field.integer({ min: 0, max: 65_535, default: 1883 }),
+    }),
+  },
+  { refine: (v) => duplicateSource(v.sources) },
+);
+
+/**
+ * Source names name drivers in logs, status and metrics, and an MQTT source's session (client id
+ * 'datagate-<name>' unless set): two sources of one name would be told apart nowhere, and two MQTT sources
+ * of one client id take the broker session from each other on every connect.
+ */
+function duplicateSource(sources: readonly { name: string; kind: string; clientId?: string | undefined }[]): string | undefined {
+  const names = new Map<string, number>();
+  const clientIds = new Map<string, number>();
+  for (const [i, s] of sources.entries()) {
+    const before = names.get(s.name);
+    if (before !== undefined) return `sources[${i}].name: '${s.name}' is already the name of sources[${before}]; source names must be unique`;
+    names.set(s.name, i);
+    if (s.kind !== 'mqtt') continue;
+    const clientId = s.clientId ?? `datagate-${s.name}`;
+    const other = clientIds.get(clientId);
+    if (other !== undefined) return `sources[${i}]: MQTT client id '${clientId}' is also that of sources[${other}]; each MQTT source needs its own session (set clientId)`;
+    clientIds.set(clientId, i);
+  }
+  return undefined;
+}
 
 export type SensorsConfig = Infer<typeof sensorsSchema>;
 export type SourceConfig = SensorsConfig['sources'][number];

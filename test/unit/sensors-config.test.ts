@@ -43,6 +43,15 @@ test('every source kind of the annotated example parses', () => {
   assert.deepEqual(parseConfig('{}', 'x.json', devConfigSchema).sensors, { sources: [], broker: { enabled: false, host: '127.0.0.1', port: 1883 } });
 });
 
+test('source names are unique, and so are MQTT client ids', () => {
+  const sim = (name: string) => `{"kind": "simulator", "name": "${name}", "streams": [{"stream": "a", "shape": "sine", "rateHz": 1}]}`;
+  const mqtt = (name: string, clientId?: string) =>
+    `{"kind": "mqtt", "name": "${name}", "url": "mqtt://h"${clientId === undefined ? '' : `, "clientId": "${clientId}"`}, "subscriptions": [{"topic": "a", "stream": "a", "payload": "number"}]}`;
+  assert.match(configError(`{"sources": [${sim('x')}, ${sim('y')}, ${sim('x')}]}`), /sources\[2\]\.name: 'x' is already the name of sources\[0\]; source names must be unique/);
+  assert.match(configError(`{"sources": [${mqtt('a')}, ${mqtt('b', 'datagate-a')}]}`), /sources\[1\]: MQTT client id 'datagate-a' is also that of sources\[0\]/);
+  assert.equal(parseConfig(`{"sources": [${mqtt('a')}, ${mqtt('b', 'gw-b')}, ${sim('c')}]}`, 'g.json', sensorsSchema).sources.length, 3);
+});
+
 test('a bad source is named by location and path', () => {
   const unknownKind = configError('{"sources": [{"kind": "zigbee", "name": "z"}]}');
   assert.match(unknownKind, /g\.json:1:23: sources\[0\]\.kind: must be one of simulator, serial, modbus, firmata, mqtt/);
