@@ -36,7 +36,7 @@ export const devConfigSchema = field.object({
   sensors: sensorsSchema,
   pipeline: field.object({
     segmentSeconds: field.integer({ min: 1, max: 86_400, default: 60, description: 'Time window of a segment' }),
-    maxSegmentBytes: field.integer({ min: 1024, max: 16 * 1024 * 1024, default: 262_144, description: 'Size bound of a segment (encoded readings)' }),
+    maxSegmentBytes: field.integer({ min: 1024, max: 16 * 1024 * 1024, default: 262_144, description: 'Size bound of a sealed segment (readings, signed manifest, tag); the default makes each segment one IPFS block' }),
     maxQueueBytes: field.integer({ min: 65_536, default: 256 * 1024 * 1024, description: 'Disk bound of readings not yet sealed' }),
     maxStoreBytes: field.integer({ min: 65_536, default: 4 * 1024 * 1024 * 1024, description: 'Disk bound of sealed and stored segments' }),
     policy: field.string({ enum: ['stop-accepting', 'drop-oldest-unsold'], default: 'stop-accepting', description: 'What happens at the store bound' }),

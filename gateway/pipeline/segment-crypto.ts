@@ -36,7 +36,7 @@ import type { Reading } from '../../sensors/index.ts';
 import { PipelineError } from './errors.ts';
 import type { SignedManifest } from './segment-format.ts';
 import {
-  ReadingsBuilder, decodeLeaves, decodeSignedManifest, deviceOf, encodeSignedManifest, equalBytes, manifestHash,
+  ReadingsBuilder, rlpLength, decodeLeaves, decodeSignedManifest, deviceOf, encodeSignedManifest, equalBytes, manifestHash,
   signManifest, splitReadings, summarizeReadings, verifyManifest, SEGMENT_FORMAT_VERSION,
 } from './segment-format.ts';
 import type { BuiltReadings } from './segment-format.ts';
@@ -80,6 +80,35 @@ function random(length: number): Uint8Array {
   const out = new Uint8Array(length);
   randomFillSync(out);
   return out;
+}
+
+/**
+ * The signed manifest's length with an empty stream and schema and every number at its largest (2^53 - 1),
+ * for the longer key type and signature, plus 2 bytes for each of the three headers (manifest list, manifest
+ * as a byte string, signed list) that can grow with a longer stream and schema. Measured by encoding such a
+ * manifest, so it follows the format.
+ */
+const MANIFEST_FIXED_MAX = (() => {
+  const max = Number.MAX_SAFE_INTEGER;
+  const zero32 = new Uint8Array(32);
+  const manifest: SignedManifest = {
+    version: SEGMENT_FORMAT_VERSION, stream: '', firstSeq: 0, lastSeq: max, firstTs: 0, lastTs: max, count: max, schema: '',
+    merkleRoot: zero32, keyCommitment: zero32, device: { address: `0x${'ff'.repeat(20)}`, keyType: 'secp256k1', publicKey: new Uint8Array(65).fill(4) },
+    signature: new Uint8Array(65),
+  };
+  // firstSeq/firstTs at their largest too: encodeManifest checks first <= last, so measure them separately.
+  const widest = { ...manifest, firstSeq: max, firstTs: max, count: 1 };
+  return Math.max(encodeSignedManifest(manifest).length, encodeSignedManifest(widest).length) + 3 * 2;
+})();
+
+/**
+ * An upper bound of the envelope's length for readings bytes of `readingsLength`, a stream name of
+ * `streamLength` UTF-8 bytes and a schema string of `schemaLength`: what the segmenter checks before it adds a
+ * reading, so that a segment cut at 256 KiB fits one IPFS block (one raw block per segment in the content
+ * store). Over by a few bytes at most.
+ */
+export function envelopeLengthBound(readingsLength: number, streamLength: number, schemaLength: number): number {
+  return HEADER_BYTES + MANIFEST_FIXED_MAX + rlpLength(streamLength) + rlpLength(schemaLength) + readingsLength + TAG_BYTES;
 }
 
 /** The envelope bytes of `parts` (see the top of this file). Throws PIPELINE_INVALID_INPUT. */

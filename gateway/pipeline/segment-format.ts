@@ -174,6 +174,14 @@ function rlpHeader(length: number, list: boolean, out: Uint8Array, at: number): 
 
 const HEADER_MAX = 9;
 
+/** Bytes of an RLP string or list whose payload is `payload` bytes (header included; not a lone byte below 0x80). */
+export function rlpLength(payload: number): number {
+  if (payload <= 55) return 1 + payload;
+  let n = 0;
+  for (let l = payload; l > 0; l = Math.floor(l / 256)) n++;
+  return 1 + n + payload;
+}
+
 /** A finished segment's readings: the version 1 bytes, their Merkle root and the manifest fields they determine. */
 export interface BuiltReadings {
   readonly bytes: Uint8Array;
@@ -197,6 +205,8 @@ export class ReadingsBuilder {
   readonly #names = new Map<string, Uint8Array>();
   readonly #shapes = new Set<string>();
   readonly #shapeCache = new Map<string, string>();
+  /** UTF-8 bytes of the shapes in #shapes, summed (the schema string adds '; ' between them). */
+  #shapeBytes = 0;
   #firstSeq = 0;
   #lastSeq = -1;
   #minTs = 0;
@@ -244,7 +254,32 @@ export class ReadingsBuilder {
       if (r.ts > this.#maxTs) this.#maxTs = r.ts;
     }
     this.#lastSeq = r.seq;
-    this.#shapes.add(shapeOf(r, this.#shapeCache));
+    const shape = shapeOf(r, this.#shapeCache);
+    if (!this.#shapes.has(shape)) {
+      this.#shapes.add(shape);
+      this.#shapeBytes += utf8.encode(shape).length;
+    }
+  }
+
+  /** Length of finish().bytes, were `more` bytes of leaves (each with its RLP prefix) appended first. */
+  readingsLength(more = 0): number {
+    const leaves = this.#length + more;
+    const streamItem = this.#streamBytes.length === 1 && this.#streamBytes[0]! < 0x80 ? 1 : rlpLength(this.#streamBytes.length);
+    return rlpLength(1 + streamItem + rlpLength(leaves));
+  }
+
+  /** UTF-8 length of the manifest's schema string, were `r` added first (its shape may be new). */
+  schemaLength(r?: Reading): number {
+    let bytes = this.#shapeBytes;
+    let shapes = this.#shapes.size;
+    if (r !== undefined) {
+      const shape = shapeOf(r, this.#shapeCache);
+      if (!this.#shapes.has(shape)) {
+        bytes += utf8.encode(shape).length;
+        shapes++;
+      }
+    }
+    return shapes === 0 ? 0 : bytes + 2 * (shapes - 1);
   }
 
   /** The readings bytes, root and summary. Throws PIPELINE_INVALID_INPUT when no reading was added. */

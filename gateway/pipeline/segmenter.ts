@@ -1,12 +1,15 @@
 // The per-stream segmenter: the pure core that decides where segments end. It sees durable readings in
-// queue order and closes a stream's open segment when its time window is over, when it reaches the size
-// bound, or when seq does not increase (the driver restarted: the next reading starts a new run). No clock,
+// queue order and closes a stream's open segment when its time window is over, before a reading would take
+// its envelope past the size bound, or when seq does not increase (the driver restarted: the next reading starts a new run). No clock,
 // no timers, no disk: the pipeline feeds it readings and the time, and seals what it returns.
 // An open segment keeps its readings encoded (ReadingsBuilder: bytes, running Merkle root and summary), not as
 // objects, so memory follows the encoded size, and closing a segment needs no pass over its readings.
 import type { Reading } from '../../sensors/index.ts';
+import { envelopeLengthBound } from './segment-crypto.ts';
 import type { BuiltReadings } from './segment-format.ts';
 import { ReadingsBuilder } from './segment-format.ts';
+
+const utf8 = new TextEncoder();
 
 /** A reading that is durable in the queue. */
 export interface QueuedReading {
@@ -55,7 +58,8 @@ interface OpenSegment {
 export interface SegmenterOptions {
   /** A segment closes once it has been open this long (ms, pipeline clock, from its first reading's arrival). */
   readonly windowMs: number;
-  /** A segment closes once its readings' encoded size reaches this many bytes. */
+  /** A segment closes before a reading would make its sealed envelope (readings, signed manifest, AEAD tag)
+   * longer than this; 262,144 makes each segment one IPFS block (one raw block in the content store). */
   readonly maxSegmentBytes: number;
 }
 
@@ -82,6 +86,10 @@ export class Segmenter {
       out.push(this.#close(stream, open, 'seq-reset'));
       open = undefined;
     }
+    if (open !== undefined && this.#overflows(open, q)) {
+      out.push(this.#close(stream, open, 'size'));
+      open = undefined;
+    }
     if (open === undefined) {
       open = { builder: new ReadingsBuilder(stream), queueNos: [], size: 0, queueBytes: 0, openedAt: q.arrivedAt, runStart: reset };
       this.#open.set(stream, open);
@@ -91,8 +99,14 @@ export class Segmenter {
     open.size += q.size;
     open.queueBytes += q.queueBytes;
     this.#lastSeq.set(stream, seq);
-    if (open.size >= this.opts.maxSegmentBytes) out.push(this.#close(stream, open, 'size'));
     return out;
+  }
+
+  /** Whether adding `q` would make `open`'s sealed envelope longer than maxSegmentBytes (a first reading always goes in). */
+  #overflows(open: OpenSegment, q: QueuedReading): boolean {
+    if (open.builder.count === 0) return false;
+    const streamLength = utf8.encode(q.reading.stream).length;
+    return envelopeLengthBound(open.builder.readingsLength(q.size), streamLength, open.builder.schemaLength(q.reading)) > this.opts.maxSegmentBytes;
   }
 
   /** Close every open segment whose window is over at `now`. */
