@@ -137,7 +137,9 @@ export class UnixFsContentStore implements ContentStore {
    * it open, CONTENT_STORE_SCHEMA_MISMATCH when it holds another format, CONTENT_STORE_FAILED otherwise.
    */
   static async open(path: string): Promise<UnixFsContentStore> {
-    const db = new Level<Uint8Array, Uint8Array>(path, { keyEncoding: 'view', valueEncoding: 'view' });
+    // Small LevelDB buffers (defaults: 4 MiB write buffer, 8 MiB block cache): blocks are written once and read
+    // when sold or verified, so a big cache buys little, and every MiB counts on a Pi-class board.
+    const db = new Level<Uint8Array, Uint8Array>(path, { keyEncoding: 'view', valueEncoding: 'view', writeBufferSize: 1 << 20, cacheSize: 2 << 20 });
     try {
       await db.open();
     } catch (err) {

@@ -48,7 +48,9 @@ export interface StepContext {
  * PIPELINE_SCHEMA_MISMATCH, PIPELINE_STATE_CORRUPT, PIPELINE_FAILED.
  */
 export async function openPipelineDb(dir: string, { create = true }: { create?: boolean } = {}): Promise<Db> {
-  const db = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: 'view', valueEncoding: 'view', createIfMissing: create });
+  // Small LevelDB buffers (defaults: 4 MiB write buffer, 8 MiB block cache): the queue is written once and
+  // read back once, so a big cache buys nothing, and every MiB counts on a Pi-class board.
+  const db = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: 'view', valueEncoding: 'view', createIfMissing: create, writeBufferSize: 1 << 20, cacheSize: 2 << 20 });
   try {
     await db.open();
   } catch (err) {
