@@ -13,12 +13,13 @@
 import type { Logger } from '../../chain/index.ts';
 import { nopLogger } from '../../chain/index.ts';
 import type { DeliveryLog, DeliveryTag, Reading } from '../../sensors/index.ts';
+import { DeliveryRecords, checkDeliveryTag } from './delivery-records.ts';
 import { PipelineRuntimeError } from './pipeline-errors.ts';
 import type { PipelineOptions, PipelineStatus, ResolvedOptions, SegmentRecord } from './pipeline-options.ts';
 import { invalid, prepareReading, resolveOptions } from './pipeline-options.ts';
 import {
-  P_DELIVERY, P_ENVELOPE, P_QUEUE, P_SEGMENT, P_STREAM, decodeDecimal, decodeDelivery, decodeQueued, decodeSegment, decodeStream,
-  decodeStreamKey, deliveryKey, encodeQueued, keyNumber, metaKey, numberKey, prefixRange,
+  P_ENVELOPE, P_QUEUE, P_SEGMENT, P_STREAM, decodeDecimal, decodeQueued, decodeSegment, decodeStream, decodeStreamKey,
+  encodeQueued, keyNumber, metaKey, numberKey, prefixRange,
 } from './pipeline-records.ts';
 import { loadOrCreateMasterKey, unwrapKey } from './segment-crypto.ts';
 import type { Db, Op, StepContext } from './segment-steps.ts';
@@ -38,22 +39,6 @@ const ENVELOPE_SLACK = 2048;
 const SEAL_BACKLOG_SEGMENTS = 8;
 /** Under 'drop-oldest-unsold', a round of drops frees the store down to this fraction of maxStoreBytes. */
 const DROP_LOW_WATER = 0.98;
-/** Longest DeliveryTag key and digest accepted (UTF-16 code units). */
-const MAX_TAG_KEY = 512;
-const MAX_TAG_DIGEST = 128;
-
-const utf8 = new TextEncoder();
-
-/** The reading's DeliveryTag, checked; undefined when it has none. Throws PIPELINE_INVALID_INPUT. */
-function checkDeliveryTag(tag: unknown): DeliveryTag | undefined {
-  if (tag === undefined) return undefined;
-  const t = tag as Partial<DeliveryTag> | null;
-  if (typeof t !== 'object' || t === null) throw invalid('reading.delivery', 'must be a DeliveryTag object');
-  if (typeof t.key !== 'string' || t.key.length === 0 || t.key.length > MAX_TAG_KEY) throw invalid('reading.delivery.key', `must be a string of 1 to ${MAX_TAG_KEY} characters`);
-  if (typeof t.digest !== 'string' || t.digest.length === 0 || t.digest.length > MAX_TAG_DIGEST) throw invalid('reading.delivery.digest', `must be a string of 1 to ${MAX_TAG_DIGEST} characters`);
-  if (typeof t.redelivered !== 'boolean') throw invalid('reading.delivery.redelivered', 'must be a boolean');
-  return { key: t.key, digest: t.digest, redelivered: t.redelivered };
-}
 
 interface Pending {
   readonly q: QueuedReading;
@@ -84,10 +69,8 @@ export class Pipeline implements DeliveryLog {
   readonly #sealQueue: ClosedSegment[] = [];
   readonly #storeQueue: StoreJob[] = [];
   #pending: Pending[] = [];
-  /** Delivery tags (key -> digest) of readings taken and not yet released by their source (DeliveryLog). */
-  readonly #deliveries = new Map<string, string>();
-  /** Released tag keys whose records the next batch deletes. */
-  #released: string[] = [];
+  /** Delivery tags of readings taken and not yet released by their source (DeliveryLog). */
+  readonly #deliveries: DeliveryRecords;
   /** Commit loops waiting for the seal backlog to shrink. */
   #backlogWaiters: (() => void)[] = [];
   #pendingBytes = 0;
@@ -109,8 +92,9 @@ export class Pipeline implements DeliveryLog {
   readonly #alarmOn = { queue: false, store: false };
   readonly #c = { ingested: 0, rejectedInvalid: 0, rejectedFull: 0, commits: 0, backlogWaits: 0, sealed: 0, stored: 0, droppedSegments: 0, droppedReadings: 0, sealErrors: 0, storeErrors: 0, alarms: 0 };
 
-  private constructor(db: Db, opts: PipelineOptions, o: ResolvedOptions, master: Uint8Array, storeBytes: number, lastSeq: Map<string, number>) {
+  private constructor(db: Db, opts: PipelineOptions, o: ResolvedOptions, master: Uint8Array, storeBytes: number, lastSeq: Map<string, number>, deliveries: DeliveryRecords) {
     this.#db = db;
+    this.#deliveries = deliveries;
     this.#o = o;
     this.#master = master;
     this.#log = opts.logger ?? nopLogger;
@@ -143,11 +127,7 @@ export class Pipeline implements DeliveryLog {
         lastSeq.set(stream, decodeStream(stream, v).lastSeq);
       }
       const storeBytes = decodeDecimal(await db.get(metaKey('storeBytes')), 'storeBytes') ?? 0;
-      const p = new Pipeline(db, opts, o, master, storeBytes, lastSeq);
-      for await (const [k, v] of db.iterator(prefixRange(P_DELIVERY))) {
-        const { key, digest } = decodeDelivery(k, v);
-        p.#deliveries.set(key, digest);
-      }
+      const p = new Pipeline(db, opts, o, master, storeBytes, lastSeq, await DeliveryRecords.load(db));
       await p.#recover();
       return p;
     } catch (err) {
@@ -213,10 +193,9 @@ export class Pipeline implements DeliveryLog {
     const queueBytes = key.length + value.length;
     this.#admit(queueBytes);
     this.#nextQueueNo++;
-    // Known from now on, before it is durable: a repeat that arrives meanwhile (the connection dropped while
-    // this reading waits for its commit) must not be emitted again. Should this commit fail, the pipeline
-    // fails as a whole and the repeat was acknowledged: the one case where a message is lost (see issue 6 notes).
-    if (delivery !== undefined) this.#deliveries.set(delivery.key, delivery.digest);
+    // Held from now on, before it is durable: a repeat that arrives meanwhile (the connection dropped while
+    // this reading waits for its commit) must not be emitted again.
+    if (delivery !== undefined) this.#deliveries.take(delivery);
     const q: QueuedReading = { queueNo, reading: prepared.reading, leaf: prepared.leaf, size: prepared.size, queueBytes, arrivedAt };
     return new Promise<void>((resolve, reject) => {
       this.#pending.push({ q, value, delivery, resolve, reject });
@@ -228,14 +207,12 @@ export class Pipeline implements DeliveryLog {
 
   /** DeliveryLog: a reading with this tag was taken (stored, or being stored) and not yet released. */
   has(tag: DeliveryTag): boolean {
-    return this.#deliveries.get(tag.key) === tag.digest;
+    return this.#deliveries.has(tag);
   }
 
   /** DeliveryLog: the source acknowledged this reading's message; its record goes with the next batch. */
   release(tag: DeliveryTag): void {
-    if (this.#deliveries.get(tag.key) !== tag.digest) return; // unknown, or the key is in use by a newer message
-    this.#deliveries.delete(tag.key);
-    this.#released.push(tag.key);
+    this.#deliveries.release(tag);
   }
 
   /** Close the segments whose window is over, and retry sealing/storing that failed before. Resolves when that work is done. */
@@ -307,7 +284,7 @@ export class Pipeline implements DeliveryLog {
       if (this.#worker !== null) await this.#worker;
       // Records of released tags go now; if this write fails they stay, which is harmless: a stale record only
       // matters to a redelivered message with the same key and digest, and the broker redelivers only unacked ones.
-      const released = this.#takeReleased();
+      const released = this.#deliveries.takeReleased();
       if (released.length > 0 && this.#failed === null) await this.#write(released).catch(() => {});
       await this.#db.close();
       this.#master.fill(0);
@@ -380,12 +357,11 @@ export class Pipeline implements DeliveryLog {
       await this.#sealBacklogRoom();
       const batch = this.#pending.splice(0, this.#o.maxBatchReadings);
       let bytes = 0;
-      // Released records first: a key released and taken again by a newer message ends up recorded.
-      const ops: Op[] = this.#takeReleased();
+      const ops: Op[] = this.#deliveries.takeReleased();
       for (const p of batch) {
         bytes += p.q.queueBytes;
         ops.push({ type: 'put', key: numberKey(P_QUEUE, p.q.queueNo), value: p.value });
-        if (p.delivery !== undefined) ops.push({ type: 'put', key: deliveryKey(p.delivery.key), value: utf8.encode(p.delivery.digest) });
+        if (p.delivery !== undefined) ops.push(this.#deliveries.recordOp(p.delivery));
       }
       try {
         await this.#write(ops);
@@ -406,13 +382,6 @@ export class Pipeline implements DeliveryLog {
       for (const p of batch) p.resolve();
       this.#maybeKick();
     }
-  }
-
-  /** Delete ops for the released delivery records (and forget them). */
-  #takeReleased(): Op[] {
-    const keys = this.#released;
-    this.#released = [];
-    return keys.map((k) => ({ type: 'del', key: deliveryKey(k) }));
   }
 
   /**
