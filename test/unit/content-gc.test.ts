@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { Level } from 'level';
 import { CID } from 'multiformats/cid';
-import { hasCode } from '../../chain/index.ts';
 import { walkDag } from '../../gateway/content/blockstore.ts';
 import { CONTENT_SCHEMA_VERSION, UnixFsContentStore } from '../../gateway/content/unixfs-store.ts';
+import { expectCode as assertCode } from '../helpers/expect-code.ts';
 
 const CHUNK = 262_144;
 const te = new TextEncoder();
@@ -30,15 +30,6 @@ async function openStore(t: { after(fn: () => void | Promise<void>): void }, pat
   return store;
 }
 
-async function assertCode(p: Promise<unknown>, code: string): Promise<Record<string, unknown>> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(hasCode(err, code), `expected ${code}, got ${(err as { code?: string }).code}: ${(err as Error).message}`);
-    return (err as { fields: Record<string, unknown> }).fields;
-  }
-  return assert.fail(`expected ${code}, nothing was thrown`);
-}
 
 /** Every block of `cid`'s DAG: CID string -> size. */
 async function dagBlocks(store: UnixFsContentStore, cid: string): Promise<Map<string, number>> {

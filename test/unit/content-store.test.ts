@@ -13,8 +13,8 @@ import { Level } from 'level';
 import { CID } from 'multiformats/cid';
 import * as Digest from 'multiformats/hashes/digest';
 import { sha256 } from 'multiformats/hashes/sha2';
-import { hasCode } from '../../chain/index.ts';
 import { CONTENT_SCHEMA_VERSION, UnixFsContentStore, kuboImporterOptions } from '../../gateway/content/unixfs-store.ts';
+import { expectCode as assertCode } from '../helpers/expect-code.ts';
 
 const te = new TextEncoder();
 
@@ -30,15 +30,6 @@ async function openStore(t: { after(fn: () => void | Promise<void>): void }, dir
   return store;
 }
 
-async function assertCode(p: Promise<unknown>, code: string): Promise<Record<string, unknown>> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(hasCode(err, code), `expected ${code}, got ${(err as { code?: string }).code}: ${(err as Error).message}`);
-    return (err as { fields: Record<string, unknown> }).fields;
-  }
-  return assert.fail(`expected ${code}, nothing was thrown`);
-}
 
 /**
  * kubo's deterministic test data (test/cli/testutils/random_deterministic.go): the ChaCha20 keystream with

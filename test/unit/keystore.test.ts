@@ -11,21 +11,13 @@ import {
   GuardedSigner, KeystoreSigner, MIN_SCRYPT_N, decryptKeystore, encryptKeystore, readPassphrase,
 } from '../../device/index.ts';
 import { tempDir } from '../helpers/chain.ts';
+import { expectCode as rejectsWith } from '../helpers/expect-code.ts';
 
 const PASS = new TextEncoder().encode('correct horse battery staple');
 const KEY = hexToBytes('0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318');
 const FAST = { scryptN: MIN_SCRYPT_N } as const;
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
 
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<Record<string, unknown>> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(hasCode(err, code), `expected ${code}, got ${(err as { code?: string }).code}: ${(err as Error).message}`);
-    return (err as { fields: Record<string, unknown> }).fields;
-  }
-  return assert.fail(`expected ${code}, it succeeded`);
-}
 
 /** A fast keystore of KEY, parsed, for tests that alter fields. */
 async function fastDoc(): Promise<Record<string, any>> {

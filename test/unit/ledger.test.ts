@@ -3,24 +3,16 @@ import { test } from 'node:test';
 import { Wallet, getBytes } from 'ethers';
 import { Level } from 'level';
 import { hexToBytes } from '../../chain/crypto/index.ts';
-import { decodeSignedTx, hasCode } from '../../chain/index.ts';
+import { decodeSignedTx } from '../../chain/index.ts';
 import { signerOf } from '../../chain/certificate.ts';
 import { consensusDigest } from '../../chain/signing.ts';
 import { MemorySigner } from '../../device/index.ts';
 import { BASE_FEE, CHAIN_ID, ETH, alice, bob, openChain, tempDir, testSpec, transfer, validator } from '../helpers/chain.ts';
+import { expectCode as assertCode } from '../helpers/expect-code.ts';
 
 const A = alice.address.toLowerCase();
 const B = bob.address.toLowerCase();
 
-async function assertCode(p: Promise<unknown> | (() => unknown), code: string) {
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (err) {
-    assert.ok(hasCode(err, code), `expected ${code}, got ${(err as { code?: string }).code}: ${(err as Error).message}`);
-    return;
-  }
-  assert.fail(`expected ${code}, nothing was thrown`);
-}
 
 test('a transfer moves value, charges 21000 gas to the proposer and bumps the nonce', async (t) => {
   const { ledger, pool, sealer } = await openChain(tempDir(t));

@@ -13,6 +13,7 @@ import { Pipeline } from '../../gateway/pipeline/pipeline.ts';
 import { verifyStore } from '../../gateway/pipeline/verify-store.ts';
 import { tempDir } from '../helpers/chain.ts';
 import { MemoryContentStore, allSegments, fakeClock, recordingLogger, simReading, storedReadings } from '../helpers/pipeline-fixtures.ts';
+import { expectCode as rejectsWith } from '../helpers/expect-code.ts';
 
 const SIGNER = new MemorySigner(new Uint8Array(32).fill(7));
 const BIG = { maxQueueBytes: 64 << 20, maxStoreBytes: 64 << 20, policy: 'stop-accepting' as const };
@@ -36,15 +37,6 @@ function setup(t: { after(fn: () => void | Promise<void>): void }) {
   return { clock, content, open, verify, base };
 }
 
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<Record<string, unknown>> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(hasCode(err, code), `expected ${code}, got ${(err as { code?: string }).code}: ${(err as Error).message}`);
-    return (err as { fields: Record<string, unknown> }).fields;
-  }
-  return assert.fail(`expected ${code}, nothing was thrown`);
-}
 
 const ingestRange = (p: Pipeline, stream: string, from: number, to: number, ts: number) =>
   Promise.all(Array.from({ length: to - from }, (_, i) => p.ingest(simReading(stream, from + i, ts + i))));

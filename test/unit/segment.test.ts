@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import type { RlpInput, Signer } from '../../chain/index.ts';
-import { DatagateError, hasCode, keccak256, merkleRoot, rlpEncode } from '../../chain/index.ts';
+import { hasCode, keccak256, merkleRoot, rlpEncode } from '../../chain/index.ts';
 import { MemoryP256Signer, MemorySigner } from '../../device/index.ts';
 import type { Reading } from '../../sensors/index.ts';
 import { mulberry32 } from '../../sensors/index.ts';
@@ -20,6 +20,7 @@ import {
   summarizeReadings, verifyManifest,
 } from '../../gateway/pipeline/segment-format.ts';
 import { tempDir } from '../helpers/chain.ts';
+import { expectCode as rejects } from '../helpers/expect-code.ts';
 
 const K1 = new MemorySigner(Uint8Array.from({ length: 32 }, (_, i) => i + 1));
 const OTHER_K1 = new MemorySigner(Uint8Array.from({ length: 32 }, (_, i) => 200 - i));
@@ -44,16 +45,6 @@ function valuesReadings(stream = 'boat/gps'): Reading[] {
   ];
 }
 
-/** Runs `fn`, expecting a DatagateError with `code`; returns its fields. */
-async function rejects(fn: () => unknown, code: string): Promise<Record<string, unknown>> {
-  try {
-    await fn();
-  } catch (err) {
-    assert.ok(hasCode(err, code), `expected ${code}, got ${(err as { code?: string }).code}: ${(err as Error).message}`);
-    return (err as DatagateError).fields;
-  }
-  return assert.fail(`expected ${code}, nothing was thrown`);
-}
 
 /** An envelope whose manifest is `signed`, encrypting `readings` under `key` with the AAD that manifest asks for. */
 function envelopeFor(signed: SignedManifest, readings: readonly Reading[], key: Uint8Array): Uint8Array {

@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as zlib from 'node:zlib';
-import { hasCode } from '../../chain/errors.ts';
 import { Wal, WAL_FRAME_OVERHEAD, WAL_HEADER_BYTES, crc32, crc32Portable, walFileName } from '../../chain/lbft/wal.ts';
 import { tempDir } from '../helpers/chain.ts';
 import { walRecord } from '../helpers/wal-writer.ts';
+import { expectCode as assertCode } from '../helpers/expect-code.ts';
 
 const WRITER = fileURLToPath(new URL('../helpers/wal-writer.ts', import.meta.url));
 
@@ -20,15 +20,6 @@ async function replayAll(wal: Wal): Promise<Uint8Array[]> {
   return out;
 }
 
-async function assertCode(p: Promise<unknown>, code: string): Promise<Record<string, unknown>> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(hasCode(err, code), `expected ${code}, got ${(err as { code?: string }).code}: ${(err as Error).message}`);
-    return (err as { fields: Record<string, unknown> }).fields;
-  }
-  return assert.fail(`expected ${code}, nothing was thrown`);
-}
 
 /** Offset of frame `k` in a file holding walRecord(first), walRecord(first + 1), ... */
 function frameOffset(first: number, k: number): number {
