@@ -2,7 +2,6 @@
 // process (by default 4 validators and 2 proposers, each with its own ledger, consensus WAL and guarded
 // key, over an in-memory transport) plus a follower node that serves JSON-RPC, prefunds the well-known dev
 // accounts, and tears everything down in order on stop. `solo` runs one node that validates and proposes.
-import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Address, ChainSpec, Logger, RpcServer, SignedTx, Signer } from '../chain/index.ts';
@@ -13,7 +12,7 @@ import { GuardedSigner, MemorySigner } from '../device/index.ts';
 import type { DevConfig } from './dev-config.ts';
 import type { DevAccount } from './dev-accounts.ts';
 import { DEV_MNEMONIC, deriveAccounts } from './dev-accounts.ts';
-import { createContentApiHandler, removeApiAccess, writeApiAccess } from './content/admin-api.ts';
+import { createContentApiHandler, loadOrCreateApiToken, removeApiAccess, writeApiAccess } from './content/admin-api.ts';
 import { createTrustlessGatewayHandler } from './content/trustless-gateway.ts';
 import { UnixFsContentStore } from './content/unixfs-store.ts';
 import { Pipeline } from './pipeline/pipeline.ts';
@@ -226,10 +225,16 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
     for (const o of opened) await o.wal.close();
     for (const o of opened) await o.ledger.close();
   };
+  let apiToken: string;
+  try {
+    apiToken = await loadOrCreateApiToken(dataDir);
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
   // The content store with its trustless gateway and admin API share the RPC port; the segments and status
   // APIs (before the content API, which answers every other /api/v0/ path) read the running pipeline, the
   // status API (with /metrics) the sensor drivers and the chain head too.
-  const apiToken = randomBytes(32).toString('hex');
   let rpc: RpcServer;
   let bound: { host: string; port: number };
   try {

@@ -1,14 +1,64 @@
 // The node's content admin API on its API port: `POST /api/v0/add?cid-version=0|1` stores the request body and
 // answers {"cid": ...}. Adding is an admin action, so it needs the bearer token the node writes to
 // `<data dir>/api.json` (mode 0600) at start: whoever can read the data directory may use it, nobody else.
+// The token itself lives in `<data dir>/api-token` (0600, made once, kept across restarts so a monitoring
+// system's credentials file stays valid; delete the file to rotate it).
 // Reading needs no token: anyone fetches and verifies content through the trustless gateway (/ipfs/...).
 // The segments endpoints on the same token are in ../pipeline/segments-api.ts, the status ones in ../status-api.ts.
-import { timingSafeEqual } from 'node:crypto';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { link, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { ContentStore, Logger } from '../../chain/index.ts';
-import { hasCode, nopLogger } from '../../chain/index.ts';
+import { DatagateError, hasCode, nopLogger } from '../../chain/index.ts';
+
+export const TOKEN_FILE = 'api-token';
+
+/** Error of the token file: unreadable, open to others, or not a token. */
+export class ApiTokenError extends DatagateError<'API_TOKEN_INVALID'> {
+  constructor(message: string, fields: Record<string, unknown> = {}) {
+    super('API_TOKEN_INVALID', message, fields);
+    this.name = 'ApiTokenError';
+  }
+}
+
+/**
+ * The admin API's bearer token from `<dataDir>/api-token`, made (64 hex digits, mode 0600, atomically) when
+ * the file is missing. Throws ApiTokenError for a file that group or others may read, or that holds no token.
+ */
+export async function loadOrCreateApiToken(dataDir: string): Promise<string> {
+  const file = join(dataDir, TOKEN_FILE);
+  try {
+    return await readToken(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const tmp = join(dataDir, `.${TOKEN_FILE}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    const fh = await open(tmp, 'wx', 0o600);
+    try {
+      await fh.writeFile(`${randomBytes(32).toString('hex')}\n`);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    // link() never replaces: a node started at the same moment that made the file first wins, and both read it.
+    await link(tmp, file).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+  } finally {
+    await rm(tmp, { force: true });
+  }
+  return readToken(file);
+}
+
+async function readToken(file: string): Promise<string> {
+  const st = await stat(file);
+  if ((st.mode & 0o077) !== 0) throw new ApiTokenError(`${file} may be read by others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it, or delete it to make a new token`, { file });
+  const token = (await readFile(file, 'utf8')).trim();
+  if (!/^[0-9a-f]{64}$/.test(token)) throw new ApiTokenError(`${file} does not hold a token (64 hex digits); delete it to make a new one`, { file });
+  return token;
+}
 
 /** Largest file the API accepts in one request. */
 export const MAX_ADD_BYTES = 64 * 1024 * 1024;

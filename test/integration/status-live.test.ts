@@ -5,7 +5,7 @@
 // datagate_pipeline_alarm{bound="store"} is 1.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -91,10 +91,21 @@ test('a running node shows its status and metrics; datagate status prints them',
   assert.ok(printed.pipeline.ingested >= second.pipeline.ingested);
   assert.equal(sim(printed).status.state, 'connected');
 
+  const token = readFileSync(join(dataDir, 'api-token'), 'utf8').trim();
+  assert.equal(statSync(join(dataDir, 'api-token')).mode & 0o777, 0o600);
+  assert.equal(apiOf(dataDir).api.token, token, 'api.json carries the token of api-token');
   assert.equal(await node.stop(), 0);
   const stopped = await run(['status', '--data-dir', dataDir]);
   assert.equal(stopped.code, 2, stopped.stderr);
   assert.match(stopped.stderr, /\[NODE_NOT_RUNNING\]/);
+
+  // The token outlives a restart (a scraper's credentials file stays valid); a token file open to others is refused.
+  const again = await startDev(['--data-dir', dataDir, '--block-period', '300']);
+  assert.equal(apiOf(dataDir).api.token, token);
+  assert.equal((await apiOf(dataDir).get('/metrics')).status, 200);
+  assert.equal(await again.stop(), 0);
+  chmodSync(join(dataDir, 'api-token'), 0o644);
+  await assert.rejects(startDev(['--data-dir', dataDir]), /api-token may be read by others \(mode 644\); chmod 600 it[\s\S]*API_TOKEN_INVALID/);
 });
 
 test('near the store bound the alarm shows: datagate status exits 1 and the alarm metric is 1', async (t) => {
