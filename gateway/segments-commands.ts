@@ -55,7 +55,7 @@ async function callApi(api: ApiAccess, method: 'GET' | 'POST', path: string): Pr
   }
   if (res.ok) return res;
   const body = (await res.json().catch(() => ({}))) as { error?: string; code?: string };
-  const why = res.status === 401 ? `it refused the token of ${API_FILE} (left from an earlier run? restart the node)` : `${res.status} ${body.error ?? res.statusText}`;
+  const why = res.status === 401 ? `it refused the token of ${API_FILE} (api-token replaced while the node runs? restart the node)` : `${res.status} ${body.error ?? res.statusText}`;
   throw new NodeApiError('NODE_API_REFUSED', `the node's API at ${api.url}: ${why}`, { status: res.status, code: body.code });
 }
 

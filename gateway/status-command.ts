@@ -39,7 +39,7 @@ export async function fetchNodeStatus(dir: string, signal?: AbortSignal): Promis
   const body = (await res.json().catch(() => null)) as unknown;
   if (!res.ok) {
     const error = (body as { error?: unknown } | null)?.error;
-    const why = res.status === 401 ? `it refused the token of ${file} (left from an earlier run? the node writes a new one at every start)` : `${res.status} ${typeof error === 'string' ? error : res.statusText}`;
+    const why = res.status === 401 ? `it refused the token of ${file} (api-token replaced while the node runs? restart the node)` : `${res.status} ${typeof error === 'string' ? error : res.statusText}`;
     throw new NodeStatusError('NODE_API_REFUSED', `the node's API at ${api.url}: ${why}`, { status: res.status });
   }
   const s = body as { pipeline?: Partial<NodeStatus['pipeline']>; sensors?: unknown; limits?: unknown } | null;
