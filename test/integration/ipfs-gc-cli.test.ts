@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { UnixFsContentStore } from '../../gateway/content/unixfs-store.ts';
+import { onClose, tempDirClosingFirst } from '../helpers/temp-dir.ts';
 
 const BIN = fileURLToPath(new URL('../../gateway/bin/datagate.mjs', import.meta.url));
 const CHUNK = 262_144;
@@ -68,10 +69,9 @@ test('ipfs unpin and ipfs gc free an unpinned file and keep what a kept file sha
 });
 
 test('ipfs gc and ipfs unpin need the node stopped, and say so', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'datagate-ipfs-gc-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDirClosingFirst(t, 'datagate-ipfs-gc-');
   const store = await UnixFsContentStore.open(join(dir, 'content')); // what a running node holds
-  t.after(() => store.close());
+  onClose(t, () => store.close());
   const cid = await store.add(randomBytes(1000));
   await store.unpin(cid);
   const [gc, unpin, help] = await Promise.all([run(['ipfs', 'gc', '--data-dir', dir]), run(['ipfs', 'unpin', cid, '--data-dir', dir]), run(['ipfs', '--help'])]);

@@ -5,8 +5,7 @@
 // unpinned roots touches nothing else.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Level } from 'level';
@@ -14,19 +13,16 @@ import { CID } from 'multiformats/cid';
 import { walkDag } from '../../gateway/content/blockstore.ts';
 import { CONTENT_SCHEMA_VERSION, UnixFsContentStore } from '../../gateway/content/unixfs-store.ts';
 import { expectCode as assertCode } from '../helpers/expect-code.ts';
+import { onClose, tempDirClosingFirst } from '../helpers/temp-dir.ts';
 
 const CHUNK = 262_144;
 const te = new TextEncoder();
 
-function tempDir(t: { after(fn: () => void | Promise<void>): void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'datagate-gc-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+const tempDir = (t: { after(fn: () => void | Promise<void>): void }): string => tempDirClosingFirst(t, 'datagate-gc-');
 
 async function openStore(t: { after(fn: () => void | Promise<void>): void }, path = join(tempDir(t), 'content')): Promise<UnixFsContentStore> {
   const store = await UnixFsContentStore.open(path);
-  t.after(() => store.close().catch(() => {}));
+  onClose(t, () => store.close().catch(() => {}));
   return store;
 }
 
@@ -176,7 +172,7 @@ test('a live DAG with a missing block stops gc before it deletes anything', asyn
   await db.close();
 
   store = await UnixFsContentStore.open(path);
-  t.after(() => store.close().catch(() => {}));
+  onClose(t, () => store.close().catch(() => {}));
   const before = await store.stat();
   const fields = await assertCode(store.gc(), 'CONTENT_NOT_FOUND');
   assert.equal(fields.root, damaged);
@@ -191,7 +187,7 @@ test('a live DAG with a missing block stops gc before it deletes anything', asyn
 test('gc with compaction gives the disk space back: the LevelDB directory shrinks', async (t) => {
   const path = join(tempDir(t), 'content');
   const store = await UnixFsContentStore.open(path);
-  t.after(() => store.close().catch(() => {}));
+  onClose(t, () => store.close().catch(() => {}));
   const cids: string[] = [];
   for (let i = 0; i < 12; i++) cids.push(await store.add(randomBytes(1 << 20)));
   const keep = cids.pop()!;
@@ -221,7 +217,7 @@ test('a schema 1 store is upgraded at open and keeps every root it had', async (
   await db.close();
 
   store = await UnixFsContentStore.open(path);
-  t.after(() => store.close().catch(() => {}));
+  onClose(t, () => store.close().catch(() => {}));
   assert.equal(CONTENT_SCHEMA_VERSION, 2);
   assert.equal((await store.gc()).removedBlocks, 0);
   assert.equal((await store.get(added)).length, 2000);

@@ -3,8 +3,6 @@
 // read (a byte flipped on disk surfaces as CONTENT_CORRUPT), has/pin/unpin/list, and reopening.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { chacha20 } from '@noble/ciphers/chacha.js';
@@ -15,18 +13,15 @@ import * as Digest from 'multiformats/hashes/digest';
 import { sha256 } from 'multiformats/hashes/sha2';
 import { CONTENT_SCHEMA_VERSION, UnixFsContentStore, kuboImporterOptions } from '../../gateway/content/unixfs-store.ts';
 import { expectCode as assertCode } from '../helpers/expect-code.ts';
+import { onClose, tempDirClosingFirst } from '../helpers/temp-dir.ts';
 
 const te = new TextEncoder();
 
-function tempDir(t: { after(fn: () => void | Promise<void>): void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'datagate-content-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+const tempDir = (t: { after(fn: () => void | Promise<void>): void }): string => tempDirClosingFirst(t, 'datagate-content-');
 
 async function openStore(t: { after(fn: () => void | Promise<void>): void }, dir = tempDir(t)): Promise<UnixFsContentStore> {
   const store = await UnixFsContentStore.open(join(dir, 'content'));
-  t.after(() => store.close().catch(() => {}));
+  onClose(t, () => store.close().catch(() => {}));
   return store;
 }
 
@@ -123,7 +118,7 @@ test('every block read is verified: a flipped byte on disk is CONTENT_CORRUPT, a
   await db.close();
 
   store = await UnixFsContentStore.open(path);
-  t.after(() => store.close().catch(() => {}));
+  onClose(t, () => store.close().catch(() => {}));
   const leafCid = CID.createV1(0x55, Digest.decode(leafKey.subarray(1)));
   assert.deepEqual(Uint8Array.from(store.blocks.key(leafCid)), Uint8Array.from(leafKey));
   const fields = await assertCode(store.get(root), 'CONTENT_CORRUPT');
