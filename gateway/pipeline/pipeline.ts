@@ -3,7 +3,7 @@
 // (segmenter.ts) closes segments on time, size or seq reset; one worker then takes each segment queued ->
 // sealed -> stored (segment-steps.ts: each transition one atomic, fsync'd batch, safe to redo), so a restart
 // resumes wherever a crash stopped it, without losing or doubling a reading. Disk use is bounded by limits,
-// with an alarm near the bounds and a policy at them. The database format is in pipeline-records.ts.
+// with an alarm near the bounds (disk-bounds.ts) and a policy at them. The database format is in pipeline-records.ts.
 //
 // The content store's own writes are its business: storeStep records 'stored' (and deletes its envelope
 // copy) only after add() resolved, so a store must make its writes durable before resolving (the
@@ -14,6 +14,7 @@ import type { Logger } from '../../chain/index.ts';
 import { nopLogger } from '../../chain/index.ts';
 import type { DeliveryLog, DeliveryTag, Reading } from '../../sensors/index.ts';
 import { DeliveryRecords, checkDeliveryTag } from './delivery-records.ts';
+import { DiskBounds } from './disk-bounds.ts';
 import { PipelineRuntimeError } from './pipeline-errors.ts';
 import type { PipelineOptions, PipelineStatus, ResolvedOptions, SegmentRecord } from './pipeline-options.ts';
 import { invalid, prepareReading, resolveOptions } from './pipeline-options.ts';
@@ -73,23 +74,18 @@ export class Pipeline implements DeliveryLog {
   readonly #deliveries: DeliveryRecords;
   /** Commit loops waiting for the seal backlog to shrink. */
   #backlogWaiters: (() => void)[] = [];
-  #pendingBytes = 0;
   #commitTimer: { cancel(): void } | null = null;
   #committing: Promise<void> | null = null;
   #worker: Promise<WorkResult> | null = null;
   #blocked: WorkResult | null = null;
-  #queueBytes = 0;
   #queuedReadings = 0;
-  #storeBytes: number;
-  #storeFull = false;
   #nextQueueNo = 0;
   #nextSegNo = 0;
   #tickTimer: NodeJS.Timeout | null = null;
   #closed = false;
   #closing: Promise<void> | null = null;
   #failed: PipelineRuntimeError | null = null;
-  #full = false;
-  readonly #alarmOn = { queue: false, store: false };
+  readonly #disk: DiskBounds;
   readonly #c = { ingested: 0, rejectedInvalid: 0, rejectedFull: 0, commits: 0, backlogWaits: 0, sealed: 0, stored: 0, droppedSegments: 0, droppedReadings: 0, sealErrors: 0, storeErrors: 0, alarms: 0 };
 
   private constructor(db: Db, opts: PipelineOptions, o: ResolvedOptions, master: Uint8Array, storeBytes: number, lastSeq: Map<string, number>, deliveries: DeliveryRecords) {
@@ -100,7 +96,7 @@ export class Pipeline implements DeliveryLog {
     this.#log = opts.logger ?? nopLogger;
     this.#now = opts.now ?? Date.now;
     this.#ownTimer = opts.now === undefined;
-    this.#storeBytes = storeBytes;
+    this.#disk = new DiskBounds(o, this.#log, this.#c, storeBytes);
     this.#steps = { db, write: (ops) => this.#write(ops), content: opts.contentStore, signer: opts.signer, master, now: this.#now };
     this.#segmenter = new Segmenter({ windowMs: o.windowMs, maxSegmentBytes: o.maxSegmentBytes }, lastSeq);
   }
@@ -149,7 +145,7 @@ export class Pipeline implements DeliveryLog {
       const queueNo = keyNumber(k);
       const { arrivedAt, reading } = decodeQueued(v, queueNo);
       const { size, leaf } = prepareReading(reading);
-      this.#queueBytes += k.length + v.length;
+      this.#disk.queueBytes += k.length + v.length;
       this.#queuedReadings++;
       queued++;
       this.#nextQueueNo = queueNo + 1;
@@ -157,7 +153,7 @@ export class Pipeline implements DeliveryLog {
       if (this.#blocked === null && this.#sealBacklogBytes() > SEAL_BACKLOG_SEGMENTS * this.#o.maxSegmentBytes) await this.#kick();
     }
     if (queued + awaitingStore > 0) this.#log.info('pipeline resumed', { queuedReadings: queued, awaitingStore, sealedWhileResuming: this.#c.sealed, stillQueued: this.#queuedReadings });
-    this.#updateAlarm();
+    this.#disk.update();
     if (this.#ownTimer) {
       const every = Math.min(1000, Math.max(10, Math.floor(this.#o.windowMs / 4)));
       this.#tickTimer = setInterval(() => {
@@ -191,7 +187,7 @@ export class Pipeline implements DeliveryLog {
     const arrivedAt = this.#now();
     const value = encodeQueued(arrivedAt, prepared.bytes);
     const queueBytes = key.length + value.length;
-    this.#admit(queueBytes);
+    this.#disk.admit(queueBytes);
     this.#nextQueueNo++;
     // Held from now on, before it is durable: a repeat that arrives meanwhile (the connection dropped while
     // this reading waits for its commit) must not be emitted again.
@@ -199,8 +195,8 @@ export class Pipeline implements DeliveryLog {
     const q: QueuedReading = { queueNo, reading: prepared.reading, leaf: prepared.leaf, size: prepared.size, queueBytes, arrivedAt };
     return new Promise<void>((resolve, reject) => {
       this.#pending.push({ q, value, delivery, resolve, reject });
-      this.#pendingBytes += queueBytes;
-      this.#updateAlarm();
+      this.#disk.pendingBytes += queueBytes;
+      this.#disk.update();
       this.#scheduleCommit();
     });
   }
@@ -265,12 +261,12 @@ export class Pipeline implements DeliveryLog {
 
   status(): PipelineStatus {
     const open = this.#segmenter.openStats();
-    const alarmOn = (['queue', 'store'] as const).filter((b) => this.#alarmOn[b]);
+    const alarmOn = (['queue', 'store'] as const).filter((b) => this.#disk.alarmOn[b]);
     return {
       ...this.#c,
-      queueBytes: this.#queueBytes, queuedReadings: this.#queuedReadings, storeBytes: this.#storeBytes,
+      queueBytes: this.#disk.queueBytes, queuedReadings: this.#queuedReadings, storeBytes: this.#disk.storeBytes,
       openSegments: open.segments, awaitingSeal: this.#sealQueue.length, awaitingStore: this.#storeQueue.length,
-      alarm: alarmOn.length > 0, alarmOn, full: this.#full, failed: this.#failed?.message ?? null,
+      alarm: alarmOn.length > 0, alarmOn, full: this.#disk.full, failed: this.#failed?.message ?? null,
     };
   }
 
@@ -297,28 +293,6 @@ export class Pipeline implements DeliveryLog {
   #assertUsable(): void {
     if (this.#failed !== null) throw this.#failed;
     if (this.#closed) throw new PipelineRuntimeError('PIPELINE_CLOSED', 'the pipeline is closed');
-  }
-
-  /** Throws PIPELINE_FULL when taking `bytes` more would pass a bound. */
-  #admit(bytes: number): void {
-    const { maxQueueBytes, maxStoreBytes, policy } = this.#o;
-    let bound: 'queue' | 'store' | null = null;
-    if (this.#queueBytes + this.#pendingBytes + bytes > maxQueueBytes) bound = 'queue';
-    else if (policy === 'stop-accepting' && (this.#storeFull || this.#storeBytes >= maxStoreBytes)) bound = 'store';
-    if (bound === null) {
-      if (this.#full) {
-        this.#full = false;
-        this.#log.info('pipeline accepts readings again', { queueBytes: this.#queueBytes, storeBytes: this.#storeBytes });
-      }
-      return;
-    }
-    this.#c.rejectedFull++;
-    const fields = { bound, policy, queueBytes: this.#queueBytes + this.#pendingBytes, maxQueueBytes, storeBytes: this.#storeBytes, maxStoreBytes };
-    if (!this.#full) {
-      this.#full = true;
-      this.#log.warn(`pipeline full at the ${bound} bound: ingest rejects readings with PIPELINE_FULL (policy ${policy}); they are not acknowledged`, fields);
-    }
-    throw new PipelineRuntimeError('PIPELINE_FULL', `the pipeline is at its ${bound} bound (policy ${policy}): do not acknowledge this reading, retry later`, fields);
   }
 
   #scheduleCommit(): void {
@@ -369,16 +343,16 @@ export class Pipeline implements DeliveryLog {
         for (const p of batch) p.reject(err);
         return;
       }
-      this.#pendingBytes -= bytes;
-      this.#queueBytes += bytes;
+      this.#disk.pendingBytes -= bytes;
+      this.#disk.queueBytes += bytes;
       this.#queuedReadings += batch.length;
       this.#c.ingested += batch.length;
       this.#c.commits++;
       for (const p of batch) this.#sealQueue.push(...this.#segmenter.add(p.q));
-      if (this.#queueBytes >= this.#o.alarmRatio * this.#o.maxQueueBytes && this.#blocked === null) {
+      if (this.#disk.queueBytes >= this.#o.alarmRatio * this.#o.maxQueueBytes && this.#blocked === null) {
         this.#sealQueue.push(...this.#segmenter.closeAll('pressure')); // seal early rather than fill the queue
       }
-      this.#updateAlarm();
+      this.#disk.update();
       for (const p of batch) p.resolve();
       this.#maybeKick();
     }
@@ -424,28 +398,9 @@ export class Pipeline implements DeliveryLog {
       this.#log.error('pipeline database write failed: the pipeline stops', { error: (err as Error).message });
       const pending = this.#pending;
       this.#pending = [];
-      this.#pendingBytes = 0;
+      this.#disk.pendingBytes = 0;
       for (const p of pending) p.reject(this.#failed);
       throw this.#failed;
-    }
-  }
-
-  #updateAlarm(): void {
-    const { alarmRatio, maxQueueBytes, maxStoreBytes, policy } = this.#o;
-    const now = {
-      queue: this.#queueBytes + this.#pendingBytes >= alarmRatio * maxQueueBytes,
-      store: this.#storeFull || this.#storeBytes >= alarmRatio * maxStoreBytes,
-    };
-    for (const bound of ['queue', 'store'] as const) {
-      if (now[bound] === this.#alarmOn[bound]) continue;
-      this.#alarmOn[bound] = now[bound];
-      const fields = { bound, policy, queueBytes: this.#queueBytes + this.#pendingBytes, maxQueueBytes, storeBytes: this.#storeBytes, maxStoreBytes };
-      if (now[bound]) {
-        this.#c.alarms++;
-        this.#log.warn(`pipeline disk use near its ${bound} bound (policy ${policy})`, fields);
-      } else {
-        this.#log.info(`pipeline disk use back under its ${bound} alarm level`, fields);
-      }
     }
   }
 
@@ -504,14 +459,14 @@ export class Pipeline implements DeliveryLog {
   /** queued -> sealed (sealStep), then the accounting. */
   async #seal(seg: ClosedSegment): Promise<void> {
     const no = this.#nextSegNo;
-    const { rec, envelope, storeBytes } = await sealStep(this.#steps, seg, no, this.#storeBytes);
+    const { rec, envelope, storeBytes } = await sealStep(this.#steps, seg, no, this.#disk.storeBytes);
     this.#nextSegNo = no + 1;
-    this.#storeBytes = storeBytes;
-    this.#queueBytes -= seg.queueBytes;
+    this.#disk.storeBytes = storeBytes;
+    this.#disk.queueBytes -= seg.queueBytes;
     this.#queuedReadings -= seg.count;
     this.#c.sealed++;
     this.#storeQueue.push({ no, envelope });
-    this.#updateAlarm();
+    this.#disk.update();
     this.#log.debug('segment sealed', { segment: no, stream: seg.stream, count: rec.count, firstSeq: rec.firstSeq, lastSeq: rec.lastSeq, reason: seg.reason, bytes: envelope.length });
   }
 
@@ -524,39 +479,39 @@ export class Pipeline implements DeliveryLog {
   /** Whether the store can take `seg` now, after dropping the oldest unsold segments under 'drop-oldest-unsold'. */
   async #makeRoom(seg: ClosedSegment): Promise<boolean> {
     const need = seg.size + ENVELOPE_SLACK;
-    const fits = (): boolean => this.#storeBytes === 0 || this.#storeBytes + need <= this.#o.maxStoreBytes;
+    const fits = (): boolean => this.#disk.fits(need);
     if (this.#o.policy === 'drop-oldest-unsold' && !fits()) {
       // Down to DROP_LOW_WATER of the bound, not just below it: a round of drops (and its gc) then comes once
       // per few percent of new data instead of once per new segment.
       const lowWater = Math.max(0, DROP_LOW_WATER * this.#o.maxStoreBytes - need);
       let dropped = 0;
-      while ((!fits() || this.#storeBytes > lowWater) && (await this.#dropOldest())) dropped++; // each drop frees one segment
+      while ((!fits() || this.#disk.storeBytes > lowWater) && (await this.#dropOldest())) dropped++; // each drop frees one segment
       await gcAfterDrops(this.#steps, this.#log, dropped); // then one gc frees their blocks
     }
     const ok = fits();
-    if (ok !== !this.#storeFull) {
-      this.#storeFull = !ok;
-      const fields = { storeBytes: this.#storeBytes, maxStoreBytes: this.#o.maxStoreBytes, policy: this.#o.policy, queuedReadings: this.#queuedReadings };
+    if (ok !== !this.#disk.storeFull) {
+      this.#disk.storeFull = !ok;
+      const fields = { storeBytes: this.#disk.storeBytes, maxStoreBytes: this.#o.maxStoreBytes, policy: this.#o.policy, queuedReadings: this.#queuedReadings };
       if (ok) this.#log.info('the store takes segments again', fields);
       else this.#log.warn(`store full (policy ${this.#o.policy}): sealing waits, readings stay queued${this.#o.policy === 'stop-accepting' ? ' and ingest rejects new ones' : ' (nothing unsold left to drop)'}`, fields);
-      this.#updateAlarm();
+      this.#disk.update();
     }
     return ok;
   }
 
   /** Drop the oldest stored, unsold segment (dropOldestStep) and say so in the log. */
   async #dropOldest(): Promise<boolean> {
-    const dropped = await dropOldestStep(this.#steps, this.#storeBytes);
+    const dropped = await dropOldestStep(this.#steps, this.#disk.storeBytes);
     if (dropped === null) return false;
     const { rec } = dropped;
-    this.#storeBytes -= rec.envelopeBytes;
+    this.#disk.storeBytes -= rec.envelopeBytes;
     this.#c.droppedSegments++;
     this.#c.droppedReadings += rec.count;
     this.#log.warn('store full: dropped the oldest unsold segment (policy drop-oldest-unsold)', {
       segment: rec.no, stream: rec.stream, firstSeq: rec.firstSeq, lastSeq: rec.lastSeq, count: rec.count, bytes: rec.envelopeBytes, cid: rec.cid,
-      storeBytes: this.#storeBytes, maxStoreBytes: this.#o.maxStoreBytes,
+      storeBytes: this.#disk.storeBytes, maxStoreBytes: this.#o.maxStoreBytes,
     });
-    this.#updateAlarm();
+    this.#disk.update();
     return true;
   }
 }
