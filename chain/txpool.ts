@@ -16,6 +16,8 @@ export interface TxPoolOptions {
   readonly nonceOf: (addr: Address) => bigint;
   /** Minimum fee per gas the chain accepts; also the base fee against which tips are measured. */
   readonly minFee: bigint;
+  /** The chain's block gas limit: a transaction asking for more gas could never be mined, so it is refused. */
+  readonly blockGasLimit: bigint;
   /** Most transactions held in total. Default 20 000. */
   readonly maxTotal?: number;
   /** Most transactions held for one sender. Default 64. */
@@ -55,6 +57,7 @@ function positiveInt(name: string, value: number): number {
 export class TxPool {
   readonly #nonceOf: (addr: Address) => bigint;
   readonly #minFee: bigint;
+  readonly #blockGasLimit: bigint;
   readonly #maxTotal: number;
   readonly #maxPerSender: number;
   readonly #maxNonceGap: bigint;
@@ -81,8 +84,12 @@ export class TxPool {
     if (typeof opts.minFee !== 'bigint' || opts.minFee < 0n) {
       throw new RangeError(`TxPool option minFee must be a non-negative bigint, got ${String(opts.minFee)}`);
     }
+    if (typeof opts.blockGasLimit !== 'bigint' || opts.blockGasLimit <= 0n) {
+      throw new RangeError(`TxPool option blockGasLimit must be a positive bigint (the chain's gas limit), got ${String(opts.blockGasLimit)}`);
+    }
     this.#nonceOf = opts.nonceOf;
     this.#minFee = opts.minFee;
+    this.#blockGasLimit = opts.blockGasLimit;
     this.#maxTotal = positiveInt('maxTotal', opts.maxTotal ?? 20_000);
     this.#maxPerSender = positiveInt('maxPerSender', opts.maxPerSender ?? 64);
     this.#maxNonceGap = BigInt(positiveInt('maxNonceGap', opts.maxNonceGap ?? 64));
@@ -140,6 +147,14 @@ export class TxPool {
         hash: tx.hash,
         maxFeePerGas: tx.maxFeePerGas,
         minFee: this.#minFee,
+      });
+    }
+    if (tx.gasLimit > this.#blockGasLimit) {
+      // No block could hold it: held, it would block its sender's later nonces for ever.
+      throw this.#reject('TX_GAS_LIMIT_EXCEEDED', `gas limit exceeds the block gas limit ${this.#blockGasLimit}; lower the transaction's gas limit`, {
+        hash: tx.hash,
+        gasLimit: tx.gasLimit,
+        blockGasLimit: this.#blockGasLimit,
       });
     }
     const s = this.#senders.get(tx.from);
@@ -231,6 +246,15 @@ export class TxPool {
    */
   select(maxGas: bigint, maxCount: number = Number.POSITIVE_INFINITY): SignedTx[] {
     return selectForBlock(this.#senders.values(), maxGas, maxCount);
+  }
+
+  /**
+   * True when select(maxGas) would return something: some sender's next executable transaction fits
+   * `maxGas`. Stops at the first such sender, which with admission's gas check is the first one.
+   */
+  hasSelectable(maxGas: bigint): boolean {
+    for (const s of this.#senders.values()) if (s.pendingLen > 0 && (s.entries[0] as Entry).tx.gasLimit <= maxGas) return true;
+    return false;
   }
 
   /**

@@ -117,7 +117,7 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
       });
       opened.push({ ledger, wal });
       const signer = r.inner === null ? null : await GuardedSigner.open({ inner: r.inner, stateFile: join(dir, 'sign-state.json') });
-      const pool = r.role === 'validator' ? null : new TxPool({ nonceOf: (a) => ledger.state.account(a).nonce, minFee: spec.baseFee, maxTotal: config.txpool.maxTotal, maxPerSender: config.txpool.maxPerSender });
+      const pool = r.role === 'validator' ? null : new TxPool({ nonceOf: (a) => ledger.state.account(a).nonce, minFee: spec.baseFee, blockGasLimit: spec.gasLimit, maxTotal: config.txpool.maxTotal, maxPerSender: config.txpool.maxPerSender });
       const info: DevNodeInfo = {
         name: r.name,
         address: signer?.address ?? FOLLOWER,

@@ -51,7 +51,7 @@ export function tempDir(t: { after(fn: () => void | Promise<void>): void }, clea
 /** A ledger with a pool and a solo sealer driven by hand (no timers). */
 export async function openChain(path: string, spec = testSpec()) {
   const ledger = await Ledger.open(path, spec);
-  const pool = new TxPool({ nonceOf: (a) => ledger.state.account(a).nonce, minFee: spec.baseFee });
+  const pool = new TxPool({ nonceOf: (a) => ledger.state.account(a).nonce, minFee: spec.baseFee, blockGasLimit: spec.gasLimit });
   let now = 1_700_000_000_000;
   const sealer = new SoloSealer({
     ledger,

@@ -56,7 +56,7 @@ export async function startCluster(
   const nodes: ClusterNode[] = [];
   for (const [name, signer] of [...validators.map((v, i) => [`v${i}`, v] as const), ...proposers.map((p, i) => [`p${i}`, p] as const)]) {
     const ledger = await Ledger.open(join(dir, name), spec);
-    const pool = new TxPool({ nonceOf: (a) => ledger.state.account(a).nonce, minFee: spec.baseFee });
+    const pool = new TxPool({ nonceOf: (a) => ledger.state.account(a).nonce, minFee: spec.baseFee, blockGasLimit: spec.gasLimit });
     const metrics = new LbftRecorder();
     const node = new LbftNode({ ledger, signer, transport, wal: null, pool, verifyCache, metrics });
     const entry: ClusterNode = { name, ledger, node, signer, pool, metrics, down: false, address: signer.address, deliver: (m) => node.deliver(m) };

@@ -47,7 +47,7 @@ test('a validator restarted from its WAL and guard state rejoins without conflic
         return sig;
       },
     };
-    const pool = new TxPool({ nonceOf: (a) => ledger.state.account(a).nonce, minFee: spec.baseFee });
+    const pool = new TxPool({ nonceOf: (a) => ledger.state.account(a).nonce, minFee: spec.baseFee, blockGasLimit: spec.gasLimit });
     const node = new LbftNode({ ledger, signer: recording, transport, wal, pool });
     const member = { node, down: false };
     members.set(inner.address, member);

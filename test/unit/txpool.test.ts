@@ -9,6 +9,7 @@ import { hasCode } from '../../chain/errors.ts';
 import type { Address, SignedTx } from '../../chain/types.ts';
 
 const GWEI = 1_000_000_000n;
+const BLOCK_GAS = 30_000_000n;
 let hashCounter = 0;
 
 function addr(n: number): Address {
@@ -57,7 +58,7 @@ function mkTx(spec: TxSpec): SignedTx {
 /** A pool over a mutable nonce table; minFee 1 gwei so tips of `fee - 1` gwei apply. */
 function mkPool(opts: Partial<TxPoolOptions> = {}): { pool: TxPool; nonces: Map<Address, bigint> } {
   const nonces = new Map<Address, bigint>();
-  const pool = new TxPool({ nonceOf: (a) => nonces.get(a) ?? 0n, minFee: 1n * GWEI, ...opts });
+  const pool = new TxPool({ nonceOf: (a) => nonces.get(a) ?? 0n, minFee: 1n * GWEI, blockGasLimit: BLOCK_GAS, ...opts });
   return { pool, nonces };
 }
 
@@ -424,4 +425,25 @@ test('constructor refuses out-of-range options', () => {
   assert.throws(() => mkPool({ maxTotal: 0 }), RangeError);
   assert.throws(() => mkPool({ maxPerSender: 1.5 }), RangeError);
   assert.throws(() => mkPool({ minFee: -1n }), RangeError);
+  assert.throws(() => mkPool({ blockGasLimit: 0n }), RangeError);
+});
+
+test('a transaction asking for more gas than a block holds is refused at admission', { timeout: 10_000 }, () => {
+  const { pool } = mkPool();
+  rejects(() => pool.add(mkTx({ from: addr(1), nonce: 0, gas: BLOCK_GAS + 1n })), 'TX_GAS_LIMIT_EXCEEDED');
+  assert.equal(pool.size, 0);
+  assert.equal(pool.stats().rejected.TX_GAS_LIMIT_EXCEEDED, 1);
+  assert.equal(pool.add(mkTx({ from: addr(1), nonce: 0, gas: BLOCK_GAS })), 'pending');
+  checkInvariants(pool);
+});
+
+test('hasSelectable says whether select would return anything', { timeout: 10_000 }, () => {
+  const { pool } = mkPool();
+  assert.equal(pool.hasSelectable(BLOCK_GAS), false);
+  pool.add(mkTx({ from: addr(1), nonce: 1 }));
+  assert.equal(pool.hasSelectable(BLOCK_GAS), false, 'a queued tx is not selectable');
+  pool.add(mkTx({ from: addr(2), nonce: 0, gas: 50_000n }));
+  assert.equal(pool.hasSelectable(BLOCK_GAS), true);
+  assert.equal(pool.hasSelectable(49_999n), false);
+  assert.equal(pool.select(49_999n).length, 0);
 });
