@@ -2,18 +2,22 @@
 // before the reducer sees it (fsync'd for this node's own signed messages), and the reducer's actions
 // carried out against the ledger, the signer, the transport and the clock. After a crash the WAL of the
 // current height is replayed through the same reducer; the signer's double-sign guard makes any
-// signature asked for again identical to the one already sent.
+// signature asked for again identical to the one already sent. A proposer records the block it built
+// (fsync'd) before it signs the block's seal, so after a restart it seals that same block again rather than
+// building another one the guard would refuse. A refused signature is logged and counted, never fatal: the
+// node stays silent for that message and the committee's timeouts take over.
 import type { Block } from '../block.ts';
 import { headerHash, sealHash } from '../block.ts';
 import type { CommitCertificate } from '../certificate.ts';
 import { memberSigned } from '../certificate.ts';
 import { signerOf } from '../certificate.ts';
 import { bytesToHex } from '../crypto/index.ts';
+import { ChainError } from '../errors.ts';
 import type { Candidate, Ledger } from '../ledger.ts';
 import { sealHashDigest } from '../ledger.ts';
 import type { Logger } from '../logger.ts';
 import { nopLogger } from '../logger.ts';
-import type { Signer } from '../signing.ts';
+import type { SignPurpose, Signer } from '../signing.ts';
 import { consensusDigest } from '../signing.ts';
 import type { TxPool } from '../txpool.ts';
 import type { Address } from '../types.ts';
@@ -114,6 +118,10 @@ export class LbftNode {
   private phase = { proposal: 0, prepare: 0, commit: 0 };
   /** The pending 'propose' timer of this node as proposer, so arriving transactions can fire it early. */
   private proposeTimer: { handle: unknown; fire: () => void } | null = null;
+  /** Blocks this node built at the current height, executed and unsealed, by their unsealed hash. */
+  private readonly unsealed = new Map<string, Candidate>();
+  /** Signatures the double-sign guard refused since start. */
+  private signRefusals = 0;
   private readonly debugTrace = process.env.DATAGATE_LBFT_TRACE === '1';
   private walFileAtLastPrune = -1;
 
@@ -137,8 +145,8 @@ export class LbftNode {
   }
 
   /** Where the engine is: height, round, decided. */
-  status(): { height: bigint; round: number; decided: boolean; rejections: Readonly<Record<string, number>> } {
-    return { height: this.state.height, round: this.state.round, decided: this.state.decided, rejections: this.state.rejections };
+  status(): { height: bigint; round: number; decided: boolean; rejections: Readonly<Record<string, number>>; signRefusals: number } {
+    return { height: this.state.height, round: this.state.round, decided: this.state.decided, rejections: this.state.rejections, signRefusals: this.signRefusals };
   }
 
   /** Replay the WAL of the current height (if any), then begin the height after the ledger's head. */
@@ -176,7 +184,7 @@ export class LbftNode {
   /** Transactions reached this node's pool: as proposer waiting out the period, propose now. */
   transactionsArrived(): void {
     const t = this.proposeTimer;
-    if (t === null || (this.opts.pool?.pendingCount ?? 0) === 0) return;
+    if (t === null || !this.somethingToPropose()) return;
     this.proposeTimer = null;
     this.timers.clearTimeout(t.handle);
     t.fire();
@@ -187,9 +195,15 @@ export class LbftNode {
     this.enqueue({ type: 'message', now: this.timers.now(), message });
   }
 
+  /** A transaction in the pool fits a block: only then is proposing before the period worth a block. */
+  private somethingToPropose(): boolean {
+    return this.opts.pool?.hasSelectable(this.opts.ledger.spec.gasLimit) ?? false;
+  }
+
   private beginHeight(): void {
     const head = this.opts.ledger.head;
     this.candidates.clear();
+    this.unsealed.clear();
     const impeachment = this.opts.ledger.buildImpeachment();
     const block = engineBlock({ header: impeachment.header, hash: headerHash(impeachment.header), txs: [] });
     this.candidates.set(block.hash, impeachment);
@@ -235,7 +249,8 @@ export class LbftNode {
         await this.opts.wal.prune(2);
         this.walFileAtLastPrune = this.opts.wal.currentFile;
       }
-      const own = event.type === 'message' && event.message.type !== 'decided' && event.message.sender === this.address;
+      // Own votes, and the block about to be sealed, must survive a power cut: signing follows them.
+      const own = (event.type === 'message' && event.message.type !== 'decided' && event.message.sender === this.address) || event.type === 'built';
       await this.opts.wal.append(encodeEvent(event), { sync: own });
     }
     const { actions } = step(this.state, event);
@@ -244,7 +259,8 @@ export class LbftNode {
   }
 
   private async perform(a: LbftAction<EngineBlock>, now: number): Promise<void> {
-    if (this.replaying && a.type !== 'set-timer') return;
+    // Nothing of a replay is carried out again, timers included: 'resume' re-arms them from the restart.
+    if (this.replaying) return;
     const { ledger, transport } = this.opts;
     switch (a.type) {
       case 'set-timer': {
@@ -255,7 +271,7 @@ export class LbftNode {
           this.enqueue({ type: 'timeout', now: this.timers.now(), height: a.height, round: a.round, kind: a.kind });
         };
         // A proposer with transactions waiting proposes at once instead of waiting out the period.
-        const early = a.kind === 'propose' && (this.opts.pool?.pendingCount ?? 0) > 0;
+        const early = a.kind === 'propose' && this.somethingToPropose();
         const handle = this.timers.setTimeout(fire, early ? 0 : Math.max(0, a.at - this.timers.now()));
         this.pendingTimers.add(handle);
         if (a.kind === 'propose') this.proposeTimer = { handle, fire };
@@ -263,6 +279,7 @@ export class LbftNode {
       }
       case 'broadcast': {
         const message = await this.sign(a.message);
+        if (message === null) return;
         if (message.type === 'prepare') this.phase.prepare = now;
         if (message.type === 'commit') this.phase.commit = now;
         transport.broadcast(this.address, message);
@@ -298,8 +315,13 @@ export class LbftNode {
         return;
       }
       case 'build':
-        this.enqueue({ type: 'built', now: this.timers.now(), height: a.height, block: await this.build(a.timestamp) });
+        this.enqueue({ type: 'built', now: this.timers.now(), height: a.height, block: this.build(a.timestamp) });
         return;
+      case 'seal': {
+        const block = await this.seal(a.block);
+        if (block !== null) this.enqueue({ type: 'sealed', now: this.timers.now(), height: a.height, block });
+        return;
+      }
       case 'commit':
         await this.commit(a.block, a.certificate, now);
         return;
@@ -313,16 +335,31 @@ export class LbftNode {
     }
   }
 
-  private async sign(message: Unsigned<SignedMessage<EngineBlock>>): Promise<SignedMessage<EngineBlock>> {
+  /** This node's signature through its guard, or null when the guard refused (logged and counted). */
+  private async guardedSign(digest: Uint8Array, purpose: SignPurpose, context: { height: bigint; round: number; hash: Uint8Array }): Promise<Uint8Array | null> {
     const signer = this.opts.signer;
     if (signer === null) throw new Error('a follower cannot sign consensus messages');
-    const payload = signingPayload(message);
-    const digest = consensusDigest(payload.purpose, this.opts.ledger.spec.chainId, payload.height, payload.round, payload.hash);
-    const signature = await signer.sign(digest, payload.purpose, { height: payload.height, round: payload.round, hash: payload.hash });
-    return { ...message, sender: this.address, signature } as SignedMessage<EngineBlock>;
+    try {
+      return await signer.sign(digest, purpose, context);
+    } catch (err) {
+      if (!(err instanceof ChainError) || err.code !== 'SIGN_CONFLICT') throw err;
+      // Signing would contradict what this key signed before: stay silent; the committee's timeouts go on.
+      this.signRefusals++;
+      this.metrics.rejected(`sign-conflict:${purpose}`);
+      this.log.warn('double-sign guard refused a signature; staying silent for it', { purpose, height: context.height, round: context.round, error: err });
+      return null;
+    }
   }
 
-  private async build(timestamp: number): Promise<EngineBlock> {
+  private async sign(message: Unsigned<SignedMessage<EngineBlock>>): Promise<SignedMessage<EngineBlock> | null> {
+    const payload = signingPayload(message);
+    const digest = consensusDigest(payload.purpose, this.opts.ledger.spec.chainId, payload.height, payload.round, payload.hash);
+    const signature = await this.guardedSign(digest, payload.purpose, { height: payload.height, round: payload.round, hash: payload.hash });
+    return signature === null ? null : ({ ...message, sender: this.address, signature } as SignedMessage<EngineBlock>);
+  }
+
+  /** Build and execute this proposer's block; unsealed, so that it is recorded before it is signed. */
+  private build(timestamp: number): EngineBlock {
     const { ledger, pool, signer } = this.opts;
     if (signer === null) throw new Error('a follower cannot propose');
     const txs = pool?.select(ledger.spec.gasLimit, this.opts.maxTxsPerBlock ?? 5_000) ?? [];
@@ -331,11 +368,22 @@ export class LbftNode {
       pool?.remove(tx.hash);
       this.log.warn('dropped transaction that cannot run', { tx: tx.hash, code: error.code });
     }
-    const number = candidate.header.number;
-    const seal = await signer.sign(sealHashDigest(ledger.spec.chainId, candidate.header), 'seal', { height: number, round: 0, hash: sealHash(candidate.header) });
-    const header = { ...candidate.header, seal };
-    const block: Block = { header, hash: headerHash(header), txs: candidate.txs };
-    this.candidates.set(block.hash, { ...candidate, header });
+    const block = engineBlock({ header: candidate.header, hash: headerHash(candidate.header), txs: candidate.txs });
+    this.unsealed.set(block.hash, candidate);
+    return block;
+  }
+
+  /** Seal this proposer's recorded block (again, after a restart: the guard then returns the same seal). */
+  private async seal(built: EngineBlock): Promise<EngineBlock | null> {
+    const { chainId } = this.opts.ledger.spec;
+    const unsealed = { ...built.header, seal: new Uint8Array(0) };
+    const seal = await this.guardedSign(sealHashDigest(chainId, unsealed), 'seal', { height: unsealed.number, round: unsealed.round, hash: sealHash(unsealed) });
+    if (seal === null) return null;
+    const header = { ...unsealed, seal };
+    const block: Block = { header, hash: headerHash(header), txs: built.txs };
+    // Executed when it was built; after a restart it is executed again when its proposal comes back.
+    const candidate = this.unsealed.get(built.hash);
+    if (candidate !== undefined) this.candidates.set(block.hash, { ...candidate, header });
     return engineBlock(block);
   }
 

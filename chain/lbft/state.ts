@@ -39,6 +39,8 @@ export interface LbftState<B extends BlockRef> {
   impeached: boolean;
   /** A proposer asked its host to build the block of this height. */
   buildRequested: boolean;
+  /** The block this proposer built for round 0 (unsealed): sealed again after a restart, never rebuilt. */
+  built: B | null;
   /** Highest height a sync was requested for. */
   syncRequested: bigint;
   /** Messages for heights above ours, bounded by config. */
@@ -73,6 +75,7 @@ export function initialState<B extends BlockRef>(config: LbftConfig): LbftState<
     sentRoundChange: 0,
     impeached: false,
     buildRequested: false,
+    built: null,
     syncRequested: 0n,
     future: [],
     rejections: {},
@@ -97,6 +100,7 @@ export function resetHeight<B extends BlockRef>(s: LbftState<B>): void {
   s.sentRoundChange = 0;
   s.impeached = false;
   s.buildRequested = false;
+  s.built = null;
 }
 
 /** The per-round map of `table`, created on first use. */

@@ -53,6 +53,9 @@ export function step<B extends BlockRef>(state: LbftState<B>, event: LbftEvent<B
     case 'built':
       onBuilt(c, event.height, event.block);
       break;
+    case 'sealed':
+      onSealed(c, event.height, event.block);
+      break;
     case 'resume':
       onResume(c);
       break;
@@ -84,16 +87,30 @@ function onStart<B extends BlockRef>(c: Ctx<B>, height: bigint, parent: { hash: 
   s.blocks.set(impeachment.hash, impeachment);
   // I(h) is built by this node's own host from the parent: valid by construction.
   s.validation.set(impeachment.hash, 'valid');
-  const { periodMs, timeoutMs } = s.config;
-  // The proposer gets at least timeoutMs from the moment we start the height, even when the parent is
-  // old (after an outage), so that it is never impeached before it could have proposed.
-  if (isValidator(s)) c.actions.push({ type: 'set-timer', height, round: 0, kind: 'round', at: Math.max(parent.timestamp + periodMs, c.now) + timeoutMs });
-  if (proposerOf(s.config, height) === s.config.self) c.actions.push({ type: 'set-timer', height, round: 0, kind: 'propose', at: parent.timestamp + periodMs });
+  armTimers(c);
   const pending = s.future;
   s.future = [];
   for (const m of pending) {
     if (m.height === height) onMessage(c, m);
     else if (m.height > height) s.future.push(m);
+  }
+}
+
+/**
+ * Arm the timers of the current round, counted from now: at the start of a height, and again after a
+ * restart, whose downtime must not be charged to the proposer. The proposer gets at least timeoutMs from
+ * the moment we start (or restart) the height, even when the parent is old, so that it is never impeached
+ * before it could have proposed.
+ */
+function armTimers<B extends BlockRef>(c: Ctx<B>): void {
+  const s = c.s;
+  const { periodMs, timeoutMs } = s.config;
+  if (isValidator(s)) {
+    const at = s.round === 0 ? Math.max(s.parent.timestamp + periodMs, c.now) + timeoutMs : c.now + roundTimeout(s, s.round);
+    c.actions.push({ type: 'set-timer', height: s.height, round: s.round, kind: 'round', at });
+  }
+  if (proposerOf(s.config, s.height) === s.config.self && !s.buildRequested) {
+    c.actions.push({ type: 'set-timer', height: s.height, round: 0, kind: 'propose', at: s.parent.timestamp + periodMs });
   }
 }
 
@@ -108,7 +125,10 @@ function onResume<B extends BlockRef>(c: Ctx<B>): void {
     const block = s.blocks.get(hash);
     if (v === 'pending' && block !== undefined) c.actions.push({ type: 'validate', height: s.height, block });
   }
-  if (s.buildRequested && !s.sentProposal.has(0)) c.actions.push({ type: 'build', height: s.height, timestamp: Math.max(c.now, s.parent.timestamp + 1) });
+  // A block built before the restart may already carry a seal signature: seal it again, never another.
+  if (!s.sentProposal.has(0) && s.built !== null) c.actions.push({ type: 'seal', height: s.height, block: s.built });
+  else if (!s.sentProposal.has(0) && s.buildRequested) c.actions.push({ type: 'build', height: s.height, timestamp: Math.max(c.now, s.parent.timestamp + 1) });
+  armTimers(c);
 }
 
 function onTimeout<B extends BlockRef>(c: Ctx<B>, height: bigint, round: number, kind: 'round' | 'propose'): void {
@@ -125,7 +145,15 @@ function onTimeout<B extends BlockRef>(c: Ctx<B>, height: bigint, round: number,
   moveToRound(c, round + 1);
 }
 
+/** This proposer's block, unsealed and durable: the only block it will ever seal at this height. */
 function onBuilt<B extends BlockRef>(c: Ctx<B>, height: bigint, block: B): void {
+  const s = c.s;
+  if (height !== s.height || s.decided || s.built !== null || s.sentProposal.has(0)) return;
+  s.built = block;
+  c.actions.push({ type: 'seal', height, block });
+}
+
+function onSealed<B extends BlockRef>(c: Ctx<B>, height: bigint, block: B): void {
   const s = c.s;
   if (height !== s.height || s.decided || s.sentProposal.has(0)) return;
   s.sentProposal.add(0);

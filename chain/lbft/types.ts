@@ -76,11 +76,18 @@ export type LbftEvent<B extends BlockRef> =
   | { readonly type: 'timeout'; readonly now: number; readonly height: bigint; readonly round: number; readonly kind: 'round' | 'propose' }
   /** Result of executing a block the engine asked to validate. */
   | { readonly type: 'validated'; readonly now: number; readonly height: bigint; readonly hash: Hash; readonly valid: boolean; readonly reason?: string }
-  /** The block this node (a proposer) was asked to build. */
+  /**
+   * The block this node (a proposer) was asked to build, not yet sealed. The host makes it durable (WAL,
+   * fsync) before it signs the seal, so that after a restart it seals this same block again (and its
+   * double-sign guard returns the same signature) instead of building a different one for the height.
+   */
   | { readonly type: 'built'; readonly now: number; readonly height: bigint; readonly block: B }
+  /** The 'built' block with this proposer's seal: the round-0 proposal of `height`. */
+  | { readonly type: 'sealed'; readonly now: number; readonly height: bigint; readonly block: B }
   /**
    * The host restarted and replayed its WAL (whose actions it did not carry out again): re-issue the work
-   * still owed at this height (a decided block to commit, blocks to execute, a block to build).
+   * still owed at this height (a decided block to commit, blocks to execute, a block to build or seal)
+   * and re-arm the timers from `now`: the node's own downtime is not the proposer's fault.
    */
   | { readonly type: 'resume'; readonly now: number };
 
@@ -98,8 +105,10 @@ export type LbftAction<B extends BlockRef> =
   | { readonly type: 'set-timer'; readonly height: bigint; readonly round: number; readonly kind: 'round' | 'propose'; readonly at: number }
   /** Execute `block` on the head and report with a 'validated' event. */
   | { readonly type: 'validate'; readonly height: bigint; readonly block: B }
-  /** Build a block for `height` with `timestamp` and report it with a 'built' event. */
+  /** Build a block for `height` with `timestamp` and report it, unsealed, with a 'built' event. */
   | { readonly type: 'build'; readonly height: bigint; readonly timestamp: number }
+  /** Seal `block` (this node's 'built' block) as its proposer and report it with a 'sealed' event. */
+  | { readonly type: 'seal'; readonly height: bigint; readonly block: B }
   /** `block` is final: commit it with `certificate`, then start the next height. */
   | { readonly type: 'commit'; readonly block: B; readonly certificate: CommitCertificate }
   /** Informational: this node voted to impeach the proposer of `height`. */

@@ -35,7 +35,7 @@ export const silentProposer = (): Adversary => ({ act: (_node, a) => a.type === 
 export const invalidProposer = (): Adversary => ({
   act(node, a) {
     if (a.type !== 'build') return false;
-    const block = makeBlock({ number: a.height, parentHash: node.head().hash, proposer: node.identity, timestamp: a.timestamp, valid: false, impeachment: false });
+    const block = makeBlock({ number: a.height, parentHash: node.head().hash, proposer: node.identity, timestamp: a.timestamp, valid: false, impeachment: false, txs: 0 });
     node.replyLater({ type: 'built', height: a.height, block });
     return true;
   },
@@ -104,6 +104,7 @@ export function forgingLeader(sim: Sim, rng: Rng): Adversary {
       timestamp: s.parent.timestamp + sim.timing.periodMs + rng.int(1, 700),
       valid: true,
       impeachment: false,
+      txs: rng.int(0, 50),
     });
     sim.checkers.forged.add(block.hash);
     const own = node.signUnguarded({ type: 'round-change', height, round, prepared: null }) as RoundChange<SimBlock>;

@@ -48,6 +48,40 @@ export function skipExecution(): () => Reducer {
   return () => (state, event) => step(state, event.type === 'validated' ? { ...event, valid: true } : event);
 }
 
+/**
+ * The engine before proposers kept their built block: after a restart it builds a new block for a height
+ * whose seal it may have signed already.
+ */
+export function rebuildAfterRestart(): () => Reducer {
+  return () => (state, event) => {
+    const out = step(state, event);
+    if (event.type !== 'resume') return out;
+    const actions = out.actions.map((a): SimAction => {
+      if (a.type !== 'seal') return a;
+      state.built = null;
+      return { type: 'build', height: a.height, timestamp: Math.max(event.now, state.parent.timestamp + 1) };
+    });
+    return { state, actions };
+  };
+}
+
+/** The host before timeouts ran from a restart: the round timers armed before the downtime are already due. */
+export function timeoutsFromBeforeRestart(): () => Reducer {
+  return () => (state, event) => {
+    const out = step(state, event);
+    if (event.type !== 'resume') return out;
+    return { state, actions: out.actions.map((a): SimAction => (a.type === 'set-timer' && a.kind === 'round' ? { ...a, at: event.now } : a)) };
+  };
+}
+
+/** An engine that asks its host to commit every decided block twice: the ledger refuses the second. */
+export function commitTwice(): () => Reducer {
+  return () => (state, event) => {
+    const out = step(state, event);
+    return { state, actions: out.actions.flatMap((a): SimAction[] => (a.type === 'commit' ? [a, a] : [a])) };
+  };
+}
+
 /** An engine that forgets a height whenever a round times out. */
 export function forgetfulHeight(): () => Reducer {
   return () => (state, event) => {

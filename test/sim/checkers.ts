@@ -2,14 +2,18 @@
 // agreement (no two honest nodes commit different blocks at a height, nor does any node holding a valid
 // certificate), validity (a committed block is
 // valid or is I(h) of its parent, never a block only a forger proposed), certificates (Q distinct commit
-// signatures), no honest identity signs two different things for one (purpose, height, round), and
-// committed height and engine height never go down.
+// signatures), no honest identity signs (or asks its guard to sign) two different things for one (purpose,
+// height, round), block seals included, committed height and engine height never go down, no honest node
+// impeaches a proposer by a timeout that counted the node's own downtime, and no node's driver stops.
 import type { CommitCertificate } from '../../chain/certificate.ts';
 import type { SigningPayload } from '../../chain/lbft/types.ts';
 import type { Address, Hash } from '../../chain/types.ts';
 import { blockProblem, certificateProblem, hex, impeachmentOf, type SimBlock, type Timing } from './model.ts';
 
-export type ViolationKind = 'agreement' | 'validity' | 'certificate' | 'conflict' | 'monotonic' | 'exception';
+export type ViolationKind = 'agreement' | 'validity' | 'certificate' | 'conflict' | 'monotonic' | 'exception' | 'stopped' | 'early-impeachment';
+
+/** What the double-sign guard checks: a consensus signing payload, or a proposer's block seal. */
+export type GuardPayload = Omit<SigningPayload, 'purpose'> & { readonly purpose: SigningPayload['purpose'] | 'seal' };
 
 export interface Violation {
   readonly kind: ViolationKind;
@@ -46,7 +50,7 @@ export class Checkers {
   }
 
   /** `who` signed `payload` (any node holding that identity). */
-  onSign(time: number, node: string, who: Address, payload: SigningPayload): void {
+  onSign(time: number, node: string, who: Address, payload: GuardPayload): void {
     const key = `${payload.purpose}|${payload.height}|${payload.round}`;
     const hash = hex(payload.hash);
     let mine = this.signed.get(who);
@@ -60,8 +64,18 @@ export class Checkers {
   }
 
   /** An honest node's engine asked its signer for a conflicting signature (the signer refused). */
-  onRefusedSign(time: number, node: string, who: Address, payload: SigningPayload, prior: string): void {
+  onRefusedSign(time: number, node: string, who: Address, payload: GuardPayload, prior: string): void {
     this.add('conflict', time, node, `engine of ${who} asked to sign ${payload.purpose}|${payload.height}|${payload.round} for ${hex(payload.hash)} after ${prior}`);
+  }
+
+  /** A node's host hit an error on which the real driver stops: the node is gone for good. */
+  onStopped(time: number, node: string, err: unknown): void {
+    this.add('stopped', time, node, `the driver would stop: ${err instanceof Error ? err.message : String(err)}`);
+  }
+
+  /** An honest node impeached by its own round timeout sooner than timeoutMs after it restarted. */
+  onEarlyImpeachment(time: number, node: string, height: bigint, sinceRestartMs: number): void {
+    this.add('early-impeachment', time, node, `impeached the proposer of height ${height} ${sinceRestartMs} ms after restarting: the downtime was charged to the proposer`);
   }
 
   /**

@@ -15,6 +15,11 @@ export interface SimBlock extends BlockRef {
   readonly valid: boolean;
   /** True only for an impeachment block I(h). */
   readonly impeachment: boolean;
+  /**
+   * What the proposer took from its transaction pool (a count stands for the transactions): a proposer
+   * that builds again, after a restart, finds a different pool and so builds a different block.
+   */
+  readonly txs: number;
 }
 
 export interface Timing {
@@ -62,7 +67,7 @@ export const hex = (bytes: Uint8Array): string => `0x${Buffer.from(bytes).toStri
 
 /** Hash of a block's fields (everything but the hash itself). */
 export function blockHashOf(b: Omit<SimBlock, 'hash'>): Hash {
-  const text = `${b.number}|${b.parentHash}|${b.proposer}|${b.timestamp}|${b.valid}|${b.impeachment}`;
+  const text = `${b.number}|${b.parentHash}|${b.proposer}|${b.timestamp}|${b.valid}|${b.impeachment}|${b.txs}`;
   return `0x${createHash('sha256').update(text).digest('hex')}`;
 }
 
@@ -78,6 +83,7 @@ export const GENESIS: SimBlock = makeBlock({
   timestamp: 0,
   valid: true,
   impeachment: false,
+  txs: 0,
 });
 
 /** I(h): fully determined by the parent, so every honest node builds the identical block. */
@@ -90,6 +96,7 @@ export function impeachmentOf(parent: SimBlock, proposers: readonly Address[], t
     timestamp: parent.timestamp + timing.periodMs + timing.timeoutMs,
     valid: true,
     impeachment: true,
+    txs: 0,
   });
 }
 

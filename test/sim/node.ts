@@ -1,11 +1,15 @@
-// One simulated node: the real LBFT reducer plus a host that performs its actions in the simulated world.
-// The host writes every input to the WAL before the reducer sees it, signs through a double-sign guard
-// whose record survives crashes, keeps the committed chain (the node's block store, which also survives),
-// and after a crash rebuilds the engine by replaying the WAL through the same reducer.
+// One simulated node: the real LBFT reducer plus a host that performs its actions in the simulated world,
+// as the driver (chain/lbft/driver.ts) does. The host writes every input to the WAL before the reducer sees
+// it, signs votes and block seals through a double-sign guard whose record survives crashes (a refusal
+// leaves the node silent, as in the driver), keeps the committed chain (the node's block store, which also
+// survives), and after a crash rebuilds the engine by replaying the WAL through the same reducer without
+// carrying out any of the replay's actions, timers included. A proposer builds from a pool that differs
+// after every restart. Where the driver would stop on an error, the node stops and the run fails.
 import type { CommitCertificate } from '../../chain/certificate.ts';
 import { signingPayload } from '../../chain/lbft/rules.ts';
 import { initialState, type LbftState } from '../../chain/lbft/state.ts';
 import type { LbftAction, LbftConfig, LbftEvent, Message, SignedMessage, Unsigned } from '../../chain/lbft/types.ts';
+import type { GuardPayload } from './checkers.ts';
 import type { Address } from '../../chain/types.ts';
 import type { Checkers } from './checkers.ts';
 import { GENESIS, blockProblem, hex, impeachmentOf, makeBlock, signAs, type SimBlock, type Timing } from './model.ts';
@@ -74,8 +78,12 @@ export class SimNode {
   /** Fault injection: told of every action before it is performed (the node stays honest). */
   readonly hooks: ((node: SimNode, action: SimAction) => void)[] = [];
   up = true;
+  /** The driver would have stopped (an error it cannot recover from): the node never runs again. */
+  stopped = false;
   /** Bumped on every crash: timers and replies of an earlier life are dropped. */
   incarnation = 0;
+  /** Local clock reading when this node last restarted (-Infinity before any crash). */
+  restartedAt = -Infinity;
   state: LbftState<SimBlock>;
   /** Every input, in order: survives a crash. */
   readonly wal: SimEvent[] = [];
@@ -151,11 +159,26 @@ export class SimNode {
     this.world.checkers.onEngineHeight(this.world.now, this.label, before, state.height);
     this.world.traceStep(this, event, actions);
     this.adversary?.observe?.(this, event);
+    if (this.honest && event.type === 'timeout' && actions.some((a) => a.type === 'impeach') && this.clock() - this.restartedAt < this.config.timeoutMs) {
+      this.world.checkers.onEarlyImpeachment(this.world.now, this.label, event.height, this.clock() - this.restartedAt);
+    }
     for (const action of actions) {
       for (const hook of this.hooks) hook(this, action);
       if (!this.up) return;
-      if (this.adversary?.act?.(this, action) !== true) this.perform(action);
+      try {
+        if (this.adversary?.act?.(this, action) !== true) this.perform(action);
+      } catch (err) {
+        return this.stop(err);
+      }
     }
+  }
+
+  /** The driver stops on an error it cannot recover from (onFatal): so does this node, failing the run. */
+  private stop(err: unknown): void {
+    this.up = false;
+    this.stopped = true;
+    this.incarnation++;
+    this.world.checkers.onStopped(this.world.now, this.label, err);
   }
 
   private perform(a: SimAction): void {
@@ -183,10 +206,17 @@ export class SimNode {
         return this.replyLater({ type: 'validated', height: a.height, hash: a.block.hash, valid });
       }
       case 'build': {
+        if (!w.proposers.includes(this.identity)) throw new Error(`${this.label} is asked to build but is no proposer`);
         const head = this.head();
-        const block = makeBlock({ number: a.height, parentHash: head.hash, proposer: this.identity, timestamp: a.timestamp, valid: true, impeachment: false });
+        const block = makeBlock({ number: a.height, parentHash: head.hash, proposer: this.identity, timestamp: a.timestamp, valid: true, impeachment: false, txs: w.rng.int(0, 1000) });
         w.checkers.built.add(block.hash);
         return this.replyLater({ type: 'built', height: a.height, block });
+      }
+      case 'seal': {
+        // The driver signs the block's seal through the guard before it proposes it.
+        const ok = this.guarded({ purpose: 'seal', height: a.height, round: 0, hash: Buffer.from(a.block.hash.slice(2), 'hex') });
+        if (ok) this.replyLater({ type: 'sealed', height: a.height, block: a.block });
+        return;
       }
       case 'commit':
         return this.commit(a.block, a.certificate);
@@ -200,7 +230,8 @@ export class SimNode {
   private commit(block: SimBlock, certificate: CommitCertificate): void {
     const parent = this.head();
     this.world.checkers.onCommit(this.world.now, this.label, this.honest, block, parent, certificate);
-    if (block.number !== parent.number + 1n) return;
+    // The ledger refuses a block that does not extend its head, and the driver stops on that.
+    if (block.number !== parent.number + 1n || block.parentHash !== parent.hash) throw new Error(`commit of block ${block.number} on head ${parent.number} does not extend it`);
     this.chain.push({ block, certificate });
     if (certificate.round > 0) this.world.count(block.impeachment ? 'commit:I(h)' : 'commit:round>0');
     this.inbox.push({ type: 'start', height: block.number + 1n, parent: { hash: block.hash, timestamp: block.timestamp }, impeachment: this.impeachmentAfter(block) });
@@ -224,16 +255,25 @@ export class SimNode {
 
   /** Sign through the double-sign guard: null (and, for an honest node, a checker failure) on a conflict. */
   sign(message: Unsigned<SignedMessage<SimBlock>>): SignedMessage<SimBlock> | null {
-    const payload = signingPayload(message);
+    return this.guarded(signingPayload(message)) ? this.signUnguarded(message) : null;
+  }
+
+  /**
+   * The double-sign guard: true when `payload` may be signed (first time at its point, or the same hash
+   * again). A refusal is logged by the driver, which stays silent; for an honest node it is a checker
+   * failure, since only an engine or host bug asks for a conflicting signature.
+   */
+  private guarded(payload: GuardPayload): boolean {
     const key = `${payload.purpose}|${payload.height}|${payload.round}`;
     const hash = hex(payload.hash);
     const prior = this.signed.get(key);
     if (prior !== undefined && prior !== hash) {
       if (this.honest) this.world.checkers.onRefusedSign(this.world.now, this.label, this.identity, payload, prior);
-      return null;
+      return false;
     }
     this.signed.set(key, hash);
-    return this.signUnguarded(message);
+    if (payload.purpose === 'seal') this.world.checkers.onSign(this.world.now, this.label, this.identity, payload);
+    return true;
   }
 
   /** Sign as this node's identity without the guard (Byzantine behaviour); still seen by the checkers. */
@@ -257,23 +297,18 @@ export class SimNode {
     this.syncBusy = false;
   }
 
-  /** Restart: a fresh engine rebuilt by replaying the WAL; only the replay's timers are re-armed. */
+  /** Restart: a fresh engine rebuilt by replaying the WAL, none of whose actions are carried out again. */
   restart(): void {
-    if (this.up) return;
+    if (this.up || this.stopped) return;
     const before = this.state.height;
     this.reducer = this.makeReducer();
     let state = initialState<SimBlock>(this.config);
-    const timers: Extract<SimAction, { type: 'set-timer' }>[] = [];
-    for (const event of this.wal) {
-      const out = this.reducer(state, event);
-      state = out.state;
-      for (const a of out.actions) if (a.type === 'set-timer') timers.push(a);
-    }
+    for (const event of this.wal) state = this.reducer(state, event).state;
     this.state = state;
     this.up = true;
+    this.restartedAt = this.clock();
     this.world.checkers.onEngineHeight(this.world.now, this.label, before, state.height);
-    for (const t of timers) if (t.height >= state.height) this.arm(t);
-    // The replay's other actions were not carried out: the engine re-issues what it still owes.
+    // The engine re-issues what it still owes, and arms its timers from now.
     this.input({ type: 'resume' });
   }
 }

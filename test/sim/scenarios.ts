@@ -135,7 +135,7 @@ export const SCENARIOS: readonly Scenario[] = [
         const node = rng.chance(0.8) ? sim.nodes[rng.int(0, sim.validators.length - 1)]! : rng.pick(sim.nodes);
         const at = rng.int(100, 6000);
         const down = rng.int(50, 4000);
-        const kind = rng.pick(['broadcast', 'send-decided', 'set-timer', 'validate', 'build', 'sync', 'help-lagging', 'commit'] as const);
+        const kind = rng.pick(['broadcast', 'send-decided', 'set-timer', 'validate', 'build', 'seal', 'sync', 'help-lagging', 'commit'] as const);
         let done = false;
         node.hooks.push((n, a) => {
           if (done || sim.now < at || a.type !== kind) return;
@@ -146,6 +146,30 @@ export const SCENARIOS: readonly Scenario[] = [
         healAt = Math.max(healAt, at + down);
       }
       return { healAt: healAt + 3000, k: 4 };
+    },
+  },
+  {
+    name: 'proposer-restart',
+    net: jittery(40),
+    install(sim, rng) {
+      // Proposers stopped (Ctrl-C, kill -9) right after their host signed a block's seal, before the sealed
+      // block was recorded and proposed, and restarted soon after: with a new clock and a different pool,
+      // each must propose the block it sealed (or stay silent), never seal another, and never stop. Now
+      // and then a validator goes down too, so heights are also decided by impeachment.
+      const until = 6000;
+      for (const node of sim.nodes.filter((n) => !n.isValidator)) {
+        node.hooks.push((n, a) => {
+          if (a.type !== 'seal' || sim.now >= until || !rng.chance(0.6)) return;
+          sim.note(n.label, 'crash-after:seal');
+          // Queued behind the current step, so it lands after the seal is signed and before 'sealed' returns.
+          sim.schedule(sim.now, () => sim.crashNow(n, sim.now + rng.int(20, 600)));
+        });
+      }
+      if (rng.chance(0.5)) {
+        const at = rng.int(100, until);
+        sim.crashAt(sim.nodes[rng.int(0, sim.validators.length - 1)]!, at, at + rng.int(50, 1500));
+      }
+      return { healAt: until + 1500, k: 4 };
     },
   },
   {

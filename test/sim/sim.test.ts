@@ -6,14 +6,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { ancestorImpeachment, doublePrepare, forgetfulHeight, skipExecution } from './broken.ts';
+import { ancestorImpeachment, commitTwice, doublePrepare, forgetfulHeight, rebuildAfterRestart, skipExecution, timeoutsFromBeforeRestart } from './broken.ts';
 import type { ViolationKind } from './checkers.ts';
 import type { Reducer } from './node.ts';
 import { replayCommand, runScenario } from './run.ts';
 import { SCENARIOS } from './scenarios.ts';
 import { toJson } from './trace.ts';
 
-/** Seeds per (scenario, n): 17 scenarios x 2 sizes x 80 = 2,720 runs. */
+/** Seeds per (scenario, n): 18 scenarios x 2 sizes x 80 = 2,880 runs. */
 const SEEDS = 80;
 
 /**
@@ -32,6 +32,7 @@ const EXPECT: Record<string, readonly string[]> = {
   'invalid-proposer': ['impeach:invalid-block'],
   'equivocating-proposer': ['impeach:equivocation', 'double-vote'],
   'crash-restart': ['restart'],
+  'proposer-restart': ['crash-after:seal', 'restart'],
   twins: ['byzantine-conflicts'],
   'replay-old-rounds': ['replay'],
   'forged-justification': ['forge:below-quorum', 'forge:forged-signatures', 'forge:forged-prepares', 'forge:few-prepares', 'forge:empty', 'commit:I(h)'],
@@ -79,6 +80,18 @@ test('checkers: an engine that prepares two blocks in one round is caught by the
 
 test('checkers: an engine that votes without executing commits an invalid block (validity)', () => {
   assert.ok(kindsWith('invalid-proposer', 4, skipExecution()).has('validity'));
+});
+
+test('checkers: a proposer that builds a new block after a restart is refused its seal (conflict)', { timeout: 60_000 }, () => {
+  for (const n of [4, 7]) assert.ok(kindsWith('proposer-restart', n, rebuildAfterRestart()).has('conflict'), `n=${n}`);
+});
+
+test('checkers: timeouts armed before a restart impeach the proposer at once (early-impeachment)', { timeout: 60_000 }, () => {
+  assert.ok(kindsWith('crash-restart', 4, timeoutsFromBeforeRestart()).has('early-impeachment'));
+});
+
+test('checkers: a host error on which the driver would stop fails the run (stopped)', { timeout: 60_000 }, () => {
+  assert.ok(kindsWith('normal', 4, commitTwice()).has('stopped'));
 });
 
 test('checkers: an engine whose height goes down is caught (monotonic)', () => {

@@ -43,6 +43,7 @@ export function eventDetail(e: SimEvent): Record<string, unknown> {
     case 'validated':
       return { now: e.now, h: e.height, hash: short(e.hash), valid: e.valid };
     case 'built':
+    case 'sealed':
       return { now: e.now, h: e.height, block: short(e.block.hash), ts: e.block.timestamp };
     case 'resume':
       return { now: e.now };
@@ -71,6 +72,8 @@ export function actionDetail(a: SimAction): Record<string, unknown> {
       return { type: a.type, h: a.height, block: short(a.block.hash) };
     case 'build':
       return { type: a.type, h: a.height, ts: a.timestamp };
+    case 'seal':
+      return { type: a.type, h: a.height, block: short(a.block.hash) };
     case 'commit':
       return { type: a.type, h: a.block.number, block: short(a.block.hash), round: a.certificate.round, imp: a.block.impeachment };
     case 'impeach':

@@ -1,5 +1,6 @@
 // Focused runs of the LBFT reducer with a tiny in-order network: the normal path, a silent proposer
-// (impeachment block decided by all), an invalid block, and refusals of forged input.
+// (impeachment block decided by all), an invalid block, and refusals of forged input; and what a restarted
+// node's engine asks for after its WAL replay (the proposer's own block sealed again, timers from now).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
@@ -71,6 +72,8 @@ function run(opts: { heights: number; proposerBehaviour?: 'silent' | 'invalid' }
         const head = chains.get(id)!.at(-1)!;
         return push(now, id, { type: 'built', now, height: a.height, block: mkBlock(head, { valid: opts.proposerBehaviour !== 'invalid' }) });
       }
+      case 'seal':
+        return push(now, id, { type: 'sealed', now, height: a.height, block: a.block });
       case 'commit':
         chains.get(id)!.push(a.block);
         return start(id);
@@ -141,4 +144,48 @@ test('forged or misdirected messages are refused and counted', () => {
   assert.equal(s.rejections['future-buffer-full'], 2);
   step(s, { type: 'message', now: 1, message: { type: 'prepare', height: 9n, round: 0, hash: b.hash, sender: VALIDATORS[1]!, signature: new Uint8Array(1) } });
   assert.equal(s.rejections['future-too-far'], 1);
+});
+
+/** The state of `self` after replaying `events` (as a restarted host does), and the actions of the 'resume' at `now`. */
+function replayThenResume(self: string, events: LbftEvent<TBlock>[], now: number) {
+  const s = initialState<TBlock>({ validators: VALIDATORS, proposers: PROPOSERS, self, periodMs: 1000, timeoutMs: 3000, maxTimeoutMs: 60_000, futureHeights: 2, maxFutureMessages: 10, verifier });
+  for (const e of events) step(s, e);
+  return { s, actions: step(s, { type: 'resume', now }).actions };
+}
+
+const start1: LbftEvent<TBlock> = { type: 'start', now: 0, height: 1n, parent: { hash: GENESIS.hash, timestamp: 0 }, impeachment: mkBlock(GENESIS, { impeachment: true }) };
+
+test('a proposer seals the block it built before a restart again, and never builds another', { timeout: 10_000 }, () => {
+  const proposer = PROPOSERS[1]!; // P(1)
+  const block = mkBlock(GENESIS, { tag: 'first' });
+  const built = step(initialState<TBlock>({ validators: VALIDATORS, proposers: PROPOSERS, self: proposer, periodMs: 1000, timeoutMs: 3000, maxTimeoutMs: 60_000, futureHeights: 2, maxFutureMessages: 10, verifier }), start1);
+  assert.ok(built.actions.some((a) => a.type === 'set-timer' && a.kind === 'propose'));
+  const events: LbftEvent<TBlock>[] = [start1, { type: 'timeout', now: 1000, height: 1n, round: 0, kind: 'propose' }, { type: 'built', now: 1005, height: 1n, block }];
+  // Stopped after the seal was signed, before 'sealed' was recorded: the restart asks to seal the same block.
+  const { s, actions } = replayThenResume(proposer, events, 60_000);
+  assert.deepEqual(actions.filter((a) => a.type === 'seal' || a.type === 'build'), [{ type: 'seal', height: 1n, block }]);
+  // A second block reported for the height is ignored; the sealed one is proposed once.
+  assert.deepEqual(step(s, { type: 'built', now: 60_001, height: 1n, block: mkBlock(GENESIS, { tag: 'second' }) }).actions, []);
+  const proposed = step(s, { type: 'sealed', now: 60_002, height: 1n, block }).actions;
+  assert.equal(proposed.length, 1);
+  assert.ok(proposed[0]!.type === 'broadcast' && proposed[0]!.message.type === 'proposal' && proposed[0]!.message.block.hash === block.hash);
+  assert.deepEqual(step(s, { type: 'resume', now: 60_003 }).actions.filter((a) => a.type === 'seal' || a.type === 'build'), []);
+  // Stopped before anything was built: it builds, with its new clock.
+  const fresh = replayThenResume(proposer, events.slice(0, 2), 60_000).actions.filter((a) => a.type === 'seal' || a.type === 'build');
+  assert.deepEqual(fresh, [{ type: 'build', height: 1n, timestamp: 60_000 }]);
+});
+
+test('after a restart the round timeout runs from the restart, not from before the downtime', { timeout: 10_000 }, () => {
+  const v = VALIDATORS[0]!;
+  // Round 0 of height 1 began at 0 (timer at 1000 + 3000); the node was down until 60 000.
+  const round0 = replayThenResume(v, [start1], 60_000).actions.filter((a) => a.type === 'set-timer');
+  assert.deepEqual(round0, [{ type: 'set-timer', height: 1n, round: 0, kind: 'round', at: 63_000 }]);
+  // In round 1 when it went down: round 1's timeout (3000 ms) from the restart.
+  const { s } = replayThenResume(v, [start1, { type: 'timeout', now: 4000, height: 1n, round: 0, kind: 'round' }], 4001);
+  assert.equal(s.round, 1);
+  const round1 = step(s, { type: 'resume', now: 90_000 }).actions.filter((a) => a.type === 'set-timer');
+  assert.deepEqual(round1, [{ type: 'set-timer', height: 1n, round: 1, kind: 'round', at: 93_000 }]);
+  // A proposer that had not built yet gets its propose timer back (due at once: the period is long over).
+  const p = replayThenResume(PROPOSERS[1]!, [start1], 60_000).actions.filter((a) => a.type === 'set-timer');
+  assert.deepEqual(p, [{ type: 'set-timer', height: 1n, round: 0, kind: 'propose', at: 1000 }]);
 });
