@@ -98,6 +98,8 @@ test('each rejected transaction gets its error and changes nothing', async () =>
   await expectError(await sender.signTransaction({ ...base, value: parseEther('20000') }), 'TX_INSUFFICIENT_FUNDS');
   await expectError(await sender.signTransaction({ ...base, gasLimit: 20_000n }), 'TX_INTRINSIC_GAS_TOO_LOW');
   await expectError(await sender.signTransaction({ ...base, maxFeePerGas: 1n }), 'TX_FEE_TOO_LOW');
+  // More gas than a block holds (30,000,000 by default): it could never be mined.
+  await expectError(await sender.signTransaction({ ...base, gasLimit: 30_000_001n }), 'TX_GAS_LIMIT_EXCEEDED');
   await expectError('0xc0ffee', 'TX_MALFORMED');
   await expectError(await sender.signTransaction({ ...base, data: '0x' + '01'.repeat(130 * 1024), gasLimit: 10_000_000n }), 'TX_TOO_LARGE');
   // A legacy transaction signed without a chain id (pre-EIP-155).
