@@ -39,6 +39,17 @@ const TOPIC_RE = /^0x[0-9a-fA-F]{64}$/;
 /** Ethereum logs carry at most four topics; geth refuses longer topic filters. */
 const MAX_TOPICS = 4;
 
+/**
+ * How large one filter may be: each address and topic alternative costs a bloom probe per block scanned and a
+ * comparison per log, so an unbounded list lets one request stall the node. Defaults are geth's (1000 each).
+ */
+export interface LogFilterLimits {
+  readonly maxAddresses: number;
+  readonly maxAlternatives: number;
+}
+
+export const DEFAULT_LOG_FILTER_LIMITS: LogFilterLimits = { maxAddresses: 1000, maxAlternatives: 1000 };
+
 function sameHex(a: string, b: string): boolean {
   return a.length === b.length && a.toLowerCase() === b.toLowerCase();
 }
@@ -69,8 +80,9 @@ export function matchesLogFilter(log: Pick<JsonLog, 'address' | 'topics'>, filte
   return true;
 }
 
-function parseHexList(value: unknown, re: RegExp, what: string, where: string): string[] {
+function parseHexList(value: unknown, re: RegExp, what: string, where: string, max: number): string[] {
   const list = Array.isArray(value) ? value : [value];
+  if (list.length > max) throw limitExceeded(`${where}: ${list.length} entries, the limit is ${max}; split the filter into several queries`);
   return list.map((item, i) => {
     if (typeof item !== 'string' || !re.test(item)) {
       const at = Array.isArray(value) ? `${where}[${i}]` : where;
@@ -83,9 +95,10 @@ function parseHexList(value: unknown, re: RegExp, what: string, where: string): 
 /**
  * Validate a client's filter object (`where` names it in errors, e.g. "params[1]") and return it with hex
  * lowercased, addresses always as an array and `null` for "any". Other members (fromBlock, toBlock, blockHash)
- * are ignored here: eth_getLogs handles ranges itself. Throws RpcError -32602 naming the bad member.
+ * are ignored here: eth_getLogs handles ranges itself. Throws RpcError -32602 naming the bad member, -32005
+ * when a list is longer than `limits` allow.
  */
-export function parseLogFilter(raw: unknown, where = 'filter'): LogFilter {
+export function parseLogFilter(raw: unknown, where = 'filter', limits = DEFAULT_LOG_FILTER_LIMITS): LogFilter {
   if (raw === undefined || raw === null) return { address: null, topics: null };
   if (typeof raw !== 'object' || Array.isArray(raw)) throw invalidParams(`${where}: expected a filter object`);
   const obj = raw as Record<string, unknown>;
@@ -93,7 +106,7 @@ export function parseLogFilter(raw: unknown, where = 'filter'): LogFilter {
   const address =
     rawAddress === undefined || rawAddress === null
       ? null
-      : parseHexList(rawAddress, ADDRESS_RE, '20-byte address', `${where}.address`);
+      : parseHexList(rawAddress, ADDRESS_RE, '20-byte address', `${where}.address`, limits.maxAddresses);
   const rawTopics = obj['topics'];
   let topics: (string | string[] | null)[] | null = null;
   if (rawTopics !== undefined && rawTopics !== null) {
@@ -102,7 +115,7 @@ export function parseLogFilter(raw: unknown, where = 'filter'): LogFilter {
     topics = rawTopics.map((t: unknown, i) => {
       if (t === null) return null;
       const at = `${where}.topics[${i}]`;
-      const hashes = parseHexList(t, TOPIC_RE, '32-byte topic', at);
+      const hashes = parseHexList(t, TOPIC_RE, '32-byte topic', at, limits.maxAlternatives);
       return Array.isArray(t) ? hashes : (hashes[0] ?? null);
     });
   }
