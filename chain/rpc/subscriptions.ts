@@ -31,8 +31,11 @@ export interface LogFilter {
 
 export type SubscriptionKind = 'newHeads' | 'logs';
 
-/** Receives every notification of the subscriptions one owner (connection) holds. Must not throw. */
-export type SubscriptionSink = (subscriptionId: string, result: unknown) => void;
+/**
+ * Receives every notification of the subscriptions one owner (connection) holds. `resultJson` is the result as
+ * JSON text, serialised once per publish and shared by every subscriber. Must not throw.
+ */
+export type SubscriptionSink = (subscriptionId: string, resultJson: string) => void;
 
 const ADDRESS_RE = /^0x[0-9a-fA-F]{40}$/;
 const TOPIC_RE = /^0x[0-9a-fA-F]{64}$/;
@@ -181,20 +184,43 @@ export class SubscriptionHub {
 
   /** Send `header` (a JSON-ready block header object) to every newHeads subscriber. */
   publishNewHead(header: unknown): void {
+    const json = this.serialiser();
     for (const sub of this.subs.values()) {
-      if (sub.kind === 'newHeads') this.deliver(sub, header);
+      if (sub.kind === 'newHeads') this.deliver(sub, json(header));
     }
   }
 
   /** Send each log to every logs subscriber whose filter it matches, one notification per log, in order. */
   publishLogs(logs: readonly JsonLog[]): void {
     if (logs.length === 0) return;
+    const json = this.serialiser();
     for (const sub of this.subs.values()) {
       if (sub.kind !== 'logs') continue;
       for (const log of logs) {
-        if (sub.filter === null || matchesLogFilter(log, sub.filter)) this.deliver(sub, log);
+        if (sub.filter === null || matchesLogFilter(log, sub.filter)) this.deliver(sub, json(log));
       }
     }
+  }
+
+  /**
+   * JSON text of each value, made on first use and reused for every further subscriber of this publish: a
+   * thousand subscribers cost one JSON.stringify, not a thousand. null when the value cannot be serialised.
+   */
+  private serialiser(): (value: unknown) => string | null {
+    const texts = new Map<unknown, string | null>();
+    return (value) => {
+      let text = texts.get(value);
+      if (text === undefined) {
+        try {
+          text = JSON.stringify(value) ?? 'null';
+        } catch (err) {
+          this.logger.error('subscription payload not serializable', { error: String(err) });
+          text = null;
+        }
+        texts.set(value, text);
+      }
+      return text;
+    };
   }
 
   /**
@@ -243,10 +269,11 @@ export class SubscriptionHub {
     return this.byOwner.get(owner)?.size ?? 0;
   }
 
-  private deliver(sub: Subscription, result: unknown): void {
+  private deliver(sub: Subscription, resultJson: string | null): void {
+    if (resultJson === null) return;
     // One faulty sink must not stop the block's notifications to everyone else, nor the block import itself.
     try {
-      sub.sink(sub.id, result);
+      sub.sink(sub.id, resultJson);
     } catch (err) {
       this.logger.error('subscription sink failed', { subscription: sub.id, error: String(err) });
     }
