@@ -78,6 +78,11 @@ const KEEP_ALIVE_TIMEOUT_MS = 30_000;
 const REQUEST_TIMEOUT_MS = 60_000;
 /** Messages one WebSocket may have in progress before the server stops reading from it. */
 const MAX_WS_IN_FLIGHT = 16;
+/**
+ * Unsent bytes past which the server stops reading a WebSocket's requests until its client takes them: a
+ * client that does not read cannot make the node compute (and hold) answers without end.
+ */
+const WS_PAUSE_BUFFERED_BYTES = 1024 * 1024;
 /** Ping period; a connection that has not answered the previous ping is dropped (dead NAT mappings). */
 const WS_PING_INTERVAL_MS = 30_000;
 /** How long close() waits for in-flight HTTP requests and WebSocket close handshakes. */
@@ -321,9 +326,26 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
       ws.close(code, reason);
     }
 
+    // Reading stops while too many messages are in progress or too much output waits for the client.
+    let outputBacklog = false;
+    const readIfReady = (): void => {
+      if (ws.isPaused && inFlight < MAX_WS_IN_FLIGHT && !outputBacklog && !closed) ws.resume();
+    };
+    const pauseOnBacklog = (): void => {
+      if (ws.bufferedAmount <= WS_PAUSE_BUFFERED_BYTES) return;
+      outputBacklog = true;
+      ws.pause();
+    };
+    const onSent = (): void => {
+      if (outputBacklog && ws.bufferedAmount <= WS_PAUSE_BUFFERED_BYTES) {
+        outputBacklog = false;
+        readIfReady();
+      }
+    };
+
     function send(text: string): void {
       if (closed || ws.readyState !== ws.OPEN) return;
-      ws.send(text);
+      ws.send(text, onSent);
       const buffered = ws.bufferedAmount;
       if (buffered > maxWsBufferedBytes) state.drop('slow consumer: send buffer limit exceeded');
       else if (buffered > 0) enforceWsBufferBudget();
@@ -392,10 +414,12 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
       inFlight++;
       // Backpressure: past MAX_WS_IN_FLIGHT unfinished messages, stop reading until some complete.
       if (inFlight >= MAX_WS_IN_FLIGHT) ws.pause();
+      pauseOnBacklog();
       void onMessage(data).finally(() => {
         bodies.release(counted);
         inFlight--;
-        if (ws.isPaused && inFlight < MAX_WS_IN_FLIGHT && !closed) ws.resume();
+        pauseOnBacklog();
+        readIfReady();
       });
     });
     ws.on('pong', () => {

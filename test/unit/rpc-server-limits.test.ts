@@ -1,5 +1,5 @@
 // The RPC transport's server-wide budgets under attack, on a real server on 127.0.0.1 with real sockets: a
-// burst of large bodies, more connections than allowed, and WebSocket subscribers that stop reading. Each
+// burst of large bodies, more connections than allowed, WebSocket clients that stop reading. Each
 // attack is refused (503 / -32005 / 1008) while other clients keep being answered.
 
 import assert from 'node:assert/strict';
@@ -12,7 +12,15 @@ import { createRpcServer, type RpcServer, type RpcServerOptions } from '../../ch
 import { SubscriptionHub } from '../../chain/rpc/subscriptions.ts';
 
 const MiB = 1024 * 1024;
-const methods: Record<string, RpcHandler> = { eth_blockNumber: () => '0x5', echo: (params) => params.length };
+let bigAnswers = 0;
+const methods: Record<string, RpcHandler> = {
+  eth_blockNumber: () => '0x5',
+  echo: (params) => params.length,
+  big: () => {
+    bigAnswers++;
+    return 'x'.repeat(64 * 1024);
+  },
+};
 const call = (method: string, params: unknown[] = [], id = 1) => JSON.stringify({ jsonrpc: '2.0', id, method, params });
 
 interface Started {
@@ -191,5 +199,29 @@ describe('WebSocket subscribers that stop reading', { timeout: 60_000 }, () => {
     // The dropped consumers are closed: once they read again they reach the end of the stream.
     for (const x of slow) x.socket.resume();
     await Promise.all(slow.map((x) => (x.ws.readyState === WebSocket.CLOSED ? undefined : new Promise((r) => x.ws.once('close', r)))));
+  });
+});
+
+describe('a WebSocket client that sends requests but does not read', { timeout: 60_000 }, () => {
+  let s: Started;
+  before(async () => {
+    // Buffers are allowed to grow far: only the read pause can stop this client.
+    s = await start({ maxWsBufferedBytes: 1024 * MiB, maxWsBufferedTotalBytes: 1024 * MiB });
+  });
+  after(() => s.server.close());
+
+  it('stops reading the requests of a client that does not read its answers', async () => {
+    const greedy = await subscriber(s.port);
+    greedy.socket.pause();
+    // 1,000 requests for 64 KiB answers: 64 MiB if the server computed them all.
+    for (let i = 0; i < 1000; i++) greedy.ws.send(call('big', [], 100 + i));
+    let seen = -1;
+    for (let i = 0; i < 200 && bigAnswers !== seen; i++) {
+      seen = bigAnswers;
+      await tick(100);
+    }
+    assert.ok(bigAnswers < 1000, `the server answered ${bigAnswers} of 1000 requests nobody reads`);
+    assert.equal((await post(s.url, call('eth_blockNumber'))).json.result, '0x5');
+    greedy.ws.terminate();
   });
 });
