@@ -178,13 +178,25 @@ export function decodeReceipt(bytes: Uint8Array): Receipt {
   };
 }
 
-function addToBloom(bloom: Uint8Array, item: Uint8Array): void {
+/** Where an item sets its bits in a logs bloom: [byte index, bit mask] pairs. */
+export type BloomProbe = readonly (readonly [number, number])[];
+
+/**
+ * The bloom bits of `item`: Ethereum's three 11-bit indices taken from the first six bytes of keccak(item).
+ * A filter computes its probes once and tests each block with bloomHas, instead of hashing per block.
+ */
+export function bloomProbe(item: Uint8Array): BloomProbe {
   const h = keccak256(item);
-  // Ethereum's bloom: three 11-bit indices taken from the first six bytes of keccak(item).
+  const probe: [number, number][] = [];
   for (let i = 0; i < 6; i += 2) {
     const bit = ((h[i]! << 8) | h[i + 1]!) & 2047;
-    bloom[BLOOM_BYTES - 1 - (bit >> 3)]! |= 1 << (bit & 7);
+    probe.push([BLOOM_BYTES - 1 - (bit >> 3), 1 << (bit & 7)]);
   }
+  return probe;
+}
+
+function addToBloom(bloom: Uint8Array, item: Uint8Array): void {
+  for (const [index, mask] of bloomProbe(item)) bloom[index]! |= mask;
 }
 
 /** Ethereum logs bloom (256 bytes) over the addresses and topics of `logs`. */
@@ -202,12 +214,14 @@ export function orBloom(into: Uint8Array, other: Uint8Array): void {
   for (let i = 0; i < BLOOM_BYTES; i++) into[i]! |= other[i]!;
 }
 
+/** True when every bit of `probe` is set in `bloom` (false means certainly absent). */
+export function bloomHas(bloom: Uint8Array, probe: BloomProbe): boolean {
+  return probe.every(([index, mask]) => (bloom[index]! & mask) === mask);
+}
+
 /** True when every bit of `item`'s bloom is set in `bloom` (false means certainly absent). */
 export function bloomMayContain(bloom: Uint8Array, item: Uint8Array): boolean {
-  const probe = new Uint8Array(BLOOM_BYTES);
-  addToBloom(probe, item);
-  for (let i = 0; i < BLOOM_BYTES; i++) if ((probe[i]! & bloom[i]!) !== probe[i]) return false;
-  return true;
+  return bloomHas(bloom, bloomProbe(item));
 }
 
 export const EMPTY_BLOOM = new Uint8Array(BLOOM_BYTES);

@@ -2,7 +2,7 @@
 // the head only (this node keeps no historical state); asking for an older block's state is an error
 // that says so, never a wrong answer.
 import type { Block } from '../block.ts';
-import { bloomMayContain } from '../block.ts';
+import { bloomHas, bloomProbe, type BloomProbe } from '../block.ts';
 import { hexToBytes } from '../crypto/index.ts';
 import { checkTx } from '../execute.ts';
 import type { Ledger } from '../ledger.ts';
@@ -13,7 +13,7 @@ import { invalidParams, serverError, limitExceeded } from './errors.ts';
 import { formatBlock, formatLogs, formatReceipt, formatTx, quantity } from './format.ts';
 import type { RpcHandler } from './server.ts';
 import type { JsonLog, LogFilter } from './subscriptions.ts';
-import { matchesLogFilter, parseLogFilter } from './subscriptions.ts';
+import { DEFAULT_LOG_FILTER_LIMITS, matchesLogFilter, parseLogFilter, type LogFilterLimits } from './subscriptions.ts';
 
 export interface EthApiOptions {
   readonly ledger: Ledger;
@@ -23,13 +23,29 @@ export interface EthApiOptions {
   readonly clientVersion: string;
   /** Widest block range one eth_getLogs may scan. */
   readonly maxLogRange: number;
+  /**
+   * Limits of one eth_getLogs filter: addresses, and alternatives per topic position; more get -32005.
+   * Default 1000 each (geth's maxAddresses / maxSubTopics), which logs subscriptions also apply.
+   */
+  readonly maxLogAddresses?: number;
+  readonly maxLogTopicAlternatives?: number;
+  /**
+   * Time budget of one eth_getLogs in milliseconds: a query still scanning after it is abandoned with -32005
+   * (narrow the range or the filter), so one client cannot keep the node busy. Default 5000.
+   */
+  readonly logQueryBudgetMs?: number;
+  /** Most reward percentiles one eth_feeHistory may ask for; more get -32602. Default 100 (geth's limit). */
+  readonly maxFeeHistoryPercentiles?: number;
 }
 
 const ADDRESS_RE = /^0x[0-9a-fA-F]{40}$/;
 const HASH_RE = /^0x[0-9a-fA-F]{64}$/;
 const QUANTITY_RE = /^0x(0|[1-9a-fA-F][0-9a-fA-F]*)$/;
 const DATA_RE = /^0x([0-9a-fA-F]{2})*$/;
+/** Most blocks one eth_feeHistory covers; larger counts are cut to it, as geth does. */
 const MAX_FEE_HISTORY = 1024;
+/** eth_getLogs blocks scanned between yields to the event loop (cached blocks resolve without I/O). */
+const LOG_SCAN_YIELD_EVERY = 64;
 
 function address(v: unknown, name: string): string {
   if (typeof v !== 'string' || !ADDRESS_RE.test(v)) throw invalidParams(`${name} must be a 20-byte 0x-hex address`);
@@ -46,6 +62,25 @@ function quantityParam(v: unknown, name: string): bigint {
   return BigInt(v);
 }
 
+/** eth_feeHistory's block count: a quantity, or a JSON integer as geth also accepts. */
+function blockCount(v: unknown, name: string): bigint {
+  if (typeof v !== 'number') return quantityParam(v, name);
+  if (!Number.isSafeInteger(v) || v < 0) throw invalidParams(`${name} must be a non-negative integer or a 0x-hex quantity`);
+  return BigInt(v);
+}
+
+/** Reward percentiles as geth takes them: at most `max`, each 0..100, strictly increasing. */
+function percentilesParam(v: unknown, name: string, max: number): number[] | null {
+  if (v === undefined || v === null) return null;
+  if (!Array.isArray(v)) throw invalidParams(`${name} must be an array of numbers between 0 and 100`);
+  if (v.length > max) throw invalidParams(`${name}: at most ${max} percentiles, got ${v.length}`);
+  v.forEach((p: unknown, i) => {
+    if (typeof p !== 'number' || !(p >= 0 && p <= 100)) throw invalidParams(`${name}[${i}] must be a number between 0 and 100`);
+    if (i > 0 && p <= (v[i - 1] as number)) throw invalidParams(`${name}[${i}] must be greater than ${name}[${i - 1}] (percentiles increase)`);
+  });
+  return v as number[];
+}
+
 function data(v: unknown, name: string): Uint8Array {
   if (typeof v !== 'string' || !DATA_RE.test(v)) throw invalidParams(`${name} must be 0x-hex bytes`);
   return hexToBytes(v);
@@ -58,6 +93,12 @@ function bool(v: unknown, name: string): boolean {
 
 export function createEthApi(opts: EthApiOptions): Record<string, RpcHandler> {
   const { ledger, pool } = opts;
+  const filterLimits: LogFilterLimits = {
+    maxAddresses: opts.maxLogAddresses ?? DEFAULT_LOG_FILTER_LIMITS.maxAddresses,
+    maxAlternatives: opts.maxLogTopicAlternatives ?? DEFAULT_LOG_FILTER_LIMITS.maxAlternatives,
+  };
+  const logQueryBudgetMs = opts.logQueryBudgetMs ?? 5000;
+  const maxPercentiles = opts.maxFeeHistoryPercentiles ?? 100;
   const chainId = ledger.spec.chainId;
   const head = () => ledger.head.header.number;
 
@@ -71,8 +112,12 @@ export function createEthApi(opts: EthApiOptions): Record<string, RpcHandler> {
         if (b === undefined) throw serverError(`block ${String(o.blockHash)} not found`);
         return b.header.number;
       }
-      if ('blockNumber' in o) return blockNumberOf(o.blockNumber, `${name}.blockNumber`);
-      throw invalidParams(`${name} must be a block tag, number, or {blockHash} / {blockNumber}`);
+      // EIP-1898 nests one level only: a nested object is refused here rather than followed (no recursion
+      // a client could make as deep as its JSON).
+      if ('blockNumber' in o && (typeof o.blockNumber !== 'object' || o.blockNumber === null)) {
+        return blockNumberOf(o.blockNumber ?? 'latest', `${name}.blockNumber`);
+      }
+      throw invalidParams(`${name} must be a block tag, number, or {blockHash} / {blockNumber} with a tag or number`);
     }
     switch (tag) {
       case 'latest':
@@ -123,7 +168,13 @@ export function createEthApi(opts: EthApiOptions): Record<string, RpcHandler> {
   async function getLogs(filterParam: unknown): Promise<JsonLog[]> {
     if (typeof filterParam !== 'object' || filterParam === null) throw invalidParams('filter must be an object');
     const f = filterParam as Record<string, unknown>;
-    const filter: LogFilter = parseLogFilter({ address: f.address, topics: f.topics });
+    const filter: LogFilter = parseLogFilter({ address: f.address, topics: f.topics }, 'filter', filterLimits);
+    const deadline = performance.now() + logQueryBudgetMs;
+    const checkBudget = (): void => {
+      if (performance.now() > deadline) {
+        throw limitExceeded(`query timeout exceeded: eth_getLogs ran past its ${logQueryBudgetMs} ms budget; narrow the block range or the filter`);
+      }
+    };
     let blocks: Block[] = [];
     if (f.blockHash != null) {
       if (f.fromBlock != null || f.toBlock != null) throw invalidParams('use either blockHash or fromBlock/toBlock, not both');
@@ -138,23 +189,27 @@ export function createEthApi(opts: EthApiOptions): Record<string, RpcHandler> {
         throw limitExceeded(`block range too large: ${to - from + 1n} blocks, the limit is ${opts.maxLogRange}; query a smaller range`);
       }
       // Each group is one condition of the filter (the address, then each topic position); a block may
-      // hold a match only if its bloom admits some alternative of every group.
-      const groups: Uint8Array[][] = [];
+      // hold a match only if its bloom admits some alternative of every group. Probes are hashed once here,
+      // not once per block.
+      const groups: BloomProbe[][] = [];
       const addresses = filter.address == null ? [] : [filter.address].flat();
-      if (addresses.length > 0) groups.push(addresses.map((a) => hexToBytes(a)));
+      if (addresses.length > 0) groups.push(addresses.map((a) => bloomProbe(hexToBytes(a))));
       for (const topic of filter.topics ?? []) {
         const alternatives = topic == null ? [] : [topic].flat();
-        if (alternatives.length > 0) groups.push(alternatives.map((x) => hexToBytes(x)));
+        if (alternatives.length > 0) groups.push(alternatives.map((x) => bloomProbe(hexToBytes(x))));
       }
       for (let n = from; n <= to; n++) {
+        if ((n - from) % BigInt(LOG_SCAN_YIELD_EVERY) === 0n && n > from) await new Promise<void>((resolve) => setImmediate(resolve));
+        checkBudget();
         const b = await ledger.blockByNumber(n);
         if (b === undefined) break;
         // The bloom rules out most blocks without reading their receipts.
-        if (groups.every((g) => g.some((p) => bloomMayContain(b.header.logsBloom, p)))) blocks.push(b);
+        if (groups.every((g) => g.some((p) => bloomHas(b.header.logsBloom, p)))) blocks.push(b);
       }
     }
     const out: JsonLog[] = [];
     for (const b of blocks) {
+      checkBudget();
       const receipts = (await ledger.receipts(b.hash)) ?? [];
       for (const log of formatLogs(b, receipts)) if (matchesLogFilter(log, filter)) out.push(log);
     }
@@ -251,14 +306,13 @@ export function createEthApi(opts: EthApiOptions): Record<string, RpcHandler> {
     },
 
     eth_feeHistory: async ([count, newest, percentiles]) => {
-      const n = typeof count === 'number' ? BigInt(count) : quantityParam(count, 'block count');
-      if (n < 1n || n > BigInt(MAX_FEE_HISTORY)) throw invalidParams(`block count must be between 1 and ${MAX_FEE_HISTORY}`);
+      const requested = blockCount(count, 'block count');
+      const pcts = percentilesParam(percentiles, 'reward percentiles', maxPercentiles);
       const last = (await blockNumberOf(newest, 'newest block')) ?? head();
+      if (requested === 0n) return { oldestBlock: quantity(0), baseFeePerGas: [], gasUsedRatio: [] };
+      // Like geth, a count over the cap is cut to it; oldestBlock tells the client what it got.
+      const n = requested > BigInt(MAX_FEE_HISTORY) ? BigInt(MAX_FEE_HISTORY) : requested;
       const first = last - n + 1n < 0n ? 0n : last - n + 1n;
-      const pcts = percentiles == null ? null : Array.isArray(percentiles) ? percentiles : null;
-      if (percentiles != null && (pcts === null || pcts.some((p) => typeof p !== 'number' || p < 0 || p > 100))) {
-        throw invalidParams('reward percentiles must be an array of numbers between 0 and 100');
-      }
       const baseFees: string[] = [];
       const ratios: number[] = [];
       const rewards: string[][] = [];
@@ -270,7 +324,7 @@ export function createEthApi(opts: EthApiOptions): Record<string, RpcHandler> {
         // Tips above the constant base fee; the fixed fee policy makes every percentile the same order.
         if (pcts !== null) {
           const tips = b.txs.map((tx) => (tx.maxFeePerGas - b.header.baseFee < tx.maxPriorityFeePerGas ? tx.maxFeePerGas - b.header.baseFee : tx.maxPriorityFeePerGas)).sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
-          rewards.push(pcts.map((p) => quantity(tips.length === 0 ? 0n : tips[Math.min(tips.length - 1, Math.floor(((p as number) / 100) * tips.length))]!)));
+          rewards.push(pcts.map((p) => quantity(tips.length === 0 ? 0n : tips[Math.min(tips.length - 1, Math.floor((p / 100) * tips.length))]!)));
         }
       }
       baseFees.push(quantity(ledger.spec.baseFee));

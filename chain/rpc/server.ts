@@ -1,7 +1,8 @@
 // The JSON-RPC 2.0 transport of the node: HTTP POST and WebSocket on one port, single requests and batches,
 // eth_subscribe / eth_unsubscribe over WebSocket. It knows no eth_* semantics: those are the `methods` handed
 // in. Everything a client sends is untrusted; no input may crash the process or grow memory without bound,
-// so bodies, batches, WebSocket messages, in-flight requests, subscriptions and send buffers are all limited.
+// so connections, bodies (each and all in flight together), batches, WebSocket messages, in-flight requests,
+// subscriptions and send buffers (each and all together) are all limited.
 // Turning a message into calls and responses is dispatch.ts; this file is transport, limits and lifecycle.
 //
 // CORS: every response carries Access-Control-Allow-Origin: * so browser dapps can call the node. The node holds
@@ -9,12 +10,13 @@
 // the origin here if that ever changes. WebSocket upgrades are likewise accepted from any Origin.
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { DatagateError } from '../errors.ts';
 import { nopLogger, type Logger } from '../logger.ts';
 import { createDispatch, encodeError, type RpcContext, type RpcHandler, type SubscriptionSession } from './dispatch.ts';
+import { BodyBudget, SMALL_BODY_BYTES, limitConnections } from './budgets.ts';
 import { RpcCode, RpcError, invalidParams, invalidRequest, limitExceeded } from './errors.ts';
 import { parseSubscribeParams, type SubscriptionHub } from './subscriptions.ts';
 
@@ -28,14 +30,30 @@ export interface RpcServerOptions {
   /** Handlers by method name. eth_subscribe and eth_unsubscribe are the server's own and must not appear. */
   methods: Record<string, RpcHandler>;
   subscriptions: SubscriptionHub;
-  /** Largest HTTP body or WebSocket message accepted. Default 5 MiB. */
+  /** Largest HTTP body or WebSocket message accepted; larger bodies get HTTP 413. Default 5 MiB. */
   maxRequestBytes?: number;
+  /**
+   * Bytes of request bodies being received or handled at once, over all connections (HTTP bodies and WebSocket
+   * messages larger than 64 KiB; smaller ones, every ordinary call, are bounded by maxConnections instead). A
+   * body that would pass it gets HTTP 503 (-32005 over WebSocket) and is not read. Default 4 x maxRequestBytes.
+   */
+  maxInFlightBodyBytes?: number;
+  /**
+   * Open TCP connections (HTTP keep-alive and WebSocket together); a request on a connection beyond it gets
+   * HTTP 503 and the connection is closed. Default 512.
+   */
+  maxConnections?: number;
   /** Most requests in one batch. Default 100 (ethers batches up to 100). */
   maxBatch?: number;
   /** Most concurrent WebSocket connections; further upgrades get HTTP 503. Default 256. */
   maxWsConnections?: number;
   /** A WebSocket whose unsent data exceeds this is closed with 1008 instead of buffering more. Default 16 MiB. */
   maxWsBufferedBytes?: number;
+  /**
+   * Unsent data of all WebSockets together: past it, the connections with the most unsent data (consumers
+   * that stopped reading) are closed with 1008 until the rest fits. Default 32 MiB.
+   */
+  maxWsBufferedTotalBytes?: number;
   logger?: Logger;
   /**
    * Handlers for other HTTP paths on the same port, tried in order before JSON-RPC; each returns true when it
@@ -60,10 +78,17 @@ const KEEP_ALIVE_TIMEOUT_MS = 30_000;
 const REQUEST_TIMEOUT_MS = 60_000;
 /** Messages one WebSocket may have in progress before the server stops reading from it. */
 const MAX_WS_IN_FLIGHT = 16;
+/**
+ * Unsent bytes past which the server stops reading a WebSocket's requests until its client takes them: a
+ * client that does not read cannot make the node compute (and hold) answers without end.
+ */
+const WS_PAUSE_BUFFERED_BYTES = 1024 * 1024;
 /** Ping period; a connection that has not answered the previous ping is dropped (dead NAT mappings). */
 const WS_PING_INTERVAL_MS = 30_000;
 /** How long close() waits for in-flight HTTP requests and WebSocket close handshakes. */
 const CLOSE_GRACE_MS = 1_000;
+/** A dropped slow consumer gets this long to take its close frame; then its socket and buffers are freed. */
+const SLOW_CONSUMER_GRACE_MS = 1_000;
 const JSON_HEADERS = { 'content-type': 'application/json' } as const;
 
 function positiveInt(name: string, value: number): number {
@@ -83,9 +108,16 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
   const maxBatch = positiveInt('maxBatch', options.maxBatch ?? 100);
   const maxWsConnections = positiveInt('maxWsConnections', options.maxWsConnections ?? 256);
   const maxWsBufferedBytes = positiveInt('maxWsBufferedBytes', options.maxWsBufferedBytes ?? 16 * MiB);
+  const maxWsBufferedTotalBytes = positiveInt('maxWsBufferedTotalBytes', options.maxWsBufferedTotalBytes ?? 32 * MiB);
+  const maxInFlightBodyBytes = positiveInt('maxInFlightBodyBytes', options.maxInFlightBodyBytes ?? 4 * maxRequestBytes);
+  const maxConnections = positiveInt('maxConnections', options.maxConnections ?? 512);
   const logger = options.logger ?? nopLogger;
   if (!Number.isSafeInteger(port) || port < 0 || port > 65535) {
     throw new DatagateError('RPC_BAD_OPTION', `createRpcServer: port must be 0..65535, got ${port}`);
+  }
+  if (maxInFlightBodyBytes < maxRequestBytes) {
+    const msg = `createRpcServer: maxInFlightBodyBytes (${maxInFlightBodyBytes}) must be at least maxRequestBytes (${maxRequestBytes})`;
+    throw new DatagateError('RPC_BAD_OPTION', msg);
   }
   for (const reserved of ['eth_subscribe', 'eth_unsubscribe']) {
     if (Object.hasOwn(methods, reserved)) {
@@ -105,16 +137,29 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
     res.end(body);
   }
 
-  function rejectTooLarge(req: IncomingMessage, res: ServerResponse): void {
-    // Stop reading: the rest of the body is never pulled off the socket, which closes once the 413 is written.
+  /** Answer without reading the body: 413 when it is too large, 503 when the server has no room for it now. */
+  function refuseBody(req: IncomingMessage, res: ServerResponse, status: 413 | 503): void {
+    // Stop reading: the rest of the body is never pulled off the socket, which closes once the answer is written.
     req.pause();
     req.removeAllListeners('data');
-    const err = invalidRequest(`request body too large: limit is ${maxRequestBytes} bytes`);
+    const err = status === 413 ? invalidRequest(`request body too large: limit is ${maxRequestBytes} bytes`) : bodies.busyError();
     // connection: close makes Node destroy the socket once the response is flushed.
-    sendHttp(res, 413, encodeError(null, err), { connection: 'close' });
+    sendHttp(res, status, encodeError(null, err), status === 503 ? { connection: 'close', 'retry-after': '1' } : { connection: 'close' });
+  }
+
+  const bodies = new BodyBudget(maxInFlightBodyBytes);
+
+  function refuseConnection(req: IncomingMessage, res: ServerResponse): void {
+    req.pause();
+    const err = limitExceeded(`too many connections: limit is ${maxConnections}; retry shortly`);
+    sendHttp(res, 503, encodeError(null, err), { connection: 'close', 'retry-after': '1' });
   }
 
   function onHttpRequest(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
+    if (isOverLimit(req.socket)) {
+      refuseConnection(req, res);
+      return;
+    }
     // Other services on the same port (the IPFS trustless gateway, the node's admin API) claim their paths first.
     for (const handler of options.httpHandlers ?? []) if (handler(req, res)) return;
     res.setHeader('access-control-allow-origin', '*');
@@ -135,26 +180,42 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
     }
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > maxRequestBytes) {
-      rejectTooLarge(req, res);
+      refuseBody(req, res, 413);
       return;
+    }
+    // The body's share of the in-flight budget, returned when the response is done or the client went away.
+    let reserved = 0;
+    res.once('close', () => {
+      bodies.release(reserved);
+      reserved = 0;
+    });
+    if (declared > SMALL_BODY_BYTES) {
+      if (!bodies.reserve(declared)) {
+        refuseBody(req, res, 503);
+        return;
+      }
+      reserved = declared;
     }
     if (expectsContinue) res.writeContinue();
     const chunks: Buffer[] = [];
     let size = 0;
-    let tooLarge = false;
+    let refused = false;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > maxRequestBytes) {
-        // Chunked bodies declare no length: count as they come and stop at the limit.
-        tooLarge = true;
+      // Chunked bodies declare no length: count as they come and stop at the limits.
+      const counted = BodyBudget.counted(size);
+      const status = size > maxRequestBytes ? 413 : counted > reserved && !bodies.reserve(counted - reserved) ? 503 : null;
+      if (status !== null) {
+        refused = true;
         chunks.length = 0;
-        rejectTooLarge(req, res);
+        refuseBody(req, res, status);
         return;
       }
+      reserved = Math.max(reserved, counted);
       chunks.push(chunk);
     });
     req.on('end', () => {
-      if (tooLarge) return;
+      if (refused) return;
       void handlePayload(Buffer.concat(chunks, size), httpContext).then((out) => {
         if (out !== null) sendHttp(res, 200, out);
         else if (!res.headersSent && !res.destroyed) res.writeHead(204).end();
@@ -168,6 +229,7 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
   server.on('request', (req, res) => onHttpRequest(req, res, false));
   // Without this listener Node answers "100 Continue" by itself and the client would upload an oversize body.
   server.on('checkContinue', (req, res) => onHttpRequest(req, res, true));
+  const isOverLimit = limitConnections(server, maxConnections);
   server.on('clientError', (err, socket) => {
     logger.debug('http client error', { error: String(err) });
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
@@ -177,7 +239,8 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
   // ---- WebSocket ----
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: maxRequestBytes, perMessageDeflate: false });
-  const sockets = new Map<string, { ws: WebSocket; alive: boolean }>();
+  /** Open WebSockets; `drop` closes one as a slow consumer (1008) and frees its buffers shortly after. */
+  const sockets = new Map<string, { ws: WebSocket; alive: boolean; drop(reason: string): void; dropping: boolean }>();
   let upgrading = 0;
   let nextConnection = 1;
   let pingTimer: NodeJS.Timeout | undefined;
@@ -192,6 +255,10 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
   }
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (isOverLimit(socket as Socket)) {
+      rejectUpgrade(socket, '503 Service Unavailable', `too many connections: limit is ${maxConnections}`);
+      return;
+    }
     if (sockets.size + upgrading >= maxWsConnections) {
       rejectUpgrade(socket, '503 Service Unavailable', `too many WebSocket connections: limit is ${maxWsConnections}`);
       return;
@@ -210,10 +277,39 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
     });
   });
 
+  /**
+   * Keeps the unsent data of all WebSockets within maxWsBufferedTotalBytes by dropping the connections holding
+   * the most. Only called when a send left data queued, so connections that keep up cost nothing here.
+   */
+  function enforceWsBufferBudget(): void {
+    let total = 0;
+    const live = [...sockets.values()].filter((st) => !st.dropping);
+    for (const st of live) total += st.ws.bufferedAmount;
+    if (total <= maxWsBufferedTotalBytes) return;
+    live.sort((a, b) => b.ws.bufferedAmount - a.ws.bufferedAmount);
+    for (const st of live) {
+      if (total <= maxWsBufferedTotalBytes) break;
+      total -= st.ws.bufferedAmount;
+      st.drop('slow consumer: server send buffers full');
+    }
+  }
+
   function onWsConnection(ws: WebSocket): void {
     const connectionId = `ws-${nextConnection++}`;
     const ctx: RpcContext = { transport: 'ws', connectionId };
-    const state = { ws, alive: true };
+    const state = {
+      ws,
+      alive: true,
+      dropping: false,
+      drop(reason: string) {
+        if (state.dropping) return;
+        state.dropping = true;
+        log.warn('closing slow WebSocket consumer', { reason, bufferedBytes: ws.bufferedAmount });
+        shutdown(1008, reason);
+        // A client that stopped reading never takes the close frame: free its socket and buffers anyway.
+        setTimeout(() => ws.terminate(), SLOW_CONSUMER_GRACE_MS).unref();
+      },
+    };
     sockets.set(connectionId, state);
     // Subscriptions created by a message stay quiet until that message's response (with their id) is sent.
     const held = new Map<string, string[]>();
@@ -230,23 +326,34 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
       ws.close(code, reason);
     }
 
+    // Reading stops while too many messages are in progress or too much output waits for the client.
+    let outputBacklog = false;
+    const readIfReady = (): void => {
+      if (ws.isPaused && inFlight < MAX_WS_IN_FLIGHT && !outputBacklog && !closed) ws.resume();
+    };
+    const pauseOnBacklog = (): void => {
+      if (ws.bufferedAmount <= WS_PAUSE_BUFFERED_BYTES) return;
+      outputBacklog = true;
+      ws.pause();
+    };
+    const onSent = (): void => {
+      if (outputBacklog && ws.bufferedAmount <= WS_PAUSE_BUFFERED_BYTES) {
+        outputBacklog = false;
+        readIfReady();
+      }
+    };
+
     function send(text: string): void {
       if (closed || ws.readyState !== ws.OPEN) return;
-      ws.send(text);
-      if (ws.bufferedAmount > maxWsBufferedBytes) {
-        log.warn('closing slow WebSocket consumer', { bufferedBytes: ws.bufferedAmount, limit: maxWsBufferedBytes });
-        shutdown(1008, 'slow consumer: send buffer limit exceeded');
-      }
+      ws.send(text, onSent);
+      const buffered = ws.bufferedAmount;
+      if (buffered > maxWsBufferedBytes) state.drop('slow consumer: send buffer limit exceeded');
+      else if (buffered > 0) enforceWsBufferBudget();
     }
 
-    function notify(subscription: string, result: unknown): void {
-      let text: string;
-      try {
-        text = JSON.stringify({ jsonrpc: '2.0', method: 'eth_subscription', params: { subscription, result } });
-      } catch (err) {
-        log.error('subscription payload not serializable', { subscription, error: String(err) });
-        return;
-      }
+    function notify(subscription: string, resultJson: string): void {
+      // The result arrives serialised once for all subscribers; only the envelope is made per connection.
+      const text = `{"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":${JSON.stringify(subscription)},"result":${resultJson}}}`;
       const queue = held.get(subscription);
       if (queue === undefined) {
         send(text);
@@ -297,12 +404,22 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
     }
 
     ws.on('message', (data) => {
+      // Large messages share the in-flight body budget with HTTP bodies; one that does not fit is not handled.
+      const size = Buffer.isBuffer(data) ? data.length : Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength;
+      const counted = BodyBudget.counted(size);
+      if (counted > 0 && !bodies.reserve(counted)) {
+        send(encodeError(null, bodies.busyError()));
+        return;
+      }
       inFlight++;
       // Backpressure: past MAX_WS_IN_FLIGHT unfinished messages, stop reading until some complete.
       if (inFlight >= MAX_WS_IN_FLIGHT) ws.pause();
+      pauseOnBacklog();
       void onMessage(data).finally(() => {
+        bodies.release(counted);
         inFlight--;
-        if (ws.isPaused && inFlight < MAX_WS_IN_FLIGHT && !closed) ws.resume();
+        pauseOnBacklog();
+        readIfReady();
       });
     });
     ws.on('pong', () => {

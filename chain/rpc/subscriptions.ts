@@ -31,13 +31,27 @@ export interface LogFilter {
 
 export type SubscriptionKind = 'newHeads' | 'logs';
 
-/** Receives every notification of the subscriptions one owner (connection) holds. Must not throw. */
-export type SubscriptionSink = (subscriptionId: string, result: unknown) => void;
+/**
+ * Receives every notification of the subscriptions one owner (connection) holds. `resultJson` is the result as
+ * JSON text, serialised once per publish and shared by every subscriber. Must not throw.
+ */
+export type SubscriptionSink = (subscriptionId: string, resultJson: string) => void;
 
 const ADDRESS_RE = /^0x[0-9a-fA-F]{40}$/;
 const TOPIC_RE = /^0x[0-9a-fA-F]{64}$/;
 /** Ethereum logs carry at most four topics; geth refuses longer topic filters. */
 const MAX_TOPICS = 4;
+
+/**
+ * How large one filter may be: each address and topic alternative costs a bloom probe per block scanned and a
+ * comparison per log, so an unbounded list lets one request stall the node. Defaults are geth's (1000 each).
+ */
+export interface LogFilterLimits {
+  readonly maxAddresses: number;
+  readonly maxAlternatives: number;
+}
+
+export const DEFAULT_LOG_FILTER_LIMITS: LogFilterLimits = { maxAddresses: 1000, maxAlternatives: 1000 };
 
 function sameHex(a: string, b: string): boolean {
   return a.length === b.length && a.toLowerCase() === b.toLowerCase();
@@ -69,8 +83,9 @@ export function matchesLogFilter(log: Pick<JsonLog, 'address' | 'topics'>, filte
   return true;
 }
 
-function parseHexList(value: unknown, re: RegExp, what: string, where: string): string[] {
+function parseHexList(value: unknown, re: RegExp, what: string, where: string, max: number): string[] {
   const list = Array.isArray(value) ? value : [value];
+  if (list.length > max) throw limitExceeded(`${where}: ${list.length} entries, the limit is ${max}; split the filter into several queries`);
   return list.map((item, i) => {
     if (typeof item !== 'string' || !re.test(item)) {
       const at = Array.isArray(value) ? `${where}[${i}]` : where;
@@ -83,9 +98,10 @@ function parseHexList(value: unknown, re: RegExp, what: string, where: string): 
 /**
  * Validate a client's filter object (`where` names it in errors, e.g. "params[1]") and return it with hex
  * lowercased, addresses always as an array and `null` for "any". Other members (fromBlock, toBlock, blockHash)
- * are ignored here: eth_getLogs handles ranges itself. Throws RpcError -32602 naming the bad member.
+ * are ignored here: eth_getLogs handles ranges itself. Throws RpcError -32602 naming the bad member, -32005
+ * when a list is longer than `limits` allow.
  */
-export function parseLogFilter(raw: unknown, where = 'filter'): LogFilter {
+export function parseLogFilter(raw: unknown, where = 'filter', limits = DEFAULT_LOG_FILTER_LIMITS): LogFilter {
   if (raw === undefined || raw === null) return { address: null, topics: null };
   if (typeof raw !== 'object' || Array.isArray(raw)) throw invalidParams(`${where}: expected a filter object`);
   const obj = raw as Record<string, unknown>;
@@ -93,7 +109,7 @@ export function parseLogFilter(raw: unknown, where = 'filter'): LogFilter {
   const address =
     rawAddress === undefined || rawAddress === null
       ? null
-      : parseHexList(rawAddress, ADDRESS_RE, '20-byte address', `${where}.address`);
+      : parseHexList(rawAddress, ADDRESS_RE, '20-byte address', `${where}.address`, limits.maxAddresses);
   const rawTopics = obj['topics'];
   let topics: (string | string[] | null)[] | null = null;
   if (rawTopics !== undefined && rawTopics !== null) {
@@ -102,7 +118,7 @@ export function parseLogFilter(raw: unknown, where = 'filter'): LogFilter {
     topics = rawTopics.map((t: unknown, i) => {
       if (t === null) return null;
       const at = `${where}.topics[${i}]`;
-      const hashes = parseHexList(t, TOPIC_RE, '32-byte topic', at);
+      const hashes = parseHexList(t, TOPIC_RE, '32-byte topic', at, limits.maxAlternatives);
       return Array.isArray(t) ? hashes : (hashes[0] ?? null);
     });
   }
@@ -168,20 +184,43 @@ export class SubscriptionHub {
 
   /** Send `header` (a JSON-ready block header object) to every newHeads subscriber. */
   publishNewHead(header: unknown): void {
+    const json = this.serialiser();
     for (const sub of this.subs.values()) {
-      if (sub.kind === 'newHeads') this.deliver(sub, header);
+      if (sub.kind === 'newHeads') this.deliver(sub, json(header));
     }
   }
 
   /** Send each log to every logs subscriber whose filter it matches, one notification per log, in order. */
   publishLogs(logs: readonly JsonLog[]): void {
     if (logs.length === 0) return;
+    const json = this.serialiser();
     for (const sub of this.subs.values()) {
       if (sub.kind !== 'logs') continue;
       for (const log of logs) {
-        if (sub.filter === null || matchesLogFilter(log, sub.filter)) this.deliver(sub, log);
+        if (sub.filter === null || matchesLogFilter(log, sub.filter)) this.deliver(sub, json(log));
       }
     }
+  }
+
+  /**
+   * JSON text of each value, made on first use and reused for every further subscriber of this publish: a
+   * thousand subscribers cost one JSON.stringify, not a thousand. null when the value cannot be serialised.
+   */
+  private serialiser(): (value: unknown) => string | null {
+    const texts = new Map<unknown, string | null>();
+    return (value) => {
+      let text = texts.get(value);
+      if (text === undefined) {
+        try {
+          text = JSON.stringify(value) ?? 'null';
+        } catch (err) {
+          this.logger.error('subscription payload not serializable', { error: String(err) });
+          text = null;
+        }
+        texts.set(value, text);
+      }
+      return text;
+    };
   }
 
   /**
@@ -230,10 +269,11 @@ export class SubscriptionHub {
     return this.byOwner.get(owner)?.size ?? 0;
   }
 
-  private deliver(sub: Subscription, result: unknown): void {
+  private deliver(sub: Subscription, resultJson: string | null): void {
+    if (resultJson === null) return;
     // One faulty sink must not stop the block's notifications to everyone else, nor the block import itself.
     try {
-      sub.sink(sub.id, result);
+      sub.sink(sub.id, resultJson);
     } catch (err) {
       this.logger.error('subscription sink failed', { subscription: sub.id, error: String(err) });
     }
