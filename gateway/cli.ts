@@ -143,9 +143,6 @@ export const commands: readonly Command[] = [dev, statusCommand, keyCommand, sen
 
 /** Default of DATAGATE_STOP_DEADLINE_MS: how long a stop may take before the process exits anyway. */
 export const STOP_DEADLINE_MS = 20_000;
-/** Exit code of a process that did not stop within the deadline (as timeout(1) uses). */
-export const EXIT_STOP_DEADLINE = 124;
-
 /** The stop deadline (ms) from DATAGATE_STOP_DEADLINE_MS, or STOP_DEADLINE_MS; throws CLI_USAGE naming a bad value. */
 export function stopDeadlineMs(env: NodeJS.ProcessEnv): number {
   const raw = env.DATAGATE_STOP_DEADLINE_MS;
@@ -156,13 +153,15 @@ export function stopDeadlineMs(env: NodeJS.ProcessEnv): number {
 }
 
 /**
- * Exit with EXIT_STOP_DEADLINE, saying why on `stderr`, unless the process ended by itself within
- * `ms` of `why` (a signal, or the command's end with handles still open). The timer does not keep it alive.
+ * Unless the process ended by itself within `ms` of `why` (a signal, or the command's end with handles still
+ * open), say so on `stderr` and kill it. SIGKILL and not exit(): exit() waits for libuv's worker threads, and
+ * one blocked in the kernel (a read of a stalled mount or of a FIFO) would hold it forever. The shell sees
+ * status 137. The timer does not keep the process alive.
  */
-export function armStopDeadline(ms: number, why: string, stderr: { write(s: string): unknown }, exit: (code: number) => never): void {
+export function armStopDeadline(ms: number, why: string, stderr: { write(s: string): unknown }): void {
   setTimeout(() => {
-    stderr.write(`datagate: still running ${ms} ms after ${why}; exiting without a clean shutdown (the stores resume from their last durable state) [STOP_DEADLINE]\n`);
-    exit(EXIT_STOP_DEADLINE);
+    stderr.write(`datagate: still running ${ms} ms after ${why}; killing the process without a clean shutdown (the stores resume from their last durable state) [STOP_DEADLINE]\n`);
+    process.kill(process.pid, 'SIGKILL');
   }, ms).unref();
 }
 
