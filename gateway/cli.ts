@@ -1,10 +1,12 @@
-// The `datagate` command line: the commands, their flags, and what each one starts.
+// The `datagate` command line: the commands, their flags, and what each one starts; and the deadline that
+// bounds every stop (stopDeadlineMs, armStopDeadline), so no state (start-up, a store that never opens, a
+// shutdown that hangs) keeps the process alive once it was told to stop.
 import type { Command, CommandContext } from './args.ts';
 import { UsageError, defineCommand, runCli } from './args.ts';
 import { configDefaults, loadConfigFile, withOverrides } from './config.ts';
 import type { DevConfig } from './dev-config.ts';
 import { devConfigSchema } from './dev-config.ts';
-import { DEV_BALANCE, startDevNode } from './dev.ts';
+import { DEV_BALANCE, DevError, startDevNode } from './dev.ts';
 import { DEV_MNEMONIC, hexKey } from './dev-accounts.ts';
 import { openKey } from '../device/index.ts';
 import { ipfsCommand } from './ipfs-commands.ts';
@@ -66,23 +68,26 @@ const dev = defineCommand({
     const logger = createLogger({ level: config.log.level as 'info', format: config.log.format as 'auto' });
     let fatal: unknown = null;
     const stopped = new AbortController();
+    const keyUri = options['validator-key'];
     const validatorKey =
-      options['validator-key'] === undefined
+      keyUri === undefined
         ? undefined
-        : await openKey(options['validator-key'], {
-            ...(options['passphrase-file'] !== undefined ? { passphraseFile: options['passphrase-file'] } : {}),
-            ...(options['pin-file'] !== undefined ? { pinFile: options['pin-file'] } : {}),
-            ...(options['pkcs11-module'] !== undefined ? { modulePath: options['pkcs11-module'] } : {}),
-          });
-    const node = await startDevNode(
-      config,
-      logger,
-      (err) => {
+        : {
+            uri: keyUri,
+            signer: await openKey(keyUri, {
+              ...(options['passphrase-file'] !== undefined ? { passphraseFile: options['passphrase-file'] } : {}),
+              ...(options['pin-file'] !== undefined ? { pinFile: options['pin-file'] } : {}),
+              ...(options['pkcs11-module'] !== undefined ? { modulePath: options['pkcs11-module'] } : {}),
+            }),
+          };
+    const node = await startDevNode(config, logger, {
+      onFatal: (err) => {
         fatal = err;
         stopped.abort();
       },
-      validatorKey,
-    );
+      ...(validatorKey !== undefined ? { validatorKey } : {}),
+      signal,
+    });
     const committee = node.nodes.filter((n) => n.role !== 'follower').map((n) => `  ${n.name.padEnd(12)} ${n.address} (${n.role})`);
     const lines = [
       `datagate dev: chain id ${config.chainId}, data dir ${node.dataDir}`,
@@ -117,7 +122,17 @@ const dev = defineCommand({
     });
     clearTimeout(killTimer);
     logger.info('stopping');
-    await node.stop();
+    // After a signal the entry point's deadline bounds the stop; after a fatal error nobody sent one.
+    const deadline = stopDeadlineMs(process.env);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new DevError('DEV_STOP_TIMEOUT', `the node did not stop within ${deadline} ms; exiting without a clean shutdown (the stores resume from their last durable state)`)), deadline);
+    });
+    try {
+      await Promise.race([node.stop(), late]);
+    } finally {
+      clearTimeout(timer);
+    }
     if (fatal !== null) throw fatal;
     logger.info('stopped cleanly');
     return 0;
@@ -125,6 +140,30 @@ const dev = defineCommand({
 });
 
 export const commands: readonly Command[] = [dev, statusCommand, keyCommand, sensorsCommand, ipfsCommand, segmentsCommand];
+
+/** Default of DATAGATE_STOP_DEADLINE_MS: how long a stop may take before the process exits anyway. */
+export const STOP_DEADLINE_MS = 20_000;
+/** The stop deadline (ms) from DATAGATE_STOP_DEADLINE_MS, or STOP_DEADLINE_MS; throws CLI_USAGE naming a bad value. */
+export function stopDeadlineMs(env: NodeJS.ProcessEnv): number {
+  const raw = env.DATAGATE_STOP_DEADLINE_MS;
+  if (raw === undefined || raw === '') return STOP_DEADLINE_MS;
+  const ms = Number(raw);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(ms) || ms < 1) throw new UsageError(`DATAGATE_STOP_DEADLINE_MS must be a whole number of milliseconds >= 1 (got "${raw}")`);
+  return ms;
+}
+
+/**
+ * Unless the process ended by itself within `ms` of `why` (a signal, or the command's end with handles still
+ * open), say so on `stderr` and kill it. SIGKILL and not exit(): exit() waits for libuv's worker threads, and
+ * one blocked in the kernel (a read of a stalled mount or of a FIFO) would hold it forever. The shell sees
+ * status 137. The timer does not keep the process alive.
+ */
+export function armStopDeadline(ms: number, why: string, stderr: { write(s: string): unknown }): void {
+  setTimeout(() => {
+    stderr.write(`datagate: still running ${ms} ms after ${why}; killing the process without a clean shutdown (the stores resume from their last durable state) [STOP_DEADLINE]\n`);
+    process.kill(process.pid, 'SIGKILL');
+  }, ms).unref();
+}
 
 /** Run the CLI with `argv` (without node and script); resolves to the exit code. */
 export function main(argv: readonly string[], signal: AbortSignal): Promise<number> {

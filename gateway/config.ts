@@ -1,15 +1,17 @@
 // Configuration files: strict JSON checked against a small schema toolkit, with errors that name the file,
 // line and column of the offending value and its dotted path (`datagate.json:7:13: rpc.port: must be ...`).
 // Also command-line overrides on top of a loaded config. The JSON parser lives in config-json.ts; the dev
-// node's schema in dev-config.ts.
+// node's schema in dev-config.ts. And the data directory named by a config: checked and made private before
+// anything opens a store in it (prepareDataDir).
 
-import { readFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { keccak_256 } from '@noble/hashes/sha3.js';
 import { DatagateError } from '../chain/index.ts';
 import type { JsonMember, JsonNode, RawIssue } from './config-json.ts';
 import { JsonSyntaxError, PositionParser, gotText, lineColumn, toNode } from './config-json.ts';
 
-export type ConfigErrorCode = 'CONFIG_INVALID' | 'CONFIG_PARSE' | 'CONFIG_NOT_FOUND';
+export type ConfigErrorCode = 'CONFIG_INVALID' | 'CONFIG_PARSE' | 'CONFIG_NOT_FOUND' | 'DATA_DIR_UNUSABLE';
 
 /** One problem found in a config: where (file:line:col when known) and what. */
 export interface ConfigIssue {
@@ -18,7 +20,8 @@ export interface ConfigIssue {
   readonly text: string;
 }
 
-/** Raised for a missing/unreadable file (CONFIG_NOT_FOUND), bad JSON (CONFIG_PARSE) or bad values (CONFIG_INVALID). */
+/** Raised for a missing/unreadable file (CONFIG_NOT_FOUND), bad JSON (CONFIG_PARSE), bad values (CONFIG_INVALID),
+ * or a data directory that cannot be created or used (DATA_DIR_UNUSABLE, fields: dataDir, path, errno). */
 export class ConfigError extends DatagateError<ConfigErrorCode> {
   constructor(code: ConfigErrorCode, message: string, fields: Record<string, unknown> = {}, options?: { cause?: unknown }) {
     super(code, message, fields, options);
@@ -409,4 +412,65 @@ export function withOverrides<T>(config: T, overrides: Readonly<Record<string, u
     members.set(last, { key: last, node: toNode(value) });
   }
   return validate(schema, root, source, undefined, true);
+}
+
+// ---- the data directory --------------------------------------------------------------------------------
+
+/** Mode of a data directory: it holds keys, the API token and plaintext readings, so only its owner may enter. */
+export const DATA_DIR_MODE = 0o700;
+
+function dataDirError(dataDir: string, path: string, what: string, err?: unknown): ConfigError {
+  const errno = (err as NodeJS.ErrnoException | undefined)?.code;
+  return new ConfigError('DATA_DIR_UNUSABLE', `data directory ${dataDir}: ${what}; pass another --data-dir (or dataDir in the config)`, { dataDir, path, errno }, { cause: err });
+}
+
+/**
+ * Create the data directory `dir` (and missing parents) or check the one that exists, and make it 0700.
+ * Each missing level is made on its own instead of with mkdir's `recursive`, which on Node 20 loops forever
+ * (at full CPU, beyond the reach of signals) where the kernel refuses directories, as in /proc. Throws
+ * DATA_DIR_UNUSABLE naming the level at fault: a file in the way, no permission, a filesystem that refuses
+ * directories. Returns the absolute path.
+ */
+export async function prepareDataDir(dir: string): Promise<string> {
+  const dataDir = resolve(dir);
+  const missing: string[] = [];
+  for (let p = dataDir; ; p = dirname(p)) {
+    let st;
+    try {
+      st = await stat(p);
+    } catch (err) {
+      const errno = (err as NodeJS.ErrnoException).code;
+      if ((errno === 'ENOENT' || errno === 'ENOTDIR') && dirname(p) !== p) {
+        missing.unshift(p);
+        continue;
+      }
+      throw dataDirError(dataDir, p, `cannot look at ${p} (${errno ?? String(err)})`, err);
+    }
+    if (!st.isDirectory()) throw dataDirError(dataDir, p, `${p} is not a directory`);
+    break;
+  }
+  for (const p of missing) {
+    try {
+      await mkdir(p, { mode: DATA_DIR_MODE });
+    } catch (err) {
+      const errno = (err as NodeJS.ErrnoException).code;
+      if (errno === 'EEXIST' && (await stat(p).catch(() => null))?.isDirectory() === true) continue;
+      const why =
+        errno === 'EACCES' || errno === 'EPERM' ? 'no permission to create it there'
+        : errno === 'EROFS' ? 'the filesystem is read-only'
+        : errno === 'ENOSPC' ? 'the disk is full'
+        : errno === 'ENOENT' ? 'that filesystem does not take new directories (a virtual one such as /proc?)'
+        : `mkdir failed (${errno ?? String(err)})`;
+      throw dataDirError(dataDir, p, `cannot create ${p}: ${why}`, err);
+    }
+  }
+  const st = await stat(dataDir);
+  if ((st.mode & 0o777) !== DATA_DIR_MODE) {
+    try {
+      await chmod(dataDir, DATA_DIR_MODE);
+    } catch (err) {
+      throw dataDirError(dataDir, dataDir, `cannot make it private (chmod 700 failed: ${(err as NodeJS.ErrnoException).code ?? String(err)}); chmod 700 it yourself`, err);
+    }
+  }
+  return dataDir;
 }

@@ -3,6 +3,7 @@
 
 import { field, type Infer } from './config.ts';
 import { LOG_LEVELS } from './logger.ts';
+import { DEFAULT_MIN_FREE_BYTES } from './pipeline/pipeline-options.ts';
 import { sensorsSchema } from './sensors-config.ts';
 
 /** Config of `datagate dev`: a development chain (LBFT committee in one process) with JSON-RPC. */
@@ -40,6 +41,7 @@ export const devConfigSchema = field.object({
     maxQueueBytes: field.integer({ min: 65_536, default: 256 * 1024 * 1024, description: 'Disk bound of readings not yet sealed' }),
     maxStoreBytes: field.integer({ min: 65_536, default: 4 * 1024 * 1024 * 1024, description: 'Disk bound of sealed and stored segments' }),
     policy: field.string({ enum: ['stop-accepting', 'drop-oldest-unsold'], default: 'stop-accepting', description: 'What happens at the store bound' }),
+    minFreeBytes: field.integer({ min: 0, default: DEFAULT_MIN_FREE_BYTES, description: "Free space kept on the data directory's filesystem: ingest stops (PIPELINE_FULL, alarm 'disk' before it) rather than fill the disk" }),
   }),
   log: field.object({
     level: field.string({ enum: LOG_LEVELS, default: 'info', description: 'Lowest level logged' }),

@@ -2,14 +2,18 @@
 // process (by default 4 validators and 2 proposers, each with its own ledger, consensus WAL and guarded
 // key, over an in-memory transport) plus a follower node that serves JSON-RPC, prefunds the well-known dev
 // accounts, and tears everything down in order on stop. `solo` runs one node that validates and proposes.
+// The data directory is checked and made private first; a stop signal during start-up closes what was
+// opened so far, and a start that fails on a full disk says DISK_FULL, not that a store is corrupt.
 import { mkdir } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { Address, ChainSpec, Logger, RpcServer, SignedTx, Signer } from '../chain/index.ts';
 import { DatagateError } from '../chain/index.ts';
 import { Ledger, SubscriptionHub, TxPool, createEthApi, createRpcServer, formatHeader, formatLogs, validatorKeyOf } from '../chain/index.ts';
 import { LbftNode, LbftRecorder, MemoryTransport, Wal, createLbftApi } from '../chain/index.ts';
 import { GuardedSigner, MemorySigner } from '../device/index.ts';
+import { prepareDataDir } from './config.ts';
 import type { DevConfig } from './dev-config.ts';
+import { diskFullOr } from './disk-space.ts';
 import type { DevAccount } from './dev-accounts.ts';
 import { DEV_MNEMONIC, deriveAccounts } from './dev-accounts.ts';
 import { createContentApiHandler, loadOrCreateApiToken, removeApiAccess, writeApiAccess } from './content/admin-api.ts';
@@ -19,10 +23,12 @@ import { Pipeline } from './pipeline/pipeline.ts';
 import { createSegmentsApiHandler } from './pipeline/segments-api.ts';
 import { DEFAULT_SIMULATOR, pumpInto, startSensors } from './sensors.ts';
 import { createStatusApiHandler } from './status-api.ts';
+import { checkValidatorKey } from './validator-record.ts';
 import { VERSION } from './version.ts';
 
-/** A dev chain that cannot start as configured. */
-export class DevError extends DatagateError<'DEV_KEY_UNSUITABLE'> {}
+/** A dev chain that cannot start as configured (DEV_KEY_UNSUITABLE), was stopped while starting
+ * (DEV_START_STOPPED), or did not stop within the deadline (DEV_STOP_TIMEOUT). */
+export class DevError extends DatagateError<'DEV_KEY_UNSUITABLE' | 'DEV_START_STOPPED' | 'DEV_STOP_TIMEOUT'> {}
 
 /** Balance of each prefunded dev account: 10,000 ether. */
 export const DEV_BALANCE = 10_000n * 10n ** 18n;
@@ -33,6 +39,17 @@ const DEV_ACCOUNTS = 10;
 const CONSENSUS_WAL_FILE_BYTES = 16 * 1024 * 1024;
 /** Identity of the RPC follower: it holds no key. */
 const FOLLOWER: Address = '0x' + 'f0'.repeat(20);
+/** Every empty block is a debug line; at info, one summary of the chain and the pipeline per period. */
+const SUMMARY_MS = 60_000;
+
+export interface DevStartOptions {
+  /** Hears of errors that stopped a node. */
+  readonly onFatal?: (err: unknown) => void;
+  /** Replaces the derived key of validator 0 (e.g. a key on a PKCS#11 token opened from `uri`). */
+  readonly validatorKey?: { readonly signer: Signer; readonly uri: string };
+  /** Aborted by a stop signal: start-up closes what it opened and throws DEV_START_STOPPED. */
+  readonly signal?: AbortSignal;
+}
 
 export interface DevNodeInfo {
   readonly name: string;
@@ -75,12 +92,25 @@ export function devChainSpec(config: DevConfig, accounts: readonly DevAccount[],
 }
 
 /**
- * Start a dev chain; `onFatal` hears of errors that stopped a node. `validatorKey` replaces the derived key of
- * validator 0 (e.g. a key on a PKCS#11 token opened from its URI); in solo mode it also proposes, so it
- * must then be secp256k1.
+ * Start a dev chain in config.dataDir (created 0700 when missing). A `validatorKey` must be the one the data
+ * directory was first started with (VALIDATOR_KEY_CHANGED otherwise); in solo mode it also proposes, so it
+ * must then be secp256k1. Throws DATA_DIR_UNUSABLE, DISK_FULL, DEV_START_STOPPED and the stores' errors.
  */
-export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: (err: unknown) => void, validatorKey?: Signer): Promise<DevNode> {
-  const dataDir = resolve(config.dataDir);
+export async function startDevNode(config: DevConfig, logger: Logger, opts: DevStartOptions = {}): Promise<DevNode> {
+  const dataDir = await prepareDataDir(config.dataDir);
+  try {
+    return await startIn(dataDir, config, logger, opts);
+  } catch (err) {
+    throw await diskFullOr(err, dataDir);
+  }
+}
+
+async function startIn(dataDir: string, config: DevConfig, logger: Logger, opts: DevStartOptions): Promise<DevNode> {
+  const { onFatal, signal } = opts;
+  const validatorKey = opts.validatorKey?.signer;
+  const checkStop = (): void => {
+    if (signal?.aborted === true) throw new DevError('DEV_START_STOPPED', 'stopped by a signal during start-up; what was opened is closed again');
+  };
   const accounts = deriveAccounts(DEV_MNEMONIC, DEV_ACCOUNTS);
   const solo = config.lbft.solo;
   // Consensus keys come from the same mnemonic on other account paths (1' validators, 2' proposers), so a
@@ -91,6 +121,7 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
   if (solo && validators[0]!.keyType !== 'secp256k1') {
     throw new DevError('DEV_KEY_UNSUITABLE', `--solo makes validator 0 the proposer too, which seals blocks with a secp256k1 key; ${validators[0]!.address} is ${validators[0]!.keyType}`);
   }
+  await checkValidatorKey(dataDir, { address: validators[0]!.address, uri: opts.validatorKey?.uri ?? null });
   const proposers: Signer[] = solo ? [validators[0]!] : proposerKeys.map((k) => new MemorySigner(k.privateKey));
   const spec = devChainSpec(config, accounts, validators, proposers.map((p) => p.address));
 
@@ -108,6 +139,7 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
   const opened: { ledger: Ledger; wal: Wal }[] = [];
   try {
     for (const r of roles) {
+      checkStop();
       const dir = join(dataDir, 'nodes', r.name);
       await mkdir(dir, { recursive: true });
       const ledger = await Ledger.open(join(dir, 'chain'), spec, logger.child({ module: 'ledger', node: r.name }));
@@ -141,6 +173,7 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
       transport.add({ address: info.address, ledger, deliver: (m) => info.node.deliver(m), get down() { return info.down; }, set down(v) { info.down = v; } });
       nodes.push(info);
     }
+    checkStop();
     for (const n of nodes) await n.node.start();
   } catch (err) {
     for (const n of nodes) await n.node.stop();
@@ -153,11 +186,18 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
   const proposerNodes = nodes.filter((n) => n.role === 'proposer' || n.role === 'validator+proposer');
   const hub = new SubscriptionHub({ logger: logger.child({ module: 'subscriptions' }) });
   const blockLog = logger.child({ module: 'chain' });
+  const committed = { blocks: 0, txs: 0, impeachments: 0 };
   front.ledger.on('block', ({ block, receipts }) => {
     hub.publishNewHead(formatHeader(block));
     hub.publishLogs(formatLogs(block, receipts));
     const impeached = block.header.seal.length === 0;
-    blockLog.info(impeached ? 'impeachment block committed' : 'block committed', { number: block.header.number, txs: block.txs.length, proposer: block.header.proposer });
+    const fields = { number: block.header.number, txs: block.txs.length, proposer: block.header.proposer };
+    committed.blocks++;
+    committed.txs += block.txs.length;
+    if (impeached) committed.impeachments++;
+    // An impeachment is news; an ordinary block (86,400 a day at the default period) is not.
+    if (impeached) blockLog.info('impeachment block committed', fields);
+    else blockLog.debug('block committed', fields);
   });
   // A transaction accepted by the RPC node goes to every proposer's pool, as gossip would carry it.
   const forward = (tx: SignedTx) => {
@@ -173,6 +213,7 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
   };
   let content: UnixFsContentStore;
   try {
+    checkStop();
     content = await UnixFsContentStore.open(join(dataDir, 'content'));
   } catch (err) {
     for (const n of nodes) await n.node.stop();
@@ -183,8 +224,10 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
   // Sensors: the configured sources, or the simulator, through the durable pipeline into the content store.
   // Segment manifests are signed by the gateway's device key (derived from the dev mnemonic at m/44'/60'/3'/0/0).
   let sensors;
-  let pipeline: Pipeline;
+  let pipeline: Pipeline | undefined;
+  const limits = { maxQueueBytes: config.pipeline.maxQueueBytes, maxStoreBytes: config.pipeline.maxStoreBytes, policy: config.pipeline.policy, minFreeBytes: config.pipeline.minFreeBytes };
   try {
+    checkStop();
     pipeline = await Pipeline.open({
       dir: join(dataDir, 'pipeline'),
       contentStore: content,
@@ -192,13 +235,15 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
       masterKeyPath: join(dataDir, 'master.key'),
       windowMs: config.pipeline.segmentSeconds * 1000,
       maxSegmentBytes: config.pipeline.maxSegmentBytes,
-      limits: { maxQueueBytes: config.pipeline.maxQueueBytes, maxStoreBytes: config.pipeline.maxStoreBytes, policy: config.pipeline.policy },
+      limits,
       logger: logger.child({ module: 'pipeline' }),
     });
     const feed = pipeline;
     const feedLog = logger.child({ module: 'pipeline' });
+    checkStop();
     sensors = await startSensors(config.sensors, logger, { fallback: DEFAULT_SIMULATOR, durable: true, deliveries: feed, consume: (d) => pumpInto(d, feed, feedLog) });
   } catch (err) {
+    await pipeline?.close();
     await content.close();
     for (const n of nodes) await n.node.stop();
     for (const o of opened) await o.wal.close().catch(() => {});
@@ -208,9 +253,11 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
   const pipelineLog = logger.child({ module: 'pipeline' });
   const pumps = sensors.consumers;
   const summary = setInterval(() => {
+    blockLog.info('chain', { head: front.ledger.head.header.number, ...committed, periodSeconds: SUMMARY_MS / 1000 });
+    committed.blocks = committed.txs = committed.impeachments = 0;
     const st = pipeline.status();
-    pipelineLog.info('pipeline', { ingested: st.ingested, sealed: st.sealed, stored: st.stored, queueBytes: st.queueBytes, alarm: st.alarm });
-  }, 60_000);
+    pipelineLog.info('pipeline', { ingested: st.ingested, sealed: st.sealed, stored: st.stored, queueBytes: st.queueBytes, freeBytes: st.freeBytes, alarm: st.alarm });
+  }, SUMMARY_MS);
   summary.unref();
   const stopAll = async () => {
     clearInterval(summary);
@@ -227,6 +274,7 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
   };
   let apiToken: string;
   try {
+    checkStop();
     apiToken = await loadOrCreateApiToken(dataDir);
   } catch (err) {
     await stopAll();
@@ -245,7 +293,7 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
         createStatusApiHandler({
           pipeline,
           drivers: sensors.drivers,
-          limits: { maxQueueBytes: config.pipeline.maxQueueBytes, maxStoreBytes: config.pipeline.maxStoreBytes, policy: config.pipeline.policy },
+          limits,
           chainHead: () => front.ledger.head.header.number,
           token: apiToken,
           logger: logger.child({ module: 'api' }),
@@ -268,6 +316,7 @@ export async function startDevNode(config: DevConfig, logger: Logger, onFatal?: 
         }),
       },
     });
+    checkStop();
     bound = await rpc.listen();
   } catch (err) {
     await stopAll();

@@ -14,6 +14,7 @@ import type { Logger } from '../chain/index.ts';
 import { nopLogger } from '../chain/index.ts';
 import type { DriverCounters, DriverStatus, SensorDriver } from '../sensors/index.ts';
 import { authorized, sendJson } from './content/admin-api.ts';
+import { DISK_BOUNDS } from './pipeline/disk-bounds.ts';
 import type { Pipeline } from './pipeline/pipeline.ts';
 import type { FullPolicy, PipelineStatus } from './pipeline/pipeline-options.ts';
 import type { MetricFamily } from './prometheus.ts';
@@ -27,6 +28,8 @@ export interface StatusLimits {
   readonly maxQueueBytes: number;
   readonly maxStoreBytes: number;
   readonly policy: FullPolicy;
+  /** Free bytes the pipeline leaves on its filesystem (pipeline.minFreeBytes). */
+  readonly minFreeBytes: number;
 }
 
 export interface SensorStatus {
@@ -60,11 +63,11 @@ export interface StatusApiOptions extends StatusSources {
 
 /** A snapshot of `src`. */
 export function nodeStatus(src: StatusSources): NodeStatus {
-  const { maxQueueBytes, maxStoreBytes, policy } = src.limits;
+  const { maxQueueBytes, maxStoreBytes, policy, minFreeBytes } = src.limits;
   return {
     pipeline: src.pipeline.status(),
     sensors: src.drivers.map((d) => ({ name: d.name, status: d.status(), counters: d.counters() })),
-    limits: { maxQueueBytes, maxStoreBytes, policy },
+    limits: { maxQueueBytes, maxStoreBytes, policy, minFreeBytes },
     chain: { head: Number(src.chainHead()) },
   };
 }
@@ -110,12 +113,14 @@ export function statusMetrics(s: NodeStatus): MetricFamily[] {
     ...PIPELINE_GAUGES.map(([key, name, help]) => one(`datagate_pipeline_${name}`, 'gauge', help, p[key])),
     {
       name: 'datagate_pipeline_alarm', type: 'gauge', help: 'Whether disk use is near this bound (1) or not (0); near the store bound the policy applies.',
-      samples: (['queue', 'store'] as const).map((bound) => ({ labels: { bound }, value: flag(p.alarmOn.includes(bound)) })),
+      samples: DISK_BOUNDS.map((bound) => ({ labels: { bound }, value: flag(p.alarmOn.includes(bound)) })),
     },
     one('datagate_pipeline_full', 'gauge', 'Whether ingest rejects readings with PIPELINE_FULL (1) or not (0).', flag(p.full)),
     one('datagate_pipeline_failed', 'gauge', 'Whether a database write failed and the pipeline stopped taking readings (1) or not (0).', flag(p.failed !== null)),
     one('datagate_pipeline_max_queue_bytes', 'gauge', 'Configured bound on the bytes of queued readings (pipeline.maxQueueBytes).', s.limits.maxQueueBytes),
     one('datagate_pipeline_max_store_bytes', 'gauge', 'Configured bound on the bytes of stored segments (pipeline.maxStoreBytes).', s.limits.maxStoreBytes),
+    ...(p.freeBytes === null ? [] : [one('datagate_pipeline_free_bytes', 'gauge', "Bytes free on the pipeline's filesystem (statfs).", p.freeBytes)]),
+    one('datagate_pipeline_min_free_bytes', 'gauge', 'Configured free-space reserve (pipeline.minFreeBytes): ingest stops before free space falls under it.', s.limits.minFreeBytes),
     { name: 'datagate_pipeline_policy', type: 'gauge', help: 'The policy at the store bound (pipeline.policy), as a label; always 1.', samples: [{ labels: { policy: s.limits.policy }, value: 1 }] },
     perDriver('datagate_sensor_readings_total', 'counter', 'Readings the driver produced.', (d) => d.counters.readings),
     {

@@ -24,7 +24,13 @@ export interface PipelineLimits {
   readonly policy: FullPolicy;
   /** Share of a bound at which the alarm goes on (default 0.9). Over it the queue also seals early. */
   readonly alarmRatio?: number;
+  /** Free bytes to leave on the pipeline's filesystem (shared with the chain and the content store): ingest
+   * rejects with PIPELINE_FULL (bound 'disk') before free space falls under it; default 64 MiB. */
+  readonly minFreeBytes?: number;
 }
+
+/** Default of limits.minFreeBytes: room for LevelDB compactions, the chain and the logs once ingest stops. */
+export const DEFAULT_MIN_FREE_BYTES = 64 * 1024 * 1024;
 
 /**
  * The content store as the pipeline uses it. `unpin`, `delete` and `gc` are used when present
@@ -103,9 +109,11 @@ export interface PipelineStatus {
   readonly openSegments: number;
   readonly awaitingSeal: number;
   readonly awaitingStore: number;
+  /** Bytes free on the pipeline's filesystem (statfs, less what was written since it was read); null if unknown. */
+  readonly freeBytes: number | null;
   /** Some bound is over alarmRatio (or the store cannot take the next segment). */
   readonly alarm: boolean;
-  readonly alarmOn: readonly ('queue' | 'store')[];
+  readonly alarmOn: readonly ('queue' | 'store' | 'disk')[];
   /** ingest is rejecting readings with PIPELINE_FULL. */
   readonly full: boolean;
   /** Set once a database write failed: nothing more is accepted. */
@@ -119,6 +127,7 @@ export interface ResolvedOptions {
   readonly maxStoreBytes: number;
   readonly policy: FullPolicy;
   readonly alarmRatio: number;
+  readonly minFreeBytes: number;
   readonly commitDelayMs: number;
   readonly maxBatchReadings: number;
 }
@@ -158,6 +167,7 @@ export function resolveOptions(opts: PipelineOptions): ResolvedOptions {
     maxStoreBytes: int(limits.maxStoreBytes, 'limits.maxStoreBytes', 1024),
     policy: limits.policy as FullPolicy,
     alarmRatio,
+    minFreeBytes: int(limits.minFreeBytes, 'limits.minFreeBytes', 0, DEFAULT_MIN_FREE_BYTES),
     commitDelayMs: int(opts.commitDelayMs, 'commitDelayMs', 0, 0),
     maxBatchReadings: int(opts.maxBatchReadings, 'maxBatchReadings', 1, 1024),
   };

@@ -14,7 +14,7 @@ import type { Logger } from '../../chain/index.ts';
 import { nopLogger } from '../../chain/index.ts';
 import type { DeliveryLog, DeliveryTag, Reading } from '../../sensors/index.ts';
 import { DeliveryRecords, checkDeliveryTag } from './delivery-records.ts';
-import { DiskBounds } from './disk-bounds.ts';
+import { DISK_BOUNDS, DiskBounds } from './disk-bounds.ts';
 import { PipelineRuntimeError } from './pipeline-errors.ts';
 import type { PipelineOptions, PipelineStatus, ResolvedOptions, SegmentRecord } from './pipeline-options.ts';
 import { invalid, prepareReading, resolveOptions } from './pipeline-options.ts';
@@ -124,7 +124,8 @@ export class Pipeline implements DeliveryLog {
       }
       const storeBytes = decodeDecimal(await db.get(metaKey('storeBytes')), 'storeBytes') ?? 0;
       const p = new Pipeline(db, opts, o, master, storeBytes, lastSeq, await DeliveryRecords.load(db));
-      await p.#recover();
+      await p.#disk.watchFree(opts.dir);
+      await p.#recover().catch((err: unknown) => { p.#disk.stopWatching(); throw err; });
       return p;
     } catch (err) {
       master.fill(0);
@@ -261,10 +262,10 @@ export class Pipeline implements DeliveryLog {
 
   status(): PipelineStatus {
     const open = this.#segmenter.openStats();
-    const alarmOn = (['queue', 'store'] as const).filter((b) => this.#disk.alarmOn[b]);
+    const alarmOn = DISK_BOUNDS.filter((b) => this.#disk.alarmOn[b]);
     return {
       ...this.#c,
-      queueBytes: this.#disk.queueBytes, queuedReadings: this.#queuedReadings, storeBytes: this.#disk.storeBytes,
+      freeBytes: this.#disk.freeBytes(), queueBytes: this.#disk.queueBytes, queuedReadings: this.#queuedReadings, storeBytes: this.#disk.storeBytes,
       openSegments: open.segments, awaitingSeal: this.#sealQueue.length, awaitingStore: this.#storeQueue.length,
       alarm: alarmOn.length > 0, alarmOn, full: this.#disk.full, failed: this.#failed?.message ?? null,
     };
@@ -276,6 +277,7 @@ export class Pipeline implements DeliveryLog {
       this.#closed = true;
       this.#wakeBacklogWaiters();
       if (this.#tickTimer !== null) clearInterval(this.#tickTimer);
+      this.#disk.stopWatching();
       await this.#drainCommits();
       if (this.#worker !== null) await this.#worker;
       // Records of released tags go now; if this write fails they stay, which is harmless: a stale record only

@@ -50,7 +50,7 @@ test('a good file: given values kept, everything else defaulted', () => {
     block: { periodMs: 1000, timeoutMs: 2000, gasLimit: 30_000_000 },
     lbft: { validators: 4, proposers: 2, solo: false },
     sensors: { sources: [], broker: { enabled: false, host: '127.0.0.1', port: 1883 } },
-    pipeline: { segmentSeconds: 60, maxSegmentBytes: 262_144, maxQueueBytes: 268_435_456, maxStoreBytes: 4_294_967_296, policy: 'stop-accepting' },
+    pipeline: { segmentSeconds: 60, maxSegmentBytes: 262_144, maxQueueBytes: 268_435_456, maxStoreBytes: 4_294_967_296, policy: 'stop-accepting', minFreeBytes: 67_108_864 },
     txpool: { maxTotal: 20_000, maxPerSender: 64 },
     log: { level: 'debug', format: 'auto' },
   });

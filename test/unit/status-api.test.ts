@@ -23,7 +23,7 @@ const AUTH = { authorization: `Bearer ${TOKEN}` };
 const PIPELINE: PipelineStatus = {
   ingested: 1200, rejectedInvalid: 2, rejectedFull: 30, commits: 90, backlogWaits: 1, sealed: 11, stored: 10, droppedSegments: 3, droppedReadings: 300,
   sealErrors: 4, storeErrors: 5, alarms: 6, queueBytes: 7000, queuedReadings: 70, storeBytes: 60_000, openSegments: 2, awaitingSeal: 1, awaitingStore: 1,
-  alarm: true, alarmOn: ['store'], full: true, failed: null,
+  freeBytes: 90_000_000, alarm: true, alarmOn: ['store'], full: true, failed: null,
 };
 
 /** Scripted sources: `state.pipeline` and the drivers' status can be changed between requests. */
@@ -36,7 +36,7 @@ function sources() {
       { name: 'barn', status: () => state.barn, counters: () => barnCounters },
       { name: 'odd "name"\\', status: () => ({ state: 'retrying', reason: 'ENOENT', nextAttemptAt: 1, attempt: 3 }), counters: () => ({ readings: 0, rejects: {}, reconnects: 0 }) },
     ],
-    limits: { maxQueueBytes: 1_048_576, maxStoreBytes: 65_536, policy: 'stop-accepting' },
+    limits: { maxQueueBytes: 1_048_576, maxStoreBytes: 65_536, policy: 'stop-accepting', minFreeBytes: 67_108_864 },
     chainHead: () => state.head,
   };
   return { state, src };
@@ -67,7 +67,7 @@ test('GET /api/v0/status answers the snapshot as JSON', async (t) => {
       { name: 'barn', status: { state: 'connected', since: 1_700_000_000_000 }, counters: { readings: 500, rejects: { 'bad-json': 3, checksum: 1 }, reconnects: 2 } },
       { name: 'odd "name"\\', status: { state: 'retrying', reason: 'ENOENT', nextAttemptAt: 1, attempt: 3 }, counters: { readings: 0, rejects: {}, reconnects: 0 } },
     ],
-    limits: { maxQueueBytes: 1_048_576, maxStoreBytes: 65_536, policy: 'stop-accepting' },
+    limits: { maxQueueBytes: 1_048_576, maxStoreBytes: 65_536, policy: 'stop-accepting', minFreeBytes: 67_108_864 },
     chain: { head: 17 },
   });
   assert.deepEqual(body, JSON.parse(JSON.stringify(nodeStatus(src))));
@@ -92,13 +92,14 @@ test('GET /metrics renders a known status in the Prometheus text format', async 
     assert.equal(m.types.get(`datagate_pipeline_${name}_total`), 'counter', name);
     assert.equal(sampleValue(m, `datagate_pipeline_${name}_total`), value, name);
   }
-  const gauges = { queue_bytes: 7000, queued_readings: 70, store_bytes: 60_000, open_segments: 2, awaiting_seal: 1, awaiting_store: 1, full: 1, failed: 0, max_queue_bytes: 1_048_576, max_store_bytes: 65_536 };
+  const gauges = { queue_bytes: 7000, queued_readings: 70, store_bytes: 60_000, open_segments: 2, awaiting_seal: 1, awaiting_store: 1, full: 1, failed: 0, max_queue_bytes: 1_048_576, max_store_bytes: 65_536, free_bytes: 90_000_000, min_free_bytes: 67_108_864 };
   for (const [name, value] of Object.entries(gauges)) {
     assert.equal(m.types.get(`datagate_pipeline_${name}`), 'gauge', name);
     assert.equal(sampleValue(m, `datagate_pipeline_${name}`), value, name);
   }
   assert.equal(sampleValue(m, 'datagate_pipeline_alarm', { bound: 'queue' }), 0);
   assert.equal(sampleValue(m, 'datagate_pipeline_alarm', { bound: 'store' }), 1);
+  assert.equal(sampleValue(m, 'datagate_pipeline_alarm', { bound: 'disk' }), 0);
   assert.equal(sampleValue(m, 'datagate_pipeline_policy', { policy: 'stop-accepting' }), 1);
   assert.equal(sampleValue(m, 'datagate_chain_head'), 17);
   assert.equal(sampleValue(m, 'datagate_sensor_readings_total', { driver: 'barn' }), 500);
