@@ -85,7 +85,9 @@ const watch = defineCommand({
       }
       sensors = { ...base, sources: [source] };
     }
-    const running = await startSensors(sensors, logger, { signal });
+    // An observer: MQTT sources get a client id and clean session of their own, so a watcher never takes the
+    // running gateway's session over, never acknowledges for it, and two watchers do not kick each other off.
+    const running = await startSensors(sensors, logger, { signal, observer: true });
     const done = new AbortController();
     let printed = 0;
     const pump = async (d: SensorDriver) => {

@@ -138,6 +138,7 @@ const source = field.union({
     username: field.optional(field.string({ minLength: 1 })),
     passwordFile: field.optional(field.string({ minLength: 1, description: 'File holding the broker password (mode 0600); never inline' })),
     protocolVersion: field.optional(field.integer({ min: 4, max: 5 })),
+    maxStreams: field.optional(field.integer({ min: 1, description: 'Streams this source may make (a wildcard makes one per topic); further ones are rejected as stream-limit. Default 1000' })),
     tls: field.optional(
       field.object({
         ca: field.optional(field.string({ minLength: 1 })),

@@ -25,9 +25,11 @@ function withoutKind<T extends { kind: string }>(source: T): Omit<T, 'kind'> {
 /**
  * One driver for one configured source (MQTT passwords are read from their file here, never kept in config).
  * `durable`: its consumer stores readings before acknowledging them;
- * `deliveries`: that consumer's record of stored deliveries, so redelivered MQTT messages are stored once.
+ * `deliveries`: that consumer's record of stored deliveries, so redelivered MQTT messages are stored once;
+ * `observer`: a watcher beside the gateway: MQTT sources use a client id of their own and a clean session,
+ * so they neither take over nor acknowledge the gateway's session.
  */
-export async function createDriver(source: SourceConfig, logger: Logger, signal?: AbortSignal, durable = false, deliveries?: DeliveryLog): Promise<SensorDriver> {
+export async function createDriver(source: SourceConfig, logger: Logger, signal?: AbortSignal, durable = false, deliveries?: DeliveryLog, observer = false): Promise<SensorDriver> {
   const ctx = { logger: logger.child({ module: 'sensors' }), ...(signal !== undefined ? { signal } : {}) };
   switch (source.kind) {
     case 'simulator':
@@ -45,6 +47,7 @@ export async function createDriver(source: SourceConfig, logger: Logger, signal?
       return new MqttDriver({ ...(rest as ConstructorParameters<typeof MqttDriver>[0]), ...(password !== undefined ? { password } : {}) }, ctx, {
         ackAfterConsumer: durable,
         ...(durable && deliveries !== undefined ? { deliveries } : {}),
+        observer,
       });
     }
   }
@@ -63,7 +66,7 @@ export interface RunningSensors {
 export async function startSensors(
   config: SensorsConfig,
   logger: Logger,
-  opts: { fallback?: SimulatorConfig; signal?: AbortSignal; durable?: boolean; deliveries?: DeliveryLog; consume?: (driver: SensorDriver) => Promise<void> } = {},
+  opts: { fallback?: SimulatorConfig; signal?: AbortSignal; durable?: boolean; deliveries?: DeliveryLog; observer?: boolean; consume?: (driver: SensorDriver) => Promise<void> } = {},
 ): Promise<RunningSensors> {
   const broker = config.broker.enabled ? await startEmbeddedBroker({ host: config.broker.host, port: config.broker.port, logger: logger.child({ module: 'mqtt-broker' }) }) : null;
   const drivers: SensorDriver[] = [];
@@ -72,7 +75,7 @@ export async function startSensors(
     if (config.sources.length === 0 && opts.fallback !== undefined) {
       drivers.push(new SimulatorDriver(opts.fallback, { logger: logger.child({ module: 'sensors' }), ...(opts.signal !== undefined ? { signal: opts.signal } : {}) }));
     }
-    for (const source of config.sources) drivers.push(await createDriver(source, logger, opts.signal, opts.durable ?? false, opts.deliveries));
+    for (const source of config.sources) drivers.push(await createDriver(source, logger, opts.signal, opts.durable ?? false, opts.deliveries, opts.observer ?? false));
     // Consumers run before the drivers start: an MQTT session that resumes delivers (and, acknowledging after
     // the consumer, waits for it) before start() has finished.
     consumers.push(...drivers.map((d) => (opts.consume === undefined ? Promise.resolve() : opts.consume(d))));
@@ -108,8 +111,9 @@ export async function pumpInto(driver: SensorDriver, pipeline: { ingest(r: Readi
   for await (const r of driver.readings()) {
     const p = pipeline.ingest(r).then(
       () => driver.acknowledge?.(r),
-      // Not acknowledged: an MQTT source redelivers it after a restart; others count it in the pipeline.
+      // Not acknowledged: an MQTT source has its broker deliver it again; others count it in the pipeline.
       (err: unknown) => {
+        driver.refuse?.(r);
         const code = (err as { code?: string }).code;
         refused.warn(`refused:${code ?? 'error'}`, 'reading not taken by the pipeline', { driver: driver.name, stream: r.stream, seq: r.seq, code });
       },

@@ -36,6 +36,11 @@ export interface SensorDriver {
    * (MQTT's PUBACK) release it here; the others need not implement it.
    */
   acknowledge?(reading: Reading): void;
+  /**
+   * The consumer could not take `reading` (e.g. the pipeline is full). A driver holding its source's
+   * acknowledgement has the source deliver it again later (MQTT: a new connection after backoff).
+   */
+  refuse?(reading: Reading): void;
 }
 
 /** What every driver gets from the composition root. */

@@ -11,128 +11,52 @@
 // message, and with a DeliveryLog each reading of a QoS 1 message carries a DeliveryTag (client id, packet
 // id, index; digest of topic and payload) that the consumer stores with it: a message redelivered (DUP)
 // after a crash or a lost connection between storing and PUBACK is acknowledged without being emitted again,
-// so every message is stored exactly once. The consumer forgets a tag once its PUBACK is sent; a packet id
-// the broker reuses for another message arrives with DUP=0 and replaces the record when stored.
+// so every message is stored exactly once. The consumer forgets a tag only once the broker has provably
+// read its PUBACK (mqtt-acks.ts); a packet id the broker reuses for another message arrives with DUP=0 and
+// replaces the record when stored.
 //
-// Backpressure. mqtt.js handles incoming packets one at a time and sends a PUBACK only when
-// `client.handleMessage(packet, done)` calls `done`. While DriverBase has paused the source, the driver keeps
-// that callback (and the packet, unparsed): mqtt.js stops reading the socket, TCP flow control holds the
-// broker, and the broker keeps the unacknowledged messages. On resume the held packet is parsed and
-// acknowledged. `customHandleAcks` was not chosen: mqtt.js uses it only with MQTT 5 (it auto-acks for 3.1.1,
-// which aedes speaks), and its callback picks a PUBACK reason code rather than deferring the ack. Caveats:
+// Throughput. Deferred PUBACKs do not hold mqtt.js's one-packet-at-a-time handler (mqtt-acks.ts): up to
+// RECEIVE_MAXIMUM messages are in flight at once (MQTT 5 receive maximum; for 3.1.1 the broker's
+// max_inflight_messages, which deploy/mosquitto/datagate.conf raises), so one group commit stores many.
+//
+// Backpressure. While DriverBase has paused the source (its queue is full), the driver keeps mqtt.js's
+// handler callback (and the packet, unparsed): mqtt.js stops reading the socket, TCP flow control holds the
+// broker, and the broker keeps the unacknowledged messages. On resume the held packet is parsed. With the
+// in-flight window below the queue's high-water mark this rarely happens (a broker without an in-flight
+// bound, or messages matching several subscriptions). `customHandleAcks` was not chosen: mqtt.js uses it
+// only with MQTT 5, and its callback picks a PUBACK reason code rather than deferring the ack. Caveats:
 // mosquitto queues at most `max_queued_messages` (1000 by default) per client and DROPS the rest, whether
-// the driver is offline, paused, or just behind a burst (measured: 100k QoS 1 messages from one fast
-// publisher on loopback, default config, 4-33% dropped with the driver connected and never paused), so the
-// broker must be configured with a larger `max_queued_messages` (and `max_inflight_messages`). And while
-// paused, mqtt.js cannot read the broker's PINGRESP, so a pause longer than 1.5 x keepalive (90 s) ends in
-// a reconnect (the held message is dropped unacknowledged and redelivered: no loss, no duplicate).
+// the driver is offline, paused, or just behind a burst, so the broker must be configured with a larger
+// `max_queued_messages`. A consumer that refuses a reading (a full pipeline) makes the driver drop the
+// connection and reconnect after backoff, so the broker delivers what was not acknowledged again.
+//
+// Streams. A wildcard level in a stream template makes one stream per topic; a source takes at most
+// `maxStreams` (default 1000) and rejects readings of further streams as 'stream-limit' (counted).
 //
 // Reconnects use our capped exponential backoff (backoffDelay) with status 'retrying' and nextAttemptAt:
 // mqtt.js's reconnectPeriod is a fixed interval, so it is set to 0 and the driver calls client.reconnect().
 // Retained messages replayed on subscribe are stale values with no arrival time of their own: they are
 // counted as 'retained' rejects, not readings (live messages reach subscribers without the retain flag).
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import { DriverBase, backoffDelay } from './base.ts';
 import type { DriverContext, SensorDriver } from './driver.ts';
+import { AckWindow } from './mqtt-acks.ts';
+import { DEFAULT_MAX_STREAMS, RECEIVE_MAXIMUM, SESSION_EXPIRY_SEC, redactUrl, validateMqttConfig, type MqttDriverConfig, type MqttDriverOptions } from './mqtt-config.ts';
 import { SensorError } from './reading.ts';
 import type { DeliveryLog, DeliveryTag, Reading } from './reading.ts';
-import { compileSubscription, matchTopic, parsePayload, resolveStream, type CompiledSubscription, type MqttSubscription } from './mqtt-topics.ts';
+import { matchTopic, parsePayload, resolveStream, type CompiledSubscription } from './mqtt-topics.ts';
 
-export interface MqttDriverConfig {
-  readonly name: string;
-  /** mqtt://, mqtts://, ws:// or wss:// URL of the broker. */
-  readonly url: string;
-  /**
-   * Default 'datagate-' + name. Must stay the same across restarts (the broker keys the session by it) and
-   * be unique per broker (a second client with the same id takes the session over). MQTT 3.1.1 brokers may
-   * refuse ids over 23 characters (aedes does by default; the embedded broker allows 128).
-   */
-  readonly clientId?: string;
-  readonly username?: string;
-  /** From a secret source (given by the composition root); never logged. */
-  readonly password?: string;
-  /** File paths of PEM files; read at start(). */
-  readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string; readonly rejectUnauthorized?: boolean };
-  /** 5 (default) or 4 (MQTT 3.1.1; needed for aedes). */
-  readonly protocolVersion?: 4 | 5;
-  readonly subscriptions: readonly MqttSubscription[];
-  /** Reconnect backoff, see backoffDelay; default 500 ms doubling to 30 s. */
-  readonly reconnect?: { readonly baseMs?: number; readonly maxMs?: number };
-  /** Seconds; default 60. */
-  readonly keepaliveSec?: number;
-}
+export { DEFAULT_MAX_STREAMS, RECEIVE_MAXIMUM, SESSION_EXPIRY_SEC, validateMqttConfig, type MqttDriverConfig, type MqttDriverOptions };
 
-/** MQTT 5 session expiry asked for: one week (the broker may cap it). */
-export const SESSION_EXPIRY_SEC = 7 * 24 * 3600;
+/** Passed to mqtt.js's handler callback: go on with the next packet, this PUBACK is sent by the AckWindow. */
+const PUBACK_DEFERRED = new Error('PUBACK deferred until the readings are durable');
+
 const STOP_TIMEOUT_MS = 5_000;
 
 type PublishPacket = Parameters<MqttClient['handleMessage']>[0];
 type Done = Parameters<MqttClient['handleMessage']>[1];
-
-/** The URL with any password replaced, for logs. */
-function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== '') u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparsable url)';
-  }
-}
-
-export interface MqttDriverOptions {
-  /** Readings buffered before the driver stops acknowledging (default 1024). */
-  readonly highWater?: number;
-  /**
-   * Hold each PUBACK until the consumer calls acknowledge() for every reading of the message (after making
-   * it durable), instead of sending it once the reading is queued in memory. mqtt.js lets the next message in
-   * only after the PUBACK, so throughput is one message per consumer commit; a crash then loses nothing.
-   */
-  readonly ackAfterConsumer?: boolean;
-  /**
-   * With ackAfterConsumer: the durable consumer's record of stored, not yet acknowledged deliveries. Readings
-   * of QoS 1 messages carry a DeliveryTag; a redelivered message (DUP) whose readings the log holds is
-   * acknowledged without emitting them again, so a crash between storing and PUBACK stores nothing twice.
-   */
-  readonly deliveries?: DeliveryLog;
-  /** Jitter source of the backoff, [0, 1); default Math.random. */
-  readonly random?: () => number;
-}
-
-/**
- * Checks an MQTT source config and compiles its subscriptions; throws SensorError SENSOR_CONFIG_INVALID
- * naming the field. Returns the compiled subscriptions.
- */
-export function validateMqttConfig(config: MqttDriverConfig): CompiledSubscription[] {
-  const bad = (field: string, why: string): never => {
-    throw new SensorError('SENSOR_CONFIG_INVALID', `mqtt source: '${field}' ${why}`, { field });
-  };
-  if (config === null || typeof config !== 'object') bad('', 'config must be an object');
-  if (typeof config.name !== 'string' || config.name.length === 0) bad('name', 'must be a non-empty string');
-  let url: URL | null = null;
-  try {
-    url = new URL(config.url);
-  } catch {
-    bad('url', `${JSON.stringify(redactUrl(String(config.url)))} is not a URL`);
-  }
-  if (url !== null && !['mqtt:', 'mqtts:', 'ws:', 'wss:'].includes(url.protocol)) bad('url', `must be mqtt://, mqtts://, ws:// or wss://, not ${url.protocol}//`);
-  if (config.clientId !== undefined && (typeof config.clientId !== 'string' || config.clientId.length === 0)) bad('clientId', 'must be a non-empty string');
-  if (config.username !== undefined && typeof config.username !== 'string') bad('username', 'must be a string');
-  if (config.password !== undefined && typeof config.password !== 'string') bad('password', 'must be a string');
-  const pv = config.protocolVersion ?? 5;
-  if (pv !== 4 && pv !== 5) bad('protocolVersion', 'must be 4 (MQTT 3.1.1) or 5');
-  const ka = config.keepaliveSec;
-  if (ka !== undefined && !(Number.isInteger(ka) && ka >= 1 && ka <= 65535)) bad('keepaliveSec', 'must be an integer in 1..65535');
-  const r = config.reconnect;
-  for (const k of ['baseMs', 'maxMs'] as const) {
-    const v = r?.[k];
-    if (v !== undefined && !(Number.isFinite(v) && v > 0)) bad(`reconnect.${k}`, 'must be a positive number of ms');
-  }
-  if (!Array.isArray(config.subscriptions) || config.subscriptions.length === 0) bad('subscriptions', 'must list at least one topic');
-  return config.subscriptions.map((s, i) => compileSubscription(s, i));
-}
 
 /** A SensorDriver reading MQTT topics; see the file comment for delivery, backpressure and reconnects. */
 export class MqttDriver extends DriverBase implements SensorDriver {
@@ -151,10 +75,14 @@ export class MqttDriver extends DriverBase implements SensorDriver {
   private lastError: string | null = null;
   private sourcePaused = false;
   private held: { readonly packet: PublishPacket; readonly done: Done } | null = null;
-  /** With ackAfterConsumer: the PUBACK of the message in progress, its readings not yet acknowledged, and
-   * the delivery tags to release once the PUBACK is sent. */
-  private awaitingAck: { done: Done; readings: Set<Reading>; tags: DeliveryTag[] } | null = null;
+  /** With ackAfterConsumer: the deferred PUBACKs of the current connection (a new window per connection). */
+  private acks: AckWindow | null = null;
+  /** Connections dropped in a row because the consumer refused a reading: the reconnect backs off. */
+  private refusals = 0;
+  private readonly streams = new Set<string>();
+  private readonly maxStreams: number;
   private readonly deferAck: boolean;
+  private readonly observer: boolean;
   private readonly deliveries: DeliveryLog | null;
   private stopping = false;
   private settleStart: (() => void) | null = null;
@@ -165,11 +93,13 @@ export class MqttDriver extends DriverBase implements SensorDriver {
     super(config.name, ctx, opts.highWater);
     this.cfg = { ...config, subscriptions: [...config.subscriptions] };
     this.subs = subs;
-    this.clientId = config.clientId ?? `datagate-${config.name}`;
+    this.observer = opts.observer ?? false;
+    this.clientId = this.observer ? `dgwatch-${randomBytes(6).toString('hex')}` : (config.clientId ?? `datagate-${config.name}`);
     this.signal = ctx.signal;
     this.random = opts.random ?? Math.random;
     this.deferAck = opts.ackAfterConsumer ?? false;
     this.deliveries = this.deferAck ? (opts.deliveries ?? null) : null;
+    this.maxStreams = config.maxStreams ?? DEFAULT_MAX_STREAMS;
   }
 
 
@@ -184,7 +114,7 @@ export class MqttDriver extends DriverBase implements SensorDriver {
     const opts: IClientOptions = {
       clientId: this.clientId,
       protocolVersion: pv,
-      clean: false,
+      clean: this.observer,
       reconnectPeriod: 0,
       manualConnect: true,
       resubscribe: false,
@@ -192,12 +122,15 @@ export class MqttDriver extends DriverBase implements SensorDriver {
       keepalive: this.cfg.keepaliveSec ?? 60,
       ...(this.cfg.username !== undefined && { username: this.cfg.username }),
       ...(this.cfg.password !== undefined && { password: this.cfg.password }),
-      ...(pv === 5 && { properties: { sessionExpiryInterval: SESSION_EXPIRY_SEC } }),
+      ...(pv === 5 && { properties: { sessionExpiryInterval: this.observer ? 0 : SESSION_EXPIRY_SEC, ...(this.deferAck && { receiveMaximum: RECEIVE_MAXIMUM }) } }),
       ...(await this.readTls()),
     };
     const client = connect(this.cfg.url, opts);
     this.client = client;
     client.handleMessage = (packet, done) => this.onPublish(packet, done);
+    this.acks = this.newAckWindow(client);
+    client.on('packetsend', (p) => this.acks?.sent(p.cmd));
+    client.on('packetreceive', (p) => this.acks?.received(p.cmd));
     client.on('connect', (connack) => void this.onConnect(client, connack.sessionPresent));
     client.on('close', () => this.onClose(client));
     client.on('error', (err) => {
@@ -221,7 +154,7 @@ export class MqttDriver extends DriverBase implements SensorDriver {
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.held = null; // never acknowledged: the broker delivers it again to the next session
-    this.awaitingAck = null;
+    this.acks = null;
     const client = this.client;
     if (client !== null) {
       await new Promise<void>((resolve) => {
@@ -317,13 +250,14 @@ export class MqttDriver extends DriverBase implements SensorDriver {
 
   private onClose(client: MqttClient): void {
     this.held = null; // its connection is gone; the broker redelivers it
-    // Same for a deferred PUBACK: its messageId means nothing on the next connection (it could ack another
-    // message there). The broker redelivers that message with DUP set; with a DeliveryLog it is skipped
-    // when its readings were stored meanwhile (without one, they are emitted twice).
-    this.awaitingAck = null;
+    // Same for deferred PUBACKs: their packet ids mean nothing on the next connection (they could ack other
+    // messages there). The broker redelivers those messages with DUP set; with a DeliveryLog they are skipped
+    // when their readings were stored meanwhile (without one, they are emitted twice). Tags whose PUBACKs
+    // were written but not confirmed stay held for the same reason.
     if (this.stopping || client !== this.client) return;
+    this.acks = this.newAckWindow(client);
     const reason = this.lastError ?? 'connection closed';
-    const delay = backoffDelay(this.attempt, { ...this.cfg.reconnect, random: this.random });
+    const delay = backoffDelay(this.attempt + this.refusals, { ...this.cfg.reconnect, random: this.random });
     this.attempt++;
     this.log.warn('disconnected; retrying', { reason, delayMs: delay, attempt: this.attempt });
     this.setStatus({ state: 'retrying', reason, nextAttemptAt: this.now() + delay, attempt: this.attempt });
@@ -337,7 +271,8 @@ export class MqttDriver extends DriverBase implements SensorDriver {
 
   /** mqtt.js calls this for each PUBLISH, one at a time; `done` sends the PUBACK and lets the next one in. */
   private onPublish(packet: PublishPacket, done: Done): void {
-    if (this.stopping) return; // not acknowledged: redelivered to the next session
+    // Not acknowledged: redelivered to the next session (stopping, or a connection being dropped by refuse()).
+    if (this.stopping || (this.deferAck && this.acks === null)) return;
     if (this.sourcePaused) {
       this.held = { packet, done };
       return;
@@ -345,30 +280,59 @@ export class MqttDriver extends DriverBase implements SensorDriver {
     this.handleThenAck(packet, done);
   }
 
-  /** Parse `packet`, then PUBACK it now, or (ackAfterConsumer) once its readings are acknowledged. */
+  /**
+   * Parse `packet`, then PUBACK it now, or (ackAfterConsumer, QoS 1) hand its PUBACK to the AckWindow and let
+   * mqtt.js go on with the next packet at once.
+   */
   private handleThenAck(packet: PublishPacket, done: Done): void {
     const { emitted, tags } = this.handle(packet);
-    if (!this.deferAck) return done();
-    if (emitted.length === 0) return this.ackAndRelease(done, tags);
-    this.awaitingAck = { done, readings: new Set(emitted), tags };
+    const acks = this.acks;
+    if (!this.deferAck || packet.qos !== 1 || packet.messageId === undefined || acks === null) return done();
+    acks.add(packet.messageId, emitted, tags);
+    // mqtt.js (5.16 handlers/publish.js) skips its own PUBACK when handleMessage's callback gets an error,
+    // and its packet loop ignores the error.
+    done(PUBACK_DEFERRED);
   }
 
-  /** Send the PUBACK, then let the consumer forget the message's tags (the broker will not redeliver it). */
-  private ackAndRelease(done: Done, tags: readonly DeliveryTag[]): void {
-    if (this.stopping) return;
-    done();
-    for (const t of tags) this.deliveries?.release(t);
+  /** The AckWindow of `client`'s current connection: PUBACKs and PINGREQs go out only while it is connected. */
+  private newAckWindow(client: MqttClient): AckWindow | null {
+    if (!this.deferAck) return null;
+    // _sendPacket is what mqtt.js's own handlers send a PUBACK with; guarded by `connected`, as it would
+    // otherwise keep the PUBACK for the next connection, where its packet id names another message.
+    const send = client as unknown as { _sendPacket(packet: { cmd: 'puback'; messageId: number }): void };
+    return new AckWindow(
+      {
+        puback: (messageId) => {
+          if (client.connected && !this.stopping) send._sendPacket({ cmd: 'puback', messageId });
+        },
+        ping: () => {
+          if (client.connected && !this.stopping) client.sendPing();
+        },
+      },
+      this.deliveries,
+    );
   }
 
   /**
-   * The consumer made `reading` durable; with ackAfterConsumer this releases its message's PUBACK once all
-   * of the message's readings are. A reading of a message whose connection is gone changes nothing.
+   * The consumer made `reading` durable; with ackAfterConsumer its message is acknowledged once all of its
+   * readings are (in arrival order). A reading of a message whose connection is gone changes nothing.
    */
   acknowledge(reading: Reading): void {
-    const a = this.awaitingAck;
-    if (a === null || !a.readings.delete(reading) || a.readings.size > 0) return;
-    this.awaitingAck = null;
-    this.ackAndRelease(a.done, a.tags);
+    if (this.acks?.acknowledge(reading) === true) this.refusals = 0;
+  }
+
+  /**
+   * The consumer could not take `reading` (a full pipeline): its PUBACK would never go, and later ones wait
+   * behind it, so the connection is dropped; after backoff (longer with each refusal in a row) the broker
+   * delivers every unacknowledged message again.
+   */
+  refuse(reading: Reading): void {
+    const client = this.client;
+    if (this.stopping || client === null || this.acks?.holds(reading) !== true) return;
+    this.refusals++;
+    this.lastError = 'the consumer refused a reading; reconnecting so the broker delivers it again';
+    this.acks = null;
+    client.stream.destroy();
   }
 
   /** One message to readings or counted rejects; returns the readings it queued and its delivery tags. Never throws. */
@@ -401,11 +365,17 @@ export class MqttDriver extends DriverBase implements SensorDriver {
         this.reject(s.reason, s.detail);
         continue;
       }
+      const newStream = !this.streams.has(s.stream);
+      if (newStream && this.streams.size >= this.maxStreams) {
+        this.reject('stream-limit', `${topic}: stream ${JSON.stringify(s.stream)} would exceed maxStreams ${this.maxStreams}; raise it or narrow the topic filter`);
+        continue;
+      }
       const p = parsePayload(c.sub, bytes, arrivedAt);
       if (!p.ok) {
         this.reject(p.reason, `${topic}: ${p.detail}`);
         continue;
       }
+      if (newStream) this.streams.add(s.stream);
       const unit = c.sub.unit === undefined ? {} : { unit: c.sub.unit };
       const tag = tagOf?.(i);
       if (tag !== undefined) {

@@ -24,7 +24,7 @@ export interface Reading {
 /**
  * Which message of its source a reading came from, for sources that redeliver what was not acknowledged.
  * A durable consumer records the tag with the reading, in the same atomic write, and keeps it until the
- * source's acknowledgement has gone out (DeliveryLog): a redelivered message whose tag it still holds was
+ * source knows its acknowledgement arrived (DeliveryLog): a redelivered message whose tag it still holds was
  * stored before, and the source skips it.
  */
 export interface DeliveryTag {
@@ -83,6 +83,6 @@ export function isFiniteNumber(v: unknown): v is number {
 export interface DeliveryLog {
   /** True when a reading with this tag's key and digest is stored and not yet released. */
   has(tag: DeliveryTag): boolean;
-  /** The source's acknowledgement covering this reading was sent: the record may go. */
+  /** The source knows its acknowledgement covering this reading arrived (no redelivery can follow): the record may go. */
   release(tag: DeliveryTag): void;
 }

@@ -2,7 +2,8 @@
 // readings it took whose acknowledgement to the source (MQTT PUBACK) may not have gone out. A tag is held
 // from ingest on (so a repeat arriving while its original waits for the group commit is skipped too),
 // recorded in the batch that queues its reading (record 0x07 of pipeline-records.ts), and released once the
-// source's acknowledgement is sent; released records are deleted with the next batch.
+// source knows its acknowledgement arrived (MQTT: a PINGRESP after the PUBACK, sensors/mqtt-acks.ts; a PUBACK
+// merely sent can be lost with its connection); released records are deleted with the next batch.
 import type { DeliveryLog, DeliveryTag } from '../../sensors/index.ts';
 import { invalid } from './pipeline-options.ts';
 import { P_DELIVERY, decodeDelivery, deliveryKey, prefixRange } from './pipeline-records.ts';
@@ -46,7 +47,7 @@ export class DeliveryRecords implements DeliveryLog {
     return this.#held.get(tag.key) === tag.digest;
   }
 
-  /** The source acknowledged this reading's message: its record goes with the next batch. */
+  /** The source's acknowledgement of this reading's message arrived: its record goes with the next batch. */
   release(tag: DeliveryTag): void {
     if (this.#held.get(tag.key) !== tag.digest) return; // unknown, or the key is in use by a newer message
     this.#held.delete(tag.key);

@@ -166,6 +166,53 @@ function commonTests(t: Target): void {
     }
   });
 
+  test('a wildcard makes at most maxStreams streams: readings of further topics are counted stream-limit rejects', { timeout: 30_000 }, async () => {
+    const p = prefix();
+    const driver = driverFor({ name: `limit-${p}`, maxStreams: 3, subscriptions: [{ topic: `${p}/dev/+`, stream: 'dev/${1}', payload: 'number', qos: 1 }] });
+    const got = collect(driver);
+    await driver.start();
+    const pub = await publisher(t.url(), t.protocolVersion);
+    try {
+      for (let i = 0; i < 6; i++) await pub.publishAsync(`${p}/dev/d${i}`, String(i), { qos: 1 });
+      await pub.publishAsync(`${p}/dev/d0`, '10', { qos: 1 }); // a stream it already has still works
+      await waitFor(() => got.length >= 4 && (driver.counters().rejects['stream-limit'] ?? 0) >= 3, '4 readings and 3 rejects');
+      assert.deepEqual(got.map((r) => [r.stream, r.value]), [['dev/d0', 0], ['dev/d1', 1], ['dev/d2', 2], ['dev/d0', 10]]);
+      assert.deepEqual(driver.counters().rejects, { 'stream-limit': 3 });
+    } finally {
+      await pub.endAsync();
+      await driver.stop();
+    }
+  });
+
+  test('watchers (observer) beside the gateway: no session takeover, no acknowledgement for it, no leftover subscription', { timeout: 60_000 }, async () => {
+    const p = prefix();
+    // The gateway and both watchers run the same source config, as `sensors watch --config` does.
+    const cfg = { name: `watched-${p}`, clientId: `dg-watched-${uniq}`, subscriptions: [{ topic: `${p}/w/+`, stream: 'w/${1}', payload: 'number' as const, qos: 1 as const }] };
+    const observe = (sub = cfg.subscriptions): MqttDriver => new MqttDriver({ ...cfg, subscriptions: sub, url: t.url(), protocolVersion: t.protocolVersion }, { logger: nopSensorLogger }, { observer: true });
+    const gateway = driverFor(cfg);
+    const old = observe([{ topic: `${p}/w/a`, stream: 'old', payload: 'number', qos: 1 }]);
+    await old.start();
+    await old.stop(); // a watcher's subscription must not outlive it
+    const watchers = [observe(), observe()];
+    const got = [gateway, ...watchers].map(collect);
+    const gatewayStatus = statuses(gateway);
+    await gateway.start();
+    for (const w of watchers) await w.start();
+    const pub = await publisher(t.url(), t.protocolVersion);
+    try {
+      for (let i = 0; i < 20; i++) await pub.publishAsync(`${p}/w/a`, String(i), { qos: 1 });
+      await waitFor(() => got.every((g) => g.length >= 20), 'every client has 20 readings');
+      await new Promise((r) => setTimeout(r, 1500)); // a takeover or a doubled reading would show up by now
+      for (const [i, g] of got.entries()) assert.deepEqual(g.map((r) => r.value), Array.from({ length: 20 }, (_, k) => k), `client ${i}`);
+      for (const d of [gateway, ...watchers]) assert.equal(d.counters().reconnects, 0, `${d.name} was not kicked off`);
+      assert.deepEqual(gatewayStatus.map((s) => s.state), ['connected']);
+    } finally {
+      await pub.endAsync();
+      for (const w of watchers) await w.stop();
+      await gateway.stop();
+    }
+  });
+
   test('driver restart: 100 QoS 1 readings published while it is down arrive exactly once', async () => {
     const p = prefix();
     const cfg = {
