@@ -150,7 +150,8 @@ export class BlockStore {
   /** Committed impeachment blocks below height `before` (all when omitted), newest first, at most `limit`. */
   async impeachments(limit: number, before?: bigint): Promise<ImpeachmentEntry[]> {
     const out: ImpeachmentEntry[] = [];
-    const upper = before === undefined ? key(P_IMPEACHMENT + 1, new Uint8Array(0)) : numberKey(before < 0n ? 0n : before, P_IMPEACHMENT);
+    const beyondAny = before === undefined || before >= 2n ** 64n;
+    const upper = beyondAny ? key(P_IMPEACHMENT + 1, new Uint8Array(0)) : numberKey(before < 0n ? 0n : before, P_IMPEACHMENT);
     for await (const [k, v] of this.db.iterator({ gte: key(P_IMPEACHMENT, new Uint8Array(0)), lt: upper, reverse: true, limit })) {
       const view = new DataView(v.buffer, v.byteOffset, v.byteLength);
       out.push({ number: new DataView(k.buffer, k.byteOffset + 1, 8).getBigUint64(0), proposer: bytesToHex(v.subarray(0, 20)), timestamp: Number(view.getBigUint64(20)) });

@@ -50,6 +50,7 @@ test('lbft_impeachments lists the impeachment blocks on the chain, after a resta
   assert.deepEqual((await list(2)).map((i) => i.height), ['0x5', '0x6']);
   assert.deepEqual((await list(null, '0x5')).map((i) => i.height), ['0x3']);
   assert.deepEqual(await list(10, '0x1'), []);
+  assert.equal((await list(10, '0x1' + '0'.repeat(20))).length, 3);
   for (const bad of [[0], [1025], ['5'], [2, 5], [2, '0xzz']]) await expectCode(list(...bad), 'RPC_INVALID_PARAMS');
 
   // A new process: the history is still there, the causes it did not see are not.
