@@ -72,7 +72,7 @@ class TimedSigner implements Signer {
   }
 }
 
-const keyOf = (label: string) => keccak256(new TextEncoder().encode(`datagate bench ${label}`));
+export const keyOf = (label: string): Uint8Array => keccak256(new TextEncoder().encode(`datagate bench ${label}`));
 
 /** Open a ledger per node under `dir`, start every node, and return the cluster. */
 export async function startBenchCluster(dir: string, opts: BenchClusterOptions): Promise<BenchCluster> {

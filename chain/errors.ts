@@ -30,7 +30,13 @@ export type ChainErrorCode =
   | 'WAL_CORRUPT'
   | 'WAL_WRITE_FAILED'
   | 'SIGN_CONFLICT'
-  | 'SIGN_STATE_CORRUPT';
+  | 'SIGN_STATE_CORRUPT'
+  /** The double-sign guard has no state file, but the chain shows its key signed: restore the file. */
+  | 'SIGN_STATE_MISSING'
+  /** The double-sign guard's state is older than what the chain shows its key signed: restore the newest copy. */
+  | 'SIGN_STATE_BEHIND'
+  /** GuardedSigner.fence was pointed at an existing state file; it never replaces one. */
+  | 'SIGN_STATE_EXISTS';
 
 /** Base class of every datagate error: a stable `code` plus structured fields for logs. */
 export class DatagateError<C extends string = string> extends Error {

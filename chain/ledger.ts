@@ -16,6 +16,7 @@ import { merkleRoot } from './merkle.ts';
 import { consensusDigest } from './signing.ts';
 import type { StateOverlay, StateReader } from './state/world.ts';
 import { WorldState, slotKey } from './state/world.ts';
+import type { ImpeachmentEntry } from './store.ts';
 import { BlockStore } from './store.ts';
 import type { Address, Hash, Receipt, SignedTx } from './types.ts';
 
@@ -249,6 +250,11 @@ export class Ledger extends EventEmitter<{ block: [CommittedBlock] }> {
 
   async certificate(blockHash: Hash): Promise<CommitCertificate | undefined> {
     return this.store.certificate(blockHash);
+  }
+
+  /** Committed impeachment blocks I(h) below height `before` (all when omitted), newest first, at most `limit`. */
+  async impeachments(limit: number, before?: bigint): Promise<ImpeachmentEntry[]> {
+    return this.store.impeachments(limit, before);
   }
 
   private remember(entry: CommittedBlock): void {

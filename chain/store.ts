@@ -1,9 +1,9 @@
 // Durable block store on LevelDB. The on-disk format is a contract: every key starts with a numbered
 // prefix that is never reused for another meaning, a schema version is checked at start-up, and each
-// block (with its receipts, certificate, transaction index, touched accounts and the new head) is
-// written in one atomic batch, so a crash leaves either the whole block or none of it.
+// block (with its receipts, certificate, transaction and impeachment index entries, touched accounts and
+// the new head) is written in one atomic batch, so a crash leaves either the whole block or none of it.
 import { Level } from 'level';
-import type { Block } from './block.ts';
+import type { Block, BlockHeader } from './block.ts';
 import { decodeHeader, decodeReceipt, encodeHeader, encodeReceipt } from './block.ts';
 import type { CommitCertificate } from './certificate.ts';
 import { decodeCertificate, encodeCertificate } from './certificate.ts';
@@ -27,6 +27,10 @@ const P_TX_INDEX = 0x06; // tx hash -> block hash (32) || index (4 BE)
 const P_ACCOUNT = 0x07; // address (20) -> nonce (32) || balance (32)
 const P_CERT = 0x08; // block hash -> encoded commit certificate
 const P_SLOT = 0x09; // slot trie key (32) -> value
+const P_IMPEACHMENT = 0x0a; // number (8 bytes BE) of an impeachment block I(h) -> impeached proposer (20) || timestamp (8 BE)
+
+/** meta/<IMPEACHMENTS_INDEXED> is set once every stored impeachment block is in the P_IMPEACHMENT index. */
+const IMPEACHMENTS_INDEXED = 'impeachments-indexed';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -38,13 +42,21 @@ function key(prefix: number, body: Uint8Array): Uint8Array {
   return k;
 }
 
-function numberKey(n: bigint): Uint8Array {
+function numberKey(n: bigint, prefix = P_CANONICAL): Uint8Array {
   const b = new Uint8Array(8);
   new DataView(b.buffer).setBigUint64(0, n);
-  return key(P_CANONICAL, b);
+  return key(prefix, b);
 }
 
 const metaKey = (name: string) => key(P_META, enc.encode(name));
+
+/** A committed impeachment block I(h): the block at `number` that replaced the impeached `proposer`'s. */
+export interface ImpeachmentEntry {
+  readonly number: bigint;
+  readonly proposer: Address;
+  /** The block's timestamp (ms): parent + period + timeout. */
+  readonly timestamp: number;
+}
 
 export interface TxLocation {
   readonly blockHash: Hash;
@@ -78,6 +90,7 @@ export class BlockStore {
     const store = new BlockStore(db, path);
     try {
       await store.checkIdentity(identity);
+      await store.indexImpeachments();
     } catch (err) {
       await db.close();
       throw err;
@@ -92,6 +105,7 @@ export class BlockStore {
         { type: 'put', key: metaKey('schema'), value: enc.encode(String(SCHEMA_VERSION)) },
         { type: 'put', key: metaKey('chainId'), value: enc.encode(identity.chainId.toString()) },
         { type: 'put', key: metaKey('genesis'), value: enc.encode(identity.genesisHash) },
+        { type: 'put', key: metaKey(IMPEACHMENTS_INDEXED), value: enc.encode('1') },
       ]);
       return;
     }
@@ -116,6 +130,33 @@ export class BlockStore {
 
   async close(): Promise<void> {
     await this.db.close();
+  }
+
+  /** Index the impeachment blocks of a store written before the index existed (once; later blocks index themselves). */
+  private async indexImpeachments(): Promise<void> {
+    if ((await this.db.get(metaKey(IMPEACHMENTS_INDEXED))) !== undefined) return;
+    const ops: { type: 'put'; key: Uint8Array; value: Uint8Array }[] = [];
+    for await (const hash of this.db.values({ gt: numberKey(0n), lt: key(P_CANONICAL + 1, new Uint8Array(0)) })) {
+      const stored = await this.db.get(key(P_BLOCK, hash));
+      const headerBytes = stored === undefined ? null : rlpBytes(rlpList(rlpDecode(stored))?.[0]);
+      if (headerBytes === null) throw new ChainError('STORE_CORRUPT', `block ${bytesToHex(hash)} is missing or malformed`, { path: this.path });
+      const entry = impeachmentEntry(decodeHeader(headerBytes));
+      if (entry !== null) ops.push(entry);
+    }
+    ops.push({ type: 'put', key: metaKey(IMPEACHMENTS_INDEXED), value: enc.encode('1') });
+    await this.db.batch(ops, { sync: true });
+  }
+
+  /** Committed impeachment blocks below height `before` (all when omitted), newest first, at most `limit`. */
+  async impeachments(limit: number, before?: bigint): Promise<ImpeachmentEntry[]> {
+    const out: ImpeachmentEntry[] = [];
+    const beyondAny = before === undefined || before >= 2n ** 64n;
+    const upper = beyondAny ? key(P_IMPEACHMENT + 1, new Uint8Array(0)) : numberKey(before < 0n ? 0n : before, P_IMPEACHMENT);
+    for await (const [k, v] of this.db.iterator({ gte: key(P_IMPEACHMENT, new Uint8Array(0)), lt: upper, reverse: true, limit })) {
+      const view = new DataView(v.buffer, v.byteOffset, v.byteLength);
+      out.push({ number: new DataView(k.buffer, k.byteOffset + 1, 8).getBigUint64(0), proposer: bytesToHex(v.subarray(0, 20)), timestamp: Number(view.getBigUint64(20)) });
+    }
+    return out;
   }
 
   async headHash(): Promise<Hash | undefined> {
@@ -152,6 +193,8 @@ export class BlockStore {
       ops.push({ type: 'put', key: key(P_ACCOUNT, hexToBytes(address)), value: encodeAccount(account) });
     }
     for (const [slot, value] of slots) ops.push({ type: 'put', key: key(P_SLOT, hexToBytes(slot)), value });
+    const impeachment = impeachmentEntry(block.header);
+    if (impeachment !== null) ops.push(impeachment);
     await this.db.batch(ops, { sync: true });
   }
 
@@ -202,6 +245,15 @@ export class BlockStore {
       yield [bytesToHex(k.subarray(1)), decodeAccount(v)];
     }
   }
+}
+
+/** The index entry of `header` if it is an impeachment block I(h) (no seal; genesis has none either), else null. */
+function impeachmentEntry(header: BlockHeader): { type: 'put'; key: Uint8Array; value: Uint8Array } | null {
+  if (header.seal.length !== 0 || header.number === 0n) return null;
+  const value = new Uint8Array(28);
+  value.set(hexToBytes(header.proposer), 0);
+  new DataView(value.buffer).setBigUint64(20, BigInt(header.timestamp));
+  return { type: 'put', key: numberKey(header.number, P_IMPEACHMENT), value };
 }
 
 /** Bytes of a block as stored (and logged by the consensus WAL): rlp([header, [raw tx...]]). */

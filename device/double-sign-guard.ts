@@ -8,12 +8,16 @@
 // State file (a contract): JSON {"version":1,"last":{"<purpose>":{"height":"<decimal>","round":<int>,
 // "hash":"0x<32 bytes>","digest":"0x<32 bytes>","signature":"0x<bytes>"}}}. `digest` is what was signed:
 // an identical request must match it too, so the stored signature is only ever returned for the same digest.
-// A state file that cannot be read exactly is refused (SIGN_STATE_CORRUPT), never guessed at.
+// A state file that cannot be read exactly is refused (SIGN_STATE_CORRUPT), never guessed at. Given what the
+// chain shows the key signed (signed-on-chain.ts), open() also refuses a state file that is missing
+// (SIGN_STATE_MISSING) or older than those signatures (SIGN_STATE_BEHIND): deleted or restored from an old
+// backup, it may have forgotten a vote at a height still being decided.
 // One process per state file: the guard takes no lock, so never run two signers on one key.
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { link, open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Address, SignPurpose, Signer } from '../chain/index.ts';
 import { ChainError, bytesToHex, hexToBytes } from '../chain/index.ts';
+import type { SignedPoint } from './signed-on-chain.ts';
 
 /** Purposes the guard protects: every SignPurpose that signs a consensus vote or block. */
 export const GUARDED_PURPOSES = ['proposal', 'prepare', 'commit', 'round-change', 'seal'] as const satisfies readonly SignPurpose[];
@@ -40,6 +44,11 @@ export interface GuardedSignerOptions {
   readonly inner: Signer;
   /** Path of the state file; its directory must exist and be writable (a temp file is made beside it). */
   readonly stateFile: string;
+  /**
+   * What the chain shows this key signed (see signedOnChain). When given, open() refuses a missing state file
+   * if the key signed anything there, and a state file behind any of those points.
+   */
+  readonly signedOnChain?: ReadonlyMap<GuardedPurpose, SignedPoint>;
 }
 
 function isGuarded(purpose: string): purpose is GuardedPurpose {
@@ -69,10 +78,13 @@ export class GuardedSigner implements Signer {
   /**
    * Load the guard's state from `stateFile` (created, mode 0600, if it does not exist) around `inner`.
    * Throws ChainError SIGN_STATE_CORRUPT if the file exists but is not a valid state file: restore it or,
-   * knowing the validator signed nothing since, move it aside; never delete it to get a node going.
+   * knowing the validator signed nothing since, move it aside; never delete it to get a node going. With
+   * `signedOnChain`, throws SIGN_STATE_MISSING when there is no file but the chain shows this key signed,
+   * and SIGN_STATE_BEHIND when the file is older than a signature the chain shows.
    */
   static async open(opts: GuardedSignerOptions): Promise<GuardedSigner> {
-    const { inner, stateFile } = opts ?? ({} as GuardedSignerOptions);
+    const { inner, stateFile, signedOnChain } = opts ?? ({} as GuardedSignerOptions);
+    if (signedOnChain !== undefined && !(signedOnChain instanceof Map)) throw new TypeError('GuardedSigner.open: signedOnChain must be a Map of purpose to {height, round}');
     if (inner === null || typeof inner !== 'object' || typeof inner.sign !== 'function') {
       throw new TypeError('GuardedSigner.open: inner must be a Signer');
     }
@@ -84,11 +96,31 @@ export class GuardedSigner implements Signer {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
     if (text === null) {
+      const newest = newestPoint(signedOnChain);
+      if (newest !== null) throw stateMissing(stateFile, inner.address, newest);
       const empty = new Map<GuardedPurpose, LastSigned>();
       await saveState(stateFile, empty);
       return new GuardedSigner(inner, stateFile, empty);
     }
-    return new GuardedSigner(inner, stateFile, decodeState(stateFile, text));
+    const last = decodeState(stateFile, text);
+    for (const [purpose, onChain] of signedOnChain ?? []) {
+      const kept = last.get(purpose);
+      if (kept === undefined || comparePoints(kept, onChain) < 0) throw stateBehind(stateFile, inner.address, purpose, onChain, kept);
+    }
+    return new GuardedSigner(inner, stateFile, last);
+  }
+
+  /**
+   * Write a new state file at `stateFile` (there must be none) that makes the key sign nothing at or below
+   * `height` for any purpose: the way back when a state file is lost and no copy exists, once the committee
+   * has decided every height the key may have voted on (pick a height at or above the committee's head + 1).
+   */
+  static async fence(stateFile: string, height: bigint): Promise<void> {
+    if (typeof stateFile !== 'string' || stateFile === '') throw new TypeError('GuardedSigner.fence: stateFile must be a non-empty path');
+    if (typeof height !== 'bigint' || height < 0n) throw new TypeError('GuardedSigner.fence: height must be a bigint >= 0');
+    const zero = new Uint8Array(HASH_BYTES);
+    const fenced = new Map(GUARDED_PURPOSES.map((p) => [p, { height, round: Number.MAX_SAFE_INTEGER, hash: zero, digest: zero, signature: new Uint8Array(1) }]));
+    await saveState(stateFile, fenced, 'wx');
   }
 
   /** The last signature let out for `purpose`, if any (copies). */
@@ -127,7 +159,7 @@ export class GuardedSigner implements Signer {
     if (this.#broken !== null) throw this.#broken;
     const last = this.#last.get(purpose);
     if (last !== undefined) {
-      const order = req.height === last.height ? Math.sign(req.round - last.round) : req.height < last.height ? -1 : 1;
+      const order = comparePoints(req, last);
       if (order < 0) throw conflict(purpose, req, last, 'it is below the last signed point');
       if (order === 0) {
         if (equalBytes(req.hash, last.hash) && equalBytes(req.digest, last.digest)) return last.signature.slice();
@@ -158,6 +190,42 @@ function conflict(purpose: GuardedPurpose, req: Omit<LastSigned, 'signature'>, l
   );
 }
 
+/** Negative, zero or positive as `a` is below, at or above `b` in (height, round) order. */
+function comparePoints(a: SignedPoint, b: SignedPoint): number {
+  return a.height === b.height ? Math.sign(a.round - b.round) : a.height < b.height ? -1 : 1;
+}
+
+function newestPoint(points: ReadonlyMap<GuardedPurpose, SignedPoint> | undefined): (SignedPoint & { purpose: GuardedPurpose }) | null {
+  let newest: (SignedPoint & { purpose: GuardedPurpose }) | null = null;
+  for (const [purpose, p] of points ?? []) if (newest === null || comparePoints(p, newest) > 0) newest = { purpose, ...p };
+  return newest;
+}
+
+const RESTORE_HINT =
+  'Restore the newest copy of the state file. If there is none: keep every node with this key stopped until the ' +
+  'committee has decided the heights it may have voted on, move the file aside, and fence a new one above them ' +
+  '(GuardedSigner.fence with the committee head + 1; in `datagate dev`, start with a fresh data directory instead).';
+
+function stateMissing(file: string, address: Address, onChain: SignedPoint & { purpose: GuardedPurpose }): ChainError {
+  return new ChainError(
+    'SIGN_STATE_MISSING',
+    `double-sign guard state ${file} does not exist, but the chain shows key ${address} signed (${onChain.purpose} at ` +
+      `height ${onChain.height} round ${onChain.round}); without it the key could sign a conflicting vote. ${RESTORE_HINT}`,
+    { file, address, purpose: onChain.purpose, height: onChain.height, round: onChain.round },
+  );
+}
+
+function stateBehind(file: string, address: Address, purpose: GuardedPurpose, onChain: SignedPoint, kept: LastSigned | undefined): ChainError {
+  const where = kept === undefined ? 'holds no point' : `holds height ${kept.height} round ${kept.round}`;
+  return new ChainError(
+    'SIGN_STATE_BEHIND',
+    `double-sign guard state ${file} is older than the chain: for ${purpose} it ${where}, but key ${address} signed at ` +
+      `height ${onChain.height} round ${onChain.round}; it was restored from an old copy or rolled back and may have ` +
+      `forgotten a vote. ${RESTORE_HINT}`,
+    { file, address, purpose, height: onChain.height, round: onChain.round, stateHeight: kept?.height ?? null, stateRound: kept?.round ?? null },
+  );
+}
+
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   let diff = 0;
@@ -165,8 +233,11 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return diff === 0;
 }
 
-/** Write the state atomically: temp file (0600) in the same dir, fsync, rename over, fsync the dir. */
-async function saveState(file: string, last: ReadonlyMap<GuardedPurpose, LastSigned>): Promise<void> {
+/**
+ * Write the state atomically: temp file (0600) in the same dir, fsync, rename over, fsync the dir. With
+ * `mode` 'wx' an existing state file is refused (SIGN_STATE_EXISTS) instead of replaced.
+ */
+async function saveState(file: string, last: ReadonlyMap<GuardedPurpose, LastSigned>, mode: 'w' | 'wx' = 'w'): Promise<void> {
   const entries: Record<string, unknown> = {};
   for (const [purpose, e] of last) {
     entries[purpose] = {
@@ -189,7 +260,19 @@ async function saveState(file: string, last: ReadonlyMap<GuardedPurpose, LastSig
   } finally {
     await fh.close();
   }
-  await rename(tmp, file);
+  if (mode === 'wx') {
+    // link() fails where the file exists, unlike rename(): a state file is never replaced by a fence.
+    try {
+      await link(tmp, file);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      throw new ChainError('SIGN_STATE_EXISTS', `double-sign guard state ${file} exists; move it aside first (keep it: it records what the key signed)`, { file });
+    }
+    await rm(tmp);
+  } else {
+    await rename(tmp, file);
+  }
   const d = await open(dir, 'r');
   try {
     await d.sync();

@@ -10,7 +10,7 @@ import type { Address, ChainSpec, Logger, RpcServer, SignedTx, Signer } from '..
 import { DatagateError } from '../chain/index.ts';
 import { Ledger, SubscriptionHub, TxPool, createEthApi, createRpcServer, formatHeader, formatLogs, validatorKeyOf } from '../chain/index.ts';
 import { LbftNode, LbftRecorder, MemoryTransport, Wal, createLbftApi } from '../chain/index.ts';
-import { GuardedSigner, MemorySigner } from '../device/index.ts';
+import { GuardedSigner, MemorySigner, signedOnChain } from '../device/index.ts';
 import { prepareDataDir } from './config.ts';
 import type { DevConfig } from './dev-config.ts';
 import { diskFullOr } from './disk-space.ts';
@@ -148,7 +148,8 @@ async function startIn(dataDir: string, config: DevConfig, logger: Logger, opts:
         throw err;
       });
       opened.push({ ledger, wal });
-      const signer = r.inner === null ? null : await GuardedSigner.open({ inner: r.inner, stateFile: join(dir, 'sign-state.json') });
+      // The guard refuses to start on a state file missing or older than what this chain shows the key signed.
+      const signer = r.inner === null ? null : await GuardedSigner.open({ inner: r.inner, stateFile: join(dir, 'sign-state.json'), signedOnChain: await signedOnChain(ledger, r.inner.address) });
       const pool = r.role === 'validator' ? null : new TxPool({ nonceOf: (a) => ledger.state.account(a).nonce, minFee: spec.baseFee, blockGasLimit: spec.gasLimit, maxTotal: config.txpool.maxTotal, maxPerSender: config.txpool.maxPerSender });
       const info: DevNodeInfo = {
         name: r.name,

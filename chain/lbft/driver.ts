@@ -22,7 +22,7 @@ import { consensusDigest } from '../signing.ts';
 import type { TxPool } from '../txpool.ts';
 import type { Address } from '../types.ts';
 import type { EngineBlock } from './codec.ts';
-import { decodeEvent, encodeEvent, engineBlock } from './codec.ts';
+import { encodeEvent, engineBlock } from './codec.ts';
 import type { LbftMetrics } from './metrics.ts';
 import { nopLbftMetrics } from './metrics.ts';
 import { signingPayload } from './rules.ts';
@@ -30,6 +30,7 @@ import type { LbftState } from './step.ts';
 import { initialState, step } from './step.ts';
 import type { Decided, LbftAction, LbftEvent, LbftVerifier, Message, SignedMessage, SigningPayload, Unsigned } from './types.ts';
 import type { Wal } from './wal.ts';
+import { readConsensusWal } from './wal-replay.ts';
 
 /** Timer port, so tests can drive time by hand. */
 export interface Timers {
@@ -153,8 +154,7 @@ export class LbftNode {
   async start(): Promise<void> {
     const head = this.opts.ledger.head.header.number;
     if (this.opts.wal !== null) {
-      const events: LbftEvent<EngineBlock>[] = [];
-      for await (const record of this.opts.wal.replay()) events.push(decodeEvent(record, this.opts.ledger.spec.chainId));
+      const events = await readConsensusWal(this.opts.wal, this.opts.ledger, this.log);
       const from = events.findLastIndex((e) => e.type === 'start' && e.height === head + 1n);
       if (from >= 0) {
         this.replaying = true;
@@ -243,11 +243,14 @@ export class LbftNode {
 
   private async apply(event: LbftEvent<EngineBlock>): Promise<void> {
     if (!this.replaying && this.opts.wal !== null) {
-      // Files rotate by size; once a new one has begun, the files before the previous one can only hold
-      // heights that are committed (a height's records are far smaller than a file), so they go.
-      if (event.type === 'start' && this.opts.wal.currentFile !== this.walFileAtLastPrune) {
-        await this.opts.wal.prune(2);
-        this.walFileAtLastPrune = this.opts.wal.currentFile;
+      // The start of a height is the checkpoint a restart replays from: once the file is large it opens a new
+      // one, and the files before the previous one hold only committed heights, so they go.
+      if (event.type === 'start') {
+        await this.opts.wal.checkpoint();
+        if (this.opts.wal.currentFile !== this.walFileAtLastPrune) {
+          await this.opts.wal.prune(2);
+          this.walFileAtLastPrune = this.opts.wal.currentFile;
+        }
       }
       // Own votes, and the block about to be sealed, must survive a power cut: signing follows them.
       const own = (event.type === 'message' && event.message.type !== 'decided' && event.message.sender === this.address) || event.type === 'built';

@@ -2,15 +2,16 @@
 // after a crash, replays the log through the same path (CometBFT consensus/wal.go). Records are opaque
 // bytes: the caller encodes its events; this module only keeps them intact and in order.
 //
-// On-disk format (a contract: a change needs a new WAL_VERSION and a reader for the old one):
-//   <dir>/wal-000001.log, wal-000002.log, ...   numbered from 1, contiguous (prune removes the oldest only);
-//                                               numbers above 999999 simply grow more digits
-//   file header, 16 bytes:  magic "DGWAL\r\n\x1a" (8) | version u32 BE (= 1) | file number u32 BE
-//   then frames:            length u32 BE | crc32 (IEEE 802.3, as zlib) of payload u32 BE | payload
-//   A payload is 1..MAX_FRAME_BYTES bytes; a zero or larger length is never written.
+// The on-disk format (numbered files of checksummed frames) is a contract, described in wal-format.ts.
+//
+// Checkpoints: checkpoint() starts a new file once the current one holds more than `checkpointBytes`, so the
+// record appended next (the driver's start of a height) opens that file; replay({ from }) then begins at the
+// newest file whose first record the caller accepts, and start-up reads a bounded part of the log however
+// long the node ran.
 //
 // Crash model: a crash may tear the frame being written (cut short, or its bytes left as zeros). On open,
-// the torn tail of the newest file is truncated away and reported in `replayStats.truncated`. Damage
+// the torn tail of the newest file is truncated away and reported in `replayStats.truncated`, as is a newest
+// file found empty; `replayStats.created` says the directory held no WAL file at all. Damage
 // anywhere else is corruption (ChainError WAL_CORRUPT naming file and offset) and stops the node: replaying
 // around a hole could make the validator forget a vote. One limit of the format: a length field corrupted
 // to point past the end of the newest file looks exactly like a torn write, so the frames behind it are
@@ -20,55 +21,24 @@
 // One process at a time: the WAL takes no lock, so the composition root must not open a directory twice.
 import { mkdir, open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as zlib from 'node:zlib';
 import { ChainError } from '../errors.ts';
+import { ChunkReader, MAX_FRAME_BYTES, WAL_FRAME_OVERHEAD, WAL_HEADER_BYTES, corrupt, crc32, countFrames, fileHeader, headerProblem, readAt, scanFrames, walFileName, walFileNumber } from './wal-format.ts';
 
-export const WAL_VERSION = 1;
-/** Bytes of the header at the start of every WAL file. */
-export const WAL_HEADER_BYTES = 16;
-/** Bytes of framing before each payload (length + crc32). */
-export const WAL_FRAME_OVERHEAD = 8;
-/** Largest payload of one frame; a larger length read back is corruption, not a record. */
-export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
+export { MAX_FRAME_BYTES, WAL_FRAME_OVERHEAD, WAL_HEADER_BYTES, WAL_VERSION, crc32, crc32Portable, walFileName } from './wal-format.ts';
+
 /** A file that would grow past this many bytes is closed and the next numbered file started. */
 export const DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024;
+/** checkpoint() starts a new file once the current one holds more than this: start-up reads about this much. */
+export const DEFAULT_CHECKPOINT_BYTES = 256 * 1024;
 
-const MAGIC = Buffer.from('DGWAL\r\n\x1a', 'latin1');
-const FILE_NAME = /^wal-(\d{6,})\.log$/;
-const READ_CHUNK = 1024 * 1024;
-
-/** Name of WAL file number `n` (from 1). */
-export function walFileName(n: number): string {
-  return `wal-${String(n).padStart(6, '0')}.log`;
-}
-
-let crcTable: Uint32Array | undefined;
-
-/** CRC-32 (IEEE, reflected, as zlib) in plain JS: the fallback where node:zlib has no crc32. */
-export function crc32Portable(data: Uint8Array): number {
-  if (crcTable === undefined) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  let c = 0xffffffff;
-  for (let i = 0; i < data.length; i++) c = crcTable[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-/** CRC-32 of `data`: node:zlib's native crc32 (Node >= 20.15) when present, else crc32Portable. */
-export const crc32: (data: Uint8Array) => number =
-  typeof zlib.crc32 === 'function' ? (data) => zlib.crc32(data) >>> 0 : crc32Portable;
-
-/** The torn tail that open() cut from the newest file. */
+/** The torn tail that open() cut from the newest file (or the newest file it found empty). */
 export interface WalTruncation {
   readonly file: string;
   /** Offset where the torn frame began; the file now ends here. */
   readonly offset: number;
   readonly droppedBytes: number;
+  /** Frames, whole or torn, that the length fields in the dropped bytes describe (0 for zeros or an empty file). */
+  readonly droppedRecords: number;
   readonly reason: string;
 }
 
@@ -80,17 +50,30 @@ export interface WalReplayStats {
   payloadBytes: number;
   /** A torn tail cut off at open (a crash mid-write); null if the log ended cleanly. Log it as a warning. */
   truncated: WalTruncation | null;
+  /** open() found no WAL file and began a new log: on a node that has run before, the WAL was deleted. */
+  created: boolean;
 }
 
 export interface WalOptions {
   /** Rotate to a new file before one would grow past this (default 64 MiB). A larger frame gets a file of its own. */
   readonly maxFileBytes?: number;
+  /** checkpoint() rotates once the current file holds more than this (default 256 KiB). */
+  readonly checkpointBytes?: number;
+}
+
+export interface ReplayOptions {
+  /**
+   * Begin at the newest file whose first record this accepts (a checkpoint the caller recognises), skipping
+   * every file before it unread; with no such file, or without `from`, every file is replayed.
+   */
+  readonly from?: (firstRecord: Uint8Array) => boolean;
 }
 
 /** An append-only, checksummed, rotating log of opaque records. See the module comment for the format. */
 export class Wal {
   readonly dir: string;
   readonly #maxFileBytes: number;
+  readonly #checkpointBytes: number;
   #fh: FileHandle | null;
   #fileNo: number;
   #size: number;
@@ -98,13 +81,14 @@ export class Wal {
   #failure: ChainError | null = null;
   #stats: WalReplayStats;
 
-  private constructor(dir: string, maxFileBytes: number, fh: FileHandle, fileNo: number, size: number, truncated: WalTruncation | null) {
+  private constructor(dir: string, limits: FileLimits, fh: FileHandle, fileNo: number, size: number, found: Pick<WalReplayStats, 'truncated' | 'created'>) {
     this.dir = dir;
-    this.#maxFileBytes = maxFileBytes;
+    this.#maxFileBytes = limits.maxFileBytes;
+    this.#checkpointBytes = limits.checkpointBytes;
     this.#fh = fh;
     this.#fileNo = fileNo;
     this.#size = size;
-    this.#stats = { files: 0, frames: 0, payloadBytes: 0, truncated };
+    this.#stats = { files: 0, frames: 0, payloadBytes: 0, ...found };
   }
 
   /**
@@ -114,9 +98,11 @@ export class Wal {
    */
   static async open(dir: string, opts: WalOptions = {}): Promise<Wal> {
     if (typeof dir !== 'string' || dir === '') throw new TypeError('Wal.open: dir must be a non-empty path');
-    const maxFileBytes = opts.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
-    if (!Number.isSafeInteger(maxFileBytes) || maxFileBytes <= WAL_HEADER_BYTES + WAL_FRAME_OVERHEAD) {
-      throw new RangeError(`Wal.open: maxFileBytes must be an integer above ${WAL_HEADER_BYTES + WAL_FRAME_OVERHEAD}, got ${maxFileBytes}`);
+    const limits: FileLimits = { maxFileBytes: opts.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES, checkpointBytes: opts.checkpointBytes ?? DEFAULT_CHECKPOINT_BYTES };
+    for (const [name, value] of Object.entries(limits)) {
+      if (!Number.isSafeInteger(value) || value <= WAL_HEADER_BYTES + WAL_FRAME_OVERHEAD) {
+        throw new RangeError(`Wal.open: ${name} must be an integer above ${WAL_HEADER_BYTES + WAL_FRAME_OVERHEAD}, got ${value}`);
+      }
     }
     try {
       await mkdir(dir, { recursive: true });
@@ -127,7 +113,7 @@ export class Wal {
     const last = numbers[numbers.length - 1];
     if (last === undefined) {
       const fh = await createFile(dir, 1);
-      return new Wal(dir, maxFileBytes, fh, 1, WAL_HEADER_BYTES, null);
+      return new Wal(dir, limits, fh, 1, WAL_HEADER_BYTES, { truncated: null, created: true });
     }
     const path = join(dir, walFileName(last));
     const fh = await open(path, 'r+');
@@ -142,8 +128,9 @@ export class Wal {
         await fh.close();
         await rm(path);
         const fresh = await createFile(dir, last);
-        const truncated = size === 0 ? null : { file: path, offset: 0, droppedBytes: size, reason: `file header torn (${bad}); header rewritten` };
-        return new Wal(dir, maxFileBytes, fresh, last, WAL_HEADER_BYTES, truncated);
+        const reason = size === 0 ? 'file was empty (a crash while rotating, or its contents were lost); header rewritten' : `file header torn (${bad}); header rewritten`;
+        const truncated = { file: path, offset: 0, droppedBytes: size, droppedRecords: 0, reason };
+        return new Wal(dir, limits, fresh, last, WAL_HEADER_BYTES, { truncated, created: false });
       }
       const scan = scanFrames(new ChunkReader(fh, size), path, true);
       let step = await scan.next();
@@ -151,15 +138,16 @@ export class Wal {
       const { end, torn } = step.value;
       let truncated: WalTruncation | null = null;
       if (torn !== null) {
+        const droppedRecords = await countFrames(new ChunkReader(fh, size), end);
         try {
           await fh.truncate(end);
           await fh.sync();
         } catch (err) {
           throw writeFailed(`cannot cut the torn tail off ${path} at offset ${end}`, { file: path, offset: end }, err);
         }
-        truncated = { file: path, offset: end, droppedBytes: size - end, reason: torn };
+        truncated = { file: path, offset: end, droppedBytes: size - end, droppedRecords, reason: torn };
       }
-      return new Wal(dir, maxFileBytes, fh, last, end, truncated);
+      return new Wal(dir, limits, fh, last, end, { truncated, created: false });
     } catch (err) {
       await fh.close().catch(() => {});
       throw err;
@@ -196,22 +184,28 @@ export class Wal {
   }
 
   /**
-   * Every intact record, oldest first, across all files up to what had been appended when replay began.
-   * Throws ChainError WAL_CORRUPT (fields: file, offset, reason) at a damaged frame or a missing file.
-   * Do not prune() while a replay is running.
+   * Every intact record, oldest first, across all files (from the checkpoint `opts.from` picks) up to what had
+   * been appended when replay began. Throws ChainError WAL_CORRUPT (fields: file, offset, reason) at a damaged
+   * frame or a missing file. Do not prune() while a replay is running.
    */
-  async *replay(): AsyncGenerator<Uint8Array> {
+  async *replay(opts: ReplayOptions = {}): AsyncGenerator<Uint8Array> {
     const lastNo = this.#fileNo;
     const lastSize = this.#size;
-    const numbers = (await listFiles(this.dir)).filter((n) => n <= lastNo);
+    let numbers = (await listFiles(this.dir)).filter((n) => n <= lastNo);
+    if (opts.from !== undefined) {
+      const accept = opts.from;
+      for (let i = numbers.length - 1; i > 0; i--) {
+        const first = await this.#firstRecord(numbers[i]!, numbers[i] === lastNo ? lastSize : undefined);
+        if (first !== null && accept(first)) {
+          numbers = numbers.slice(i);
+          break;
+        }
+      }
+    }
     this.#stats = { ...this.#stats, files: 0, frames: 0, payloadBytes: 0 };
     for (const n of numbers) {
-      const path = join(this.dir, walFileName(n));
-      const fh = await open(path, 'r');
+      const { path, fh, size } = await this.#openForReading(n, n === lastNo ? lastSize : undefined);
       try {
-        const size = n === lastNo ? lastSize : (await fh.stat()).size;
-        const problem = headerProblem(await readAt(fh, 0, WAL_HEADER_BYTES), n);
-        if (problem !== null) throw corrupt(path, 0, problem);
         this.#stats.files++;
         for await (const payload of scanFrames(new ChunkReader(fh, size), path, false)) {
           this.#stats.frames++;
@@ -221,6 +215,31 @@ export class Wal {
       } finally {
         await fh.close();
       }
+    }
+  }
+
+  /** The first intact record of file `n` (which must hold at most `size` bytes), or null if it has none. */
+  async #firstRecord(n: number, size: number | undefined): Promise<Uint8Array | null> {
+    const { path, fh, size: bytes } = await this.#openForReading(n, size);
+    try {
+      const step = await scanFrames(new ChunkReader(fh, bytes), path, false).next();
+      return step.done === true ? null : step.value;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Open file `n` read-only with its header checked; `size` bounds what is read (the size on disk if omitted). */
+  async #openForReading(n: number, size: number | undefined): Promise<{ path: string; fh: FileHandle; size: number }> {
+    const path = join(this.dir, walFileName(n));
+    const fh = await open(path, 'r');
+    try {
+      const problem = headerProblem(await readAt(fh, 0, WAL_HEADER_BYTES), n);
+      if (problem !== null) throw corrupt(path, 0, problem);
+      return { path, fh, size: size ?? (await fh.stat()).size };
+    } catch (err) {
+      await fh.close();
+      throw err;
     }
   }
 
@@ -248,17 +267,30 @@ export class Wal {
    * file holds no frame. Failure is fatal like an append's (WAL_WRITE_FAILED).
    */
   async rotate(): Promise<void> {
+    return this.#enqueue(() => this.#rotateNow());
+  }
+
+  async #rotateNow(): Promise<void> {
+    if (this.#failure !== null) throw this.#failure;
+    if (this.#fh === null) throw writeFailed('the WAL is closed; rotating after close() is a bug in the caller', { dir: this.dir });
+    if (this.#size <= WAL_HEADER_BYTES) return;
+    try {
+      await this.#rotate();
+    } catch (err) {
+      const at = { file: this.#path(), offset: this.#size };
+      this.#failure = err instanceof ChainError ? err : writeFailed(`rotating past ${at.file} failed`, at, err);
+      throw this.#failure;
+    }
+  }
+
+  /**
+   * Mark a checkpoint: the record appended next is one a restart can replay from (see replay's `from`). Once
+   * the current file holds more than `checkpointBytes`, the next file is started first so that record opens
+   * it. Failure is fatal like an append's (WAL_WRITE_FAILED).
+   */
+  async checkpoint(): Promise<void> {
     return this.#enqueue(async () => {
-      if (this.#failure !== null) throw this.#failure;
-      if (this.#fh === null) throw writeFailed('the WAL is closed; rotate() after close() is a bug in the caller', { dir: this.dir });
-      if (this.#size <= WAL_HEADER_BYTES) return;
-      try {
-        await this.#rotate();
-      } catch (err) {
-        const at = { file: this.#path(), offset: this.#size };
-        this.#failure = err instanceof ChainError ? err : writeFailed(`rotating past ${at.file} failed`, at, err);
-        throw this.#failure;
-      }
+      if (this.#size > this.#checkpointBytes) await this.#rotateNow();
     });
   }
 
@@ -318,15 +350,9 @@ export class Wal {
     this.#size = WAL_HEADER_BYTES;
   }
 }
-
-function corrupt(file: string, offset: number, reason: string): ChainError {
-  return new ChainError(
-    'WAL_CORRUPT',
-    `consensus WAL ${file} is corrupt at offset ${offset}: ${reason}. The records before it are intact; ` +
-      'the node will not start on a damaged log (it could forget a vote). Restore the file or move the WAL ' +
-      'aside and resync from peers.',
-    { file, offset, reason },
-  );
+interface FileLimits {
+  readonly maxFileBytes: number;
+  readonly checkpointBytes: number;
 }
 
 function writeFailed(what: string, fields: Record<string, unknown>, cause?: unknown): ChainError {
@@ -340,23 +366,12 @@ function writeFailed(what: string, fields: Record<string, unknown>, cause?: unkn
   );
 }
 
-/** Why `header` is not a valid header of file `fileNo`, or null. */
-function headerProblem(header: Buffer, fileNo: number): string | null {
-  if (header.length < WAL_HEADER_BYTES) return `header cut short (${header.length} of ${WAL_HEADER_BYTES} bytes)`;
-  if (!header.subarray(0, MAGIC.length).equals(MAGIC)) return 'not a datagate WAL file (bad magic)';
-  const version = header.readUInt32BE(8);
-  if (version !== WAL_VERSION) return `unsupported WAL version ${version}; this build reads version ${WAL_VERSION}`;
-  const number = header.readUInt32BE(12);
-  if (number !== fileNo) return `header says file number ${number}, the name says ${fileNo}`;
-  return null;
-}
-
 /** WAL file numbers in `dir`, ascending; throws WAL_CORRUPT if the sequence has a gap. */
 async function listFiles(dir: string): Promise<number[]> {
   const numbers: number[] = [];
   for (const name of await readdir(dir)) {
-    const m = FILE_NAME.exec(name);
-    if (m !== null) numbers.push(Number(m[1]));
+    const n = walFileNumber(name);
+    if (n !== null) numbers.push(n);
   }
   numbers.sort((a, b) => a - b);
   for (let i = 1; i < numbers.length; i++) {
@@ -372,10 +387,7 @@ async function createFile(dir: string, n: number): Promise<FileHandle> {
   let fh: FileHandle | undefined;
   try {
     fh = await open(path, 'wx+', 0o600);
-    const header = Buffer.alloc(WAL_HEADER_BYTES);
-    MAGIC.copy(header, 0);
-    header.writeUInt32BE(WAL_VERSION, 8);
-    header.writeUInt32BE(n, 12);
+    const header = fileHeader(n);
     await fh.write(header, 0, header.length, 0);
     await fh.sync();
     await syncDir(dir);
@@ -393,89 +405,4 @@ async function syncDir(dir: string): Promise<void> {
   } finally {
     await d.close();
   }
-}
-
-async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
-  const buf = Buffer.alloc(length);
-  let got = 0;
-  while (got < length) {
-    const { bytesRead } = await fh.read(buf, got, length - got, position + got);
-    if (bytesRead === 0) break;
-    got += bytesRead;
-  }
-  return buf.subarray(0, got);
-}
-
-/** Reads a file of known size in large chunks, so small frames cost no syscall each. */
-class ChunkReader {
-  readonly size: number;
-  readonly #fh: FileHandle;
-  #buf: Buffer = Buffer.alloc(0);
-  #start = 0;
-
-  constructor(fh: FileHandle, size: number) {
-    this.#fh = fh;
-    this.size = size;
-  }
-
-  /** Bytes [pos, pos + n), shorter where the file ends. Valid until the next call. */
-  async read(pos: number, n: number): Promise<Buffer> {
-    const end = Math.min(pos + n, this.size);
-    if (pos >= this.#start && end <= this.#start + this.#buf.length) {
-      return this.#buf.subarray(pos - this.#start, end - this.#start);
-    }
-    this.#buf = await readAt(this.#fh, pos, Math.min(Math.max(end - pos, READ_CHUNK), this.size - pos));
-    this.#start = pos;
-    return this.#buf.subarray(0, end - pos);
-  }
-}
-
-/**
- * Yield each frame's payload (a copy) from the header to `reader.size`. At an invalid frame: when
- * `tornTailAllowed` and the damage can only be a crash mid-write of the last frame, stop and return where
- * the intact frames end with the reason; otherwise throw WAL_CORRUPT.
- */
-async function* scanFrames(
-  reader: ChunkReader,
-  file: string,
-  tornTailAllowed: boolean,
-): AsyncGenerator<Uint8Array, { end: number; torn: string | null }> {
-  let pos = WAL_HEADER_BYTES;
-  while (pos < reader.size) {
-    const remaining = reader.size - pos;
-    const head = await reader.read(pos, WAL_FRAME_OVERHEAD);
-    if (head.length < WAL_FRAME_OVERHEAD) {
-      if (tornTailAllowed) return { end: pos, torn: `frame header cut short (${remaining} bytes)` };
-      throw corrupt(file, pos, 'frame header cut short');
-    }
-    const length = head.readUInt32BE(0);
-    const sum = head.readUInt32BE(4);
-    if (length === 0) {
-      if (tornTailAllowed && (await zeroesToEnd(reader, pos))) return { end: pos, torn: `zero-filled tail (${remaining} bytes)` };
-      throw corrupt(file, pos, 'zero frame length');
-    }
-    if (length > MAX_FRAME_BYTES) throw corrupt(file, pos, `frame length ${length} exceeds ${MAX_FRAME_BYTES}`);
-    const frameEnd = pos + WAL_FRAME_OVERHEAD + length;
-    if (frameEnd > reader.size) {
-      if (tornTailAllowed) return { end: pos, torn: `last frame cut short (${remaining} of ${length + WAL_FRAME_OVERHEAD} bytes)` };
-      throw corrupt(file, pos, `frame of ${length} bytes runs past the end of the file`);
-    }
-    const payload = await reader.read(pos + WAL_FRAME_OVERHEAD, length);
-    if (crc32(payload) !== sum) {
-      if (tornTailAllowed && frameEnd === reader.size) return { end: pos, torn: 'checksum mismatch in the last frame' };
-      throw corrupt(file, pos, 'frame checksum mismatch');
-    }
-    yield Uint8Array.from(payload);
-    pos = frameEnd;
-  }
-  return { end: pos, torn: null };
-}
-
-async function zeroesToEnd(reader: ChunkReader, from: number): Promise<boolean> {
-  for (let pos = from; pos < reader.size; ) {
-    const chunk = await reader.read(pos, READ_CHUNK);
-    for (const b of chunk) if (b !== 0) return false;
-    pos += chunk.length;
-  }
-  return true;
 }

@@ -1,5 +1,6 @@
 // The lbft_* JSON-RPC methods: the committee, the proposer schedule, where consensus is (height, round),
-// recent impeachments with their causes, and the peers this node knows.
+// the impeachments committed on the chain (with their causes where this process saw them), and the peers
+// this node knows.
 import { bytesToHex } from '../crypto/index.ts';
 import type { Ledger } from '../ledger.ts';
 import type { LbftRecorder } from '../lbft/metrics.ts';
@@ -19,6 +20,8 @@ export interface LbftInfo {
 }
 
 const MAX_SCHEDULE = 1024;
+const MAX_IMPEACHMENTS = 1024;
+const DEFAULT_IMPEACHMENTS = 256;
 
 export function createLbftApi(info: LbftInfo): Record<string, RpcHandler> {
   const spec = info.ledger.spec;
@@ -55,8 +58,21 @@ export function createLbftApi(info: LbftInfo): Record<string, RpcHandler> {
       };
     },
 
-    lbft_impeachments: () =>
-      info.recorder.impeachments.map((i) => ({ height: quantity(i.height), proposer: i.proposer, cause: i.cause, at: i.at })),
+    // The chain keeps every impeachment block I(h); why the committee impeached (and when this node did) is
+    // known only for heights this process saw, so `cause` and `at` are null for the others.
+    lbft_impeachments: async ([count, before]) => {
+      const n = count == null ? DEFAULT_IMPEACHMENTS : typeof count === 'number' ? count : Number.NaN;
+      if (!Number.isInteger(n) || n < 1 || n > MAX_IMPEACHMENTS) throw invalidParams(`count must be an integer between 1 and ${MAX_IMPEACHMENTS}`);
+      if (before != null && (typeof before !== 'string' || !/^0x(0|[1-9a-f][0-9a-f]*)$/i.test(before))) {
+        throw invalidParams('before must be a block number as a hex quantity (0x...)');
+      }
+      const seen = new Map(info.recorder.impeachments.map((i) => [`${i.height}/${i.proposer}`, i]));
+      const committed = await info.ledger.impeachments(n, before == null ? undefined : BigInt(before));
+      return committed.reverse().map((c) => {
+        const mine = seen.get(`${c.number}/${c.proposer}`);
+        return { height: quantity(c.number), proposer: c.proposer, timestamp: c.timestamp, cause: mine?.cause ?? null, at: mine?.at ?? null };
+      });
+    },
 
     lbft_rejections: () => ({ ...info.recorder.rejections }),
 

@@ -1,5 +1,6 @@
 // The double-sign guard: identical re-signs, refusals, persistence across reopen, the state file's mode and
-// format, and a signer process killed with SIGKILL never leading to a conflicting signature after restart.
+// format, the start-up check against what a real chain shows the key signed, and a signer process killed
+// with SIGKILL never leading to a conflicting signature after restart.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -7,9 +8,11 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { SignPurpose } from '../../chain/index.ts';
-import { bytesToHex, hasCode } from '../../chain/index.ts';
-import { GuardedSigner, MemorySigner } from '../../device/index.ts';
-import { tempDir } from '../helpers/chain.ts';
+import { Ledger, TxPool, bytesToHex, hasCode } from '../../chain/index.ts';
+import { GuardedSigner, MemorySigner, signedOnChain } from '../../device/index.ts';
+import { tempDir, testSpec, validator } from '../helpers/chain.ts';
+import { expectCode } from '../helpers/expect-code.ts';
+import { SoloSealer } from '../helpers/solo-sealer.ts';
 import { CHILD_KEY, CHILD_PURPOSES, childDigest, childHash } from '../helpers/guard-signer.ts';
 
 const CHILD = fileURLToPath(new URL('../helpers/guard-signer.ts', import.meta.url));
@@ -137,6 +140,50 @@ test('guarded purposes need context with a hash; "message" passes through unguar
   const b = await guard.sign(new Uint8Array(32).fill(4), 'message');
   assert.notDeepEqual(a, b);
   assert.equal(guard.lastSigned('prepare'), undefined);
+});
+
+test('start-up: a missing or older state file is refused when the chain shows the key signed; a fence lets it start', { timeout: 60_000 }, async (t) => {
+  const cleanup: (() => Promise<unknown>)[] = [];
+  const dir = tempDir(t, cleanup);
+  const ledger = await Ledger.open(join(dir, 'chain'), testSpec());
+  cleanup.push(() => ledger.close());
+  const sealer = new SoloSealer({ ledger, pool: new TxPool({ nonceOf: () => 0n, minFee: 1n }), signer: validator, periodMs: 1000 });
+  for (let i = 0; i < 5; i++) await sealer.produceBlock();
+  const onChain = await signedOnChain(ledger, validator.address);
+  assert.deepEqual([...onChain].sort(), [['commit', { height: 5n, round: 0 }], ['seal', { height: 5n, round: 0 }]]);
+  assert.equal((await signedOnChain(ledger, validator.address, 1)).size, 2);
+  assert.equal((await signedOnChain(ledger, new MemorySigner(CHILD_KEY).address)).size, 0);
+  const open = (stateFile: string) => GuardedSigner.open({ inner: validator, stateFile, signedOnChain: onChain });
+
+  // No state file: refused, and nothing is created in its place.
+  const missing = join(dir, 'missing.json');
+  const m = await expectCode(open(missing), 'SIGN_STATE_MISSING');
+  assert.deepEqual([m.file, m.height], [missing, 5n]);
+  await expectCode(open(missing), 'SIGN_STATE_MISSING');
+
+  // A state file from before height 5 (restored from an old backup): refused, naming the purpose behind.
+  const old = join(dir, 'old.json');
+  const guard = await GuardedSigner.open({ inner: validator, stateFile: old });
+  const hash = new Uint8Array(32).fill(9);
+  await guard.sign(new Uint8Array(32).fill(1), 'commit', { height: 4n, round: 0, hash });
+  await guard.sign(new Uint8Array(32).fill(2), 'seal', { height: 5n, round: 0, hash });
+  const b = await expectCode(open(old), 'SIGN_STATE_BEHIND');
+  assert.deepEqual([b.purpose, b.height, b.stateHeight], ['commit', 5n, 4n]);
+  await guard.sign(new Uint8Array(32).fill(3), 'commit', { height: 5n, round: 0, hash });
+  await open(old);
+  // Without what the chain shows, the guard opens as before; a key that signed nothing there opens too.
+  await GuardedSigner.open({ inner: validator, stateFile: missing });
+  await GuardedSigner.open({ inner: new MemorySigner(CHILD_KEY), stateFile: join(dir, 'other.json'), signedOnChain: await signedOnChain(ledger, new MemorySigner(CHILD_KEY).address) });
+
+  // The way back without a copy: a fence above the committee's head. It refuses every height up to it.
+  const fenced = join(dir, 'fenced.json');
+  await GuardedSigner.fence(fenced, 6n);
+  await expectCode(GuardedSigner.fence(fenced, 6n), 'SIGN_STATE_EXISTS');
+  const after = await open(fenced);
+  await expectCode(after.sign(new Uint8Array(32).fill(4), 'commit', { height: 6n, round: 3, hash }), 'SIGN_CONFLICT');
+  await expectCode(after.sign(new Uint8Array(32).fill(4), 'prepare', { height: 6n, round: 0, hash }), 'SIGN_CONFLICT');
+  assert.equal((await after.sign(new Uint8Array(32).fill(5), 'commit', { height: 7n, round: 0, hash })).length, 65);
+  assert.equal(statSync(fenced).mode & 0o777, 0o600);
 });
 
 interface Printed {

@@ -282,3 +282,74 @@ test('a writer killed with SIGKILL mid-append loses no append it saw resolve', a
     assert.deepEqual(records, Array.from({ length: records.length }, (_, i) => walRecord(i)));
   }
 });
+
+test('checkpoint() opens a new file only past checkpointBytes; replay({ from }) starts at the newest accepted file', async (t) => {
+  const dir = tempDir(t);
+  const wal = await Wal.open(dir, { checkpointBytes: 4096 });
+  const index = (r: Uint8Array) => new DataView(r.buffer, r.byteOffset).getUint32(0);
+  // Every 10th record is a "checkpoint" (its index a multiple of 10): mark it before appending it.
+  for (let i = 0; i < 100; i++) {
+    if (i % 10 === 0) await wal.checkpoint();
+    await wal.append(walRecord(i));
+  }
+  const files = readdirSync(dir).sort();
+  assert.ok(files.length > 3, `expected several files, got ${files.length}`);
+  for (const f of files.slice(0, -1)) assert.ok(statSync(join(dir, f)).size > 4096, `${f} was rotated before it passed checkpointBytes`);
+
+  const checkpoint = (r: Uint8Array) => index(r) % 10 === 0 && index(r) <= 75;
+  const replayed = [];
+  for await (const p of wal.replay({ from: checkpoint })) replayed.push(p);
+  const first = index(replayed[0]!);
+  assert.ok(first % 10 === 0 && first <= 75 && first > 50, `replay began at record ${first}`);
+  assert.deepEqual(replayed, Array.from({ length: 100 - first }, (_, i) => walRecord(first + i)));
+  assert.ok(wal.replayStats.files < files.length);
+
+  // No file opens with an accepted record: everything is replayed.
+  assert.equal((await replayAll(wal)).length, 100);
+  const all = [];
+  for await (const p of wal.replay({ from: () => false })) all.push(p);
+  assert.equal(all.length, 100);
+  assert.equal(wal.replayStats.files, files.length);
+  await wal.close();
+  await assert.rejects(Wal.open(dir, { checkpointBytes: 3 }), /checkpointBytes/);
+});
+
+test('open reports a new log, an emptied newest file, and how many records a torn tail held', async (t) => {
+  const dir = tempDir(t);
+  let wal = await Wal.open(dir);
+  assert.equal(wal.replayStats.created, true);
+  for (let i = 0; i < 10; i++) await wal.append(walRecord(i));
+  await wal.close();
+  wal = await Wal.open(dir);
+  assert.equal(wal.replayStats.created, false);
+  await wal.close();
+
+  // A length field corrupted to run past the end (frame 6 of 10) looks like one torn frame: droppedRecords
+  // counts 1, and droppedBytes shows that the bytes of four frames went.
+  const file = join(dir, walFileName(1));
+  const bytes = readFileSync(file);
+  bytes.writeUInt32BE(0x00ffffff, frameOffset(0, 6));
+  writeFileSync(file, bytes);
+  wal = await Wal.open(dir);
+  assert.equal(wal.replayStats.truncated?.droppedRecords, 1);
+  assert.equal(wal.replayStats.truncated?.droppedBytes, frameOffset(0, 10) - frameOffset(0, 6));
+  await wal.close();
+
+  const dir2 = tempDir(t);
+  wal = await Wal.open(dir2);
+  for (let i = 0; i < 10; i++) await wal.append(walRecord(i));
+  await wal.close();
+  const file2 = join(dir2, walFileName(1));
+  truncateSync(file2, frameOffset(0, 6) + 5);
+  wal = await Wal.open(dir2);
+  assert.deepEqual({ ...wal.replayStats.truncated, reason: undefined }, { file: file2, offset: frameOffset(0, 6), droppedBytes: 5, droppedRecords: 1, reason: undefined });
+  await wal.close();
+
+  // The only file emptied: reported, not begun afresh in silence.
+  writeFileSync(file2, new Uint8Array(0));
+  wal = await Wal.open(dir2);
+  assert.deepEqual({ ...wal.replayStats.truncated, reason: undefined }, { file: file2, offset: 0, droppedBytes: 0, droppedRecords: 0, reason: undefined });
+  assert.equal(wal.replayStats.created, false);
+  assert.deepEqual(await replayAll(wal), []);
+  await wal.close();
+});
