@@ -29,7 +29,16 @@ export interface ClusterNode {
 
 export async function startCluster(
   dir: string,
-  opts: { validators?: number; proposers?: number; periodMs?: number; timeoutMs?: number; p256Validators?: number; validatorSigners?: readonly Signer[] } = {},
+  opts: {
+    validators?: number;
+    proposers?: number;
+    periodMs?: number;
+    timeoutMs?: number;
+    p256Validators?: number;
+    validatorSigners?: readonly Signer[];
+    /** Gas limit the pools admit up to (default the block gas limit); above it, a pool holds what no block can. */
+    poolGasLimit?: bigint;
+  } = {},
 ) {
   // The first `p256Validators` validators hold P-256 keys, as TPMs and secure elements do; the first
   // validators can also be given as signers (e.g. keys on a PKCS#11 token).
@@ -56,7 +65,7 @@ export async function startCluster(
   const nodes: ClusterNode[] = [];
   for (const [name, signer] of [...validators.map((v, i) => [`v${i}`, v] as const), ...proposers.map((p, i) => [`p${i}`, p] as const)]) {
     const ledger = await Ledger.open(join(dir, name), spec);
-    const pool = new TxPool({ nonceOf: (a) => ledger.state.account(a).nonce, minFee: spec.baseFee, blockGasLimit: spec.gasLimit });
+    const pool = new TxPool({ nonceOf: (a) => ledger.state.account(a).nonce, minFee: spec.baseFee, blockGasLimit: opts.poolGasLimit ?? spec.gasLimit });
     const metrics = new LbftRecorder();
     const node = new LbftNode({ ledger, signer, transport, wal: null, pool, verifyCache, metrics });
     const entry: ClusterNode = { name, ledger, node, signer, pool, metrics, down: false, address: signer.address, deliver: (m) => node.deliver(m) };

@@ -1,5 +1,6 @@
 // LBFT over real ledgers in one process: 4 validators and 2 proposers agree on blocks with transfers,
-// and a proposer that stops is impeached: the committee commits I(h) and counts it in state.
+// a proposer that stops is impeached: the committee commits I(h) and counts it in state, and a proposer
+// proposes before its period only for a transaction a block can take.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { getBytes } from 'ethers';
@@ -68,4 +69,31 @@ test('a committee with P-256 validators (TPM / secure element keys) agrees and c
   verifyCertificate(cert, 1337n, 3n, block.hash, cluster.spec.committee);
   const hashes = await Promise.all(cluster.nodes.map(async (n) => (await n.ledger.blockByNumber(4n))!.hash));
   assert.equal(new Set(hashes).size, 1);
+});
+
+test('a pooled transaction no block can take does not make proposers propose before the period', { timeout: 60_000 }, async (t) => {
+  const cleanup: (() => Promise<unknown>)[] = [];
+  // Long enough that an early block (one consensus round after its parent) cannot pass for a paced one.
+  const periodMs = 600;
+  const cluster = await startCluster(tempDir(t, cleanup), { periodMs, poolGasLimit: 60_000_000n });
+  cleanup.push(() => cluster.stop());
+  await waitForHeight(cluster.nodes, 2n);
+  const raw = await user.signTransaction({ type: 2, chainId: 1337n, nonce: 0, to: '0x' + '77'.repeat(20), value: 1n, gasLimit: 30_000_001n, maxFeePerGas: 2_000_000_000n, maxPriorityFeePerGas: 0n });
+  const tx = decodeSignedTx(getBytes(raw), 1337n);
+  const proposers = cluster.nodes.filter((n) => n.name.startsWith('p'));
+  for (const n of proposers) {
+    n.pool.add(tx);
+    n.node.transactionsArrived();
+  }
+  const v0 = cluster.nodes[0]!.ledger;
+  const from = v0.head.header.number;
+  await waitForHeight(cluster.nodes, from + 6n);
+  // A block proposed at once follows its parent by one consensus round; paced ones by the period (less
+  // a timer's rounding).
+  for (let h = from + 1n; h <= from + 6n; h++) {
+    const [block, parent] = await Promise.all([v0.blockByNumber(h), v0.blockByNumber(h - 1n)]);
+    assert.ok(block!.header.timestamp - parent!.header.timestamp >= periodMs - 5, `height ${h} came ${block!.header.timestamp - parent!.header.timestamp} ms after its parent`);
+    assert.equal(block!.txs.length, 0);
+  }
+  for (const n of proposers) assert.equal(n.pool.size, 1);
 });

@@ -2,16 +2,18 @@
 // and restart from their consensus WAL and double-sign guard state: a validator replays the height, resumes
 // and rejoins; a proposer stopped right after signing a block's seal proposes that same block again after
 // the restart (its guard returns the same seal) and never stops; and no restarted node charges its own
-// downtime to a proposer. No signer ever signs anything conflicting.
+// downtime to a proposer; a guard refusal leaves a node silent, never stopped; a WAL from the earlier driver
+// still replays. No signer ever signs anything conflicting.
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { sealHash } from '../../chain/block.ts';
+import { headerHash, sealHash } from '../../chain/block.ts';
 import type { ChainSpec } from '../../chain/index.ts';
 import { Ledger, LbftNode, LbftRecorder, MemoryTransport, TxPool, Wal, validatorKeyOf } from '../../chain/index.ts';
 import type { EngineBlock } from '../../chain/index.ts';
-import type { Message } from '../../chain/lbft/types.ts';
+import { decodeEvent, encodeEvent, engineBlock } from '../../chain/lbft/codec.ts';
+import type { LbftEvent, Message } from '../../chain/lbft/types.ts';
 import type { SignPurpose } from '../../chain/signing.ts';
 import { GuardedSigner, MemorySigner } from '../../device/index.ts';
 import { tempDir } from '../helpers/chain.ts';
@@ -213,4 +215,46 @@ test('a signature the guard refuses leaves the node silent for it, never stopped
   assert.equal(p0.node.status().signRefusals, 4, JSON.stringify(p0.recorder.rejections));
   assert.equal(p0.recorder.rejections['sign-conflict:seal'], 4, JSON.stringify(p0.recorder.rejections));
   assert.deepEqual(c.fatal, []);
+});
+
+test('a WAL from before seals were recorded apart (its built block already sealed) replays into the same proposal', { timeout: 120_000 }, async (t) => {
+  const c = committee(t, { periodMs: 50, timeoutMs: 1000 });
+  const nodes: Booted[] = [];
+  for (const [i, key] of c.validatorKeys.entries()) nodes.push(await c.boot(`v${i}`, key));
+  let crashed: Promise<void> | null = null;
+  let height = 0n;
+  await c.boot('p0', c.proposerKey, async (purpose, m) => {
+    if (purpose !== 'seal' || crashed !== null || m.ledger.head.header.number < 3n) return;
+    height = m.ledger.head.header.number + 1n;
+    crashed = c.crash(m);
+  });
+  await waitFor(() => crashed !== null, 'the proposer to sign a seal');
+  await crashed;
+  // Rewrite p0's WAL as the earlier driver wrote it: 'built' carried the block with its seal.
+  const seal = (await GuardedSigner.open({ inner: c.proposerKey, stateFile: join(c.dir, 'p0', 'sign-state.json') })).lastSigned('seal')!.signature;
+  const walDir = join(c.dir, 'p0', 'wal');
+  const events: LbftEvent<EngineBlock>[] = [];
+  const before = await Wal.open(walDir);
+  for await (const record of before.replay()) events.push(decodeEvent(record, 1337n));
+  await before.close();
+  await rm(walDir, { recursive: true });
+  const rewritten = await Wal.open(walDir);
+  for (const e of events) {
+    if (e.type !== 'built' || e.height !== height) {
+      await rewritten.append(encodeEvent(e));
+      continue;
+    }
+    const header = { ...e.block.header, seal };
+    await rewritten.append(encodeEvent({ ...e, block: engineBlock({ header, hash: headerHash(header), txs: e.block.txs }) }));
+  }
+  await rewritten.close();
+  assert.ok(events.some((e) => e.type === 'built' && e.height === height));
+
+  const p0 = await c.boot('p0', c.proposerKey);
+  const v0 = nodes[0]!.ledger;
+  await waitFor(() => v0.head.header.number >= height, `height ${height} to be decided`);
+  assert.deepEqual((await v0.blockByNumber(height))!.header.seal, seal);
+  assert.equal(p0.node.status().signRefusals, 0);
+  assert.deepEqual(c.fatal, []);
+  assertNoConflicts(c.signed);
 });

@@ -3,6 +3,7 @@
 import { faultyOf } from '../../chain/lbft/rules.ts';
 import { step } from '../../chain/lbft/step.ts';
 import type { Address } from '../../chain/types.ts';
+import { makeBlock } from './model.ts';
 import type { Reducer, SimAction } from './node.ts';
 
 /**
@@ -74,11 +75,16 @@ export function timeoutsFromBeforeRestart(): () => Reducer {
   };
 }
 
-/** An engine that asks its host to commit every decided block twice: the ledger refuses the second. */
-export function commitTwice(): () => Reducer {
+/** An engine that asks its host to commit its decided blocks on a parent it never had: the ledger refuses. */
+export function commitOnWrongParent(): () => Reducer {
   return () => (state, event) => {
     const out = step(state, event);
-    return { state, actions: out.actions.flatMap((a): SimAction[] => (a.type === 'commit' ? [a, a] : [a])) };
+    const actions = out.actions.map((a): SimAction => {
+      if (a.type !== 'commit') return a;
+      const { hash: _hash, ...fields } = a.block;
+      return { ...a, block: makeBlock({ ...fields, parentHash: `0x${'ee'.repeat(32)}` }) };
+    });
+    return { state, actions };
   };
 }
 

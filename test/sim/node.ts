@@ -229,12 +229,18 @@ export class SimNode {
 
   private commit(block: SimBlock, certificate: CommitCertificate): void {
     const parent = this.head();
+    // Already in the chain (the driver: a sync got there first): just begin the height after the head.
+    if (block.number <= parent.number) return this.beginAfter(parent);
     this.world.checkers.onCommit(this.world.now, this.label, this.honest, block, parent, certificate);
     // The ledger refuses a block that does not extend its head, and the driver stops on that.
     if (block.number !== parent.number + 1n || block.parentHash !== parent.hash) throw new Error(`commit of block ${block.number} on head ${parent.number} does not extend it`);
     this.chain.push({ block, certificate });
     if (certificate.round > 0) this.world.count(block.impeachment ? 'commit:I(h)' : 'commit:round>0');
-    this.inbox.push({ type: 'start', height: block.number + 1n, parent: { hash: block.hash, timestamp: block.timestamp }, impeachment: this.impeachmentAfter(block) });
+    this.beginAfter(block);
+  }
+
+  private beginAfter(head: SimBlock): void {
+    this.inbox.push({ type: 'start', height: head.number + 1n, parent: { hash: head.hash, timestamp: head.timestamp }, impeachment: this.impeachmentAfter(head) });
   }
 
   /** Deliver `body` to this node a few ms from now, unless it crashes meanwhile. */

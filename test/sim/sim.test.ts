@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { ancestorImpeachment, commitTwice, doublePrepare, forgetfulHeight, rebuildAfterRestart, skipExecution, timeoutsFromBeforeRestart } from './broken.ts';
+import { ancestorImpeachment, commitOnWrongParent, doublePrepare, forgetfulHeight, rebuildAfterRestart, skipExecution, timeoutsFromBeforeRestart } from './broken.ts';
 import type { ViolationKind } from './checkers.ts';
 import type { Reducer } from './node.ts';
 import { replayCommand, runScenario } from './run.ts';
@@ -91,7 +91,7 @@ test('checkers: timeouts armed before a restart impeach the proposer at once (ea
 });
 
 test('checkers: a host error on which the driver would stop fails the run (stopped)', { timeout: 60_000 }, () => {
-  assert.ok(kindsWith('normal', 4, commitTwice()).has('stopped'));
+  assert.ok(kindsWith('normal', 4, commitOnWrongParent()).has('stopped'));
 });
 
 test('checkers: an engine whose height goes down is caught (monotonic)', () => {
