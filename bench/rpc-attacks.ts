@@ -23,9 +23,14 @@ const WS_CLIENTS = Number(values.ws);
 const WS_SECONDS = Number(values['ws-seconds']);
 const MiB = 1024 * 1024;
 
+/** The node's resident memory, NaN once it is gone (an attack may kill it). */
 function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m === null ? NaN : Number(m[1]) / 1024;
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m === null ? NaN : Number(m[1]) / 1024;
+  } catch {
+    return NaN;
+  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -41,7 +46,7 @@ async function measure(node: DevProcess, label: string, attack: () => Promise<st
   let running = true;
   const latencies: number[] = [];
   let failures = 0;
-  const sampler = setInterval(() => (peak = Math.max(peak, rssMiB(pid))), 20);
+  const sampler = setInterval(() => (peak = Math.max(peak, rssMiB(pid) || 0)), 20);
   const honest = (async () => {
     while (running) {
       const t = performance.now();
@@ -69,7 +74,7 @@ async function measure(node: DevProcess, label: string, attack: () => Promise<st
   await sleep(5000);
   clearInterval(sampler);
   const after = rssMiB(pid);
-  const headAfter = Number((await rpcCall(node.rpcUrl, 'eth_blockNumber')).result);
+  const headAfter = Number((await rpcCall(node.rpcUrl, 'eth_blockNumber').catch(() => ({ result: NaN }))).result);
   latencies.sort((a, b) => a - b);
   const p50 = latencies[Math.floor(latencies.length / 2)] ?? NaN;
   const max = latencies.at(-1) ?? NaN;
@@ -161,7 +166,9 @@ async function main(): Promise<void> {
       return `${WS_CLIENTS} connected; after ${WS_SECONDS} s the node had dropped ${dropped} as slow consumers`;
     });
   } finally {
-    console.log(`node exit: ${await node.stop()}`);
+    const exit = await node.stop();
+    console.log(`node exit: ${exit}`);
+    if (exit !== 0) console.log(`last node output:\n${node.output().slice(-600)}`);
   }
 }
 
