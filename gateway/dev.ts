@@ -195,10 +195,13 @@ async function startIn(dataDir: string, config: DevConfig, logger: Logger, opts:
     const fields = { number: block.header.number, txs: block.txs.length, proposer: block.header.proposer };
     committed.blocks++;
     committed.txs += block.txs.length;
-    if (impeached) committed.impeachments++;
     // An impeachment is news; an ordinary block (86,400 a day at the default period) is not.
-    if (impeached) blockLog.info('impeachment block committed', fields);
-    else blockLog.debug('block committed', fields);
+    if (impeached) {
+      committed.impeachments++;
+      blockLog.info('impeachment block committed', fields);
+    } else {
+      blockLog.debug('block committed', fields);
+    }
   });
   // A transaction accepted by the RPC node goes to every proposer's pool, as gossip would carry it.
   const forward = (tx: SignedTx) => {

@@ -2,6 +2,7 @@
 // open or write in their own errors (STORE_CORRUPT, CONTENT_STORE_FAILED, ...), which would send an operator
 // to delete a database that is intact. diskFullOr() finds the ENOSPC in the chain of causes and says DISK_FULL.
 import { statfs } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { DatagateError } from '../chain/index.ts';
 
 /** The disk is full: nothing is damaged; free space and start again. */
@@ -17,13 +18,15 @@ export function isDiskFull(err: unknown): boolean {
   return false;
 }
 
-/** Free bytes of the filesystem holding `path` (null when it cannot be read). */
+/** Free bytes of the filesystem holding `path`, or its nearest existing parent (null when none can be read). */
 export async function freeBytesOf(path: string): Promise<number | null> {
-  try {
-    const st = await statfs(path);
-    return st.bavail * st.bsize;
-  } catch {
-    return null;
+  for (let p = path; ; p = dirname(p)) {
+    try {
+      const st = await statfs(p);
+      return st.bavail * st.bsize;
+    } catch {
+      if (dirname(p) === p) return null;
+    }
   }
 }
 

@@ -20,6 +20,7 @@ import { CID } from 'multiformats/cid';
 import type { ContentAddOptions, ContentGcOptions, ContentGcResult, ContentListEntry, ContentStore } from '../../chain/index.ts';
 import { ContentError, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE } from '../../chain/index.ts';
 import { LevelBlockstore, markDag, walkDag } from './blockstore.ts';
+import { diskFullOr } from '../disk-space.ts';
 
 /**
  * Version of the on-disk format. Bump it (and write a migration) whenever a record layout changes.
@@ -147,7 +148,7 @@ export class UnixFsContentStore implements ContentStore {
       if (cause?.code === 'LEVEL_LOCKED') {
         throw new ContentError('CONTENT_STORE_LOCKED', `the content store at ${path} is in use by another process; stop the other datagate or use another data directory`, { path }, { cause: err });
       }
-      throw new ContentError('CONTENT_STORE_FAILED', `cannot open the content store at ${path}: ${(err as Error).message}`, { path }, { cause: err });
+      throw await diskFullOr(new ContentError('CONTENT_STORE_FAILED', `cannot open the content store at ${path}: ${(err as Error).message}`, { path }, { cause: err }), path);
     }
     const store = new UnixFsContentStore(db, path);
     try {

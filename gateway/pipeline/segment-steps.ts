@@ -25,6 +25,7 @@ import {
 import { sealReadings, wrapKey } from './segment-crypto.ts';
 import { manifestHash } from './segment-format.ts';
 import type { ClosedSegment } from './segmenter.ts';
+import { diskFullOr } from '../disk-space.ts';
 
 export type Db = Level<Uint8Array, Uint8Array>;
 export type Op = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array };
@@ -57,7 +58,7 @@ export async function openPipelineDb(dir: string, { create = true }: { create?: 
     if ((err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED') {
       throw new PipelineRuntimeError('PIPELINE_LOCKED', `the pipeline database at ${dir} is in use by another process; stop the other datagate (or close the pipeline) first`, { dir }, { cause: err });
     }
-    throw new PipelineRuntimeError('PIPELINE_FAILED', `cannot open the pipeline database at ${dir}: ${(err as Error).message}`, { dir }, { cause: err });
+    throw await diskFullOr(new PipelineRuntimeError('PIPELINE_FAILED', `cannot open the pipeline database at ${dir}: ${(err as Error).message}`, { dir }, { cause: err }), dir);
   }
   try {
     const schema = await db.get(metaKey('schema'));

@@ -108,7 +108,11 @@ export async function startPtyPair(dir: string): Promise<PtyPair> {
     socat = null;
     if (child !== null && child.exitCode === null && child.signalCode === null) {
       await new Promise<void>((resolve) => {
-        child.once('exit', () => resolve());
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+        child.once('exit', () => {
+          clearTimeout(timer);
+          resolve();
+        });
         child.kill('SIGTERM');
       });
     }

@@ -165,6 +165,10 @@ async function startSwtpm(stateDir: string): Promise<Running> {
     child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    // A test process that dies without stop() must not leave a simulator behind.
+    const killOnExit = (): void => void child.kill('SIGKILL');
+    process.once('exit', killOnExit);
+    void exited.then(() => process.off('exit', killOnExit));
     child.once('error', (e) => (out += `spawn error: ${e.message}\n`));
     const stop = async () => {
       if (child.exitCode === null && child.signalCode === null) {

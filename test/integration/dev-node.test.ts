@@ -194,9 +194,9 @@ test('lbft_* methods describe the committee, the schedule and where consensus is
   assert.deepEqual(peers.map((p) => p.role).sort(), ['follower', 'proposer', 'proposer', 'validator', 'validator', 'validator', 'validator']);
 });
 
-test('--kill-proposer: the stopped proposer is impeached at its heights and the chain goes on', async () => {
+test('--kill-proposer: the stopped proposer is impeached at its heights and the chain goes on', { timeout: 120_000 }, async (t) => {
   const killDir = mkdtempSync(join(tmpdir(), 'datagate-kill-'));
-  const killed = await startDev(['--data-dir', killDir, '--block-period', '100', '--block-timeout', '300', '--kill-proposer', '0', '--kill-after', '1']);
+  const killed = await startDev(['--data-dir', killDir, '--block-period', '100', '--block-timeout', '300', '--kill-proposer', '0', '--kill-after', '1'], { t });
   try {
     const deadline = Date.now() + 20_000;
     let impeachments: { proposer: string; cause: string }[] = [];

@@ -1,15 +1,16 @@
 // A full disk, on a real small filesystem (a 64 MiB tmpfs): the pipeline watches the real free space against
 // its reserve (pipeline.minFreeBytes), raises the 'disk' alarm and stops taking readings before ENOSPC,
-// whatever its logical bounds say; and a `datagate dev` that cannot open its stores on the full disk says
-// DISK_FULL instead of a corrupt store.
+// whatever its logical bounds say; and stores (and a `datagate dev`) that cannot open on the full disk say
+// DISK_FULL instead of a corrupt or failed store.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { join } from 'node:path';
 import { MemorySigner } from '../../device/index.ts';
 import { UnixFsContentStore } from '../../gateway/content/unixfs-store.ts';
-import { Pipeline } from '../../gateway/pipeline/pipeline.ts';
+import { Pipeline, openPipelineDb } from '../../gateway/pipeline/pipeline.ts';
 import type { Reading } from '../../sensors/index.ts';
 import { startDev, spawnDatagate } from '../helpers/dev-process.ts';
+import { expectCode } from '../helpers/expect-code.ts';
 import { recordingLogger } from '../helpers/pipeline-fixtures.ts';
 import { onClose } from '../helpers/temp-dir.ts';
 import { fillDisk, freeBytes, mountTmpfs, tmpfsSkipReason } from '../helpers/tmpfs.ts';
@@ -73,4 +74,11 @@ test('datagate dev restarted on a full disk exits with DISK_FULL, not STORE_CORR
   assert.equal(await again.exited, 1, again.output());
   assert.match(again.output(), /\[DISK_FULL\]/);
   assert.doesNotMatch(again.output(), /STORE_CORRUPT/);
+});
+
+test('stores opened on a full disk say DISK_FULL: the content store, the pipeline database', { skip, timeout: 60_000 }, async (t) => {
+  const fs = mountTmpfs(t, 8);
+  fillDisk(join(fs, 'filler'), 0);
+  await expectCode(UnixFsContentStore.open(join(fs, 'content')), 'DISK_FULL');
+  await expectCode(openPipelineDb(join(fs, 'pipeline')), 'DISK_FULL');
 });

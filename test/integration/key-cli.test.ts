@@ -98,7 +98,7 @@ test('PKCS#11 keys on SoftHSM2: new, list, show, sign-message verified by ethers
   assert.match(noToken.stderr, /\[PKCS11_TOKEN_NOT_FOUND\]/);
 });
 
-test('datagate dev takes validator 0 by key URI (a P-256 keystore key, as a TPM would hold)', async () => {
+test('datagate dev takes validator 0 by key URI (a P-256 keystore key, as a TPM would hold), and remembers it', { timeout: 170_000 }, async () => {
   const file = join(dir, 'validator-p256.json');
   const created = await run(['key', 'new', '--type', 'p256', '--keystore', file, '--passphrase-file', join(dir, 'pass')]);
   const key = JSON.parse(created.stdout) as { uri: string; publicKey: string };
@@ -114,6 +114,10 @@ test('datagate dev takes validator 0 by key URI (a P-256 keystore key, as a TPM 
   } finally {
     await node.stop();
   }
+  // The data directory remembers validator-0's key: a restart that forgot --validator-key is refused.
+  const forgot = await run(['dev', '--data-dir', dataDir, '--rpc-port', '0']);
+  assert.equal(forgot.code, 1);
+  assert.match(forgot.stderr, /\[VALIDATOR_KEY_CHANGED\]/);
   const solo = await run(['dev', '--data-dir', join(dir, 'dev-solo'), '--rpc-port', '0', '--solo', '--validator-key', key.uri, '--passphrase-file', join(dir, 'pass')]);
   assert.equal(solo.code, 1);
   assert.match(solo.stderr, /\[DEV_KEY_UNSUITABLE\]/);
