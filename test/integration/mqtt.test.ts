@@ -350,6 +350,37 @@ describe('MqttDriver with mosquitto (MQTT 5)', { skip: skipMosquitto }, () => {
     }
   });
 
+  test('a reading the consumer refuses (full pipeline) drops the connection; after the backoff the broker delivers it again', { timeout: 30_000 }, async () => {
+    const p = prefix();
+    const driver = new MqttDriver(
+      { name: `refuse-${p}`, url: mosq.url, reconnect: { baseMs: 200, maxMs: 200 }, subscriptions: [{ topic: `${p}/r/+`, stream: 'r/${1}', payload: 'number', qos: 1 }] },
+      { logger: nopSensorLogger },
+      { ackAfterConsumer: true },
+    );
+    const got: number[] = [];
+    let refused = false;
+    void (async () => {
+      for await (const r of driver.readings()) {
+        got.push(r.value!);
+        if (r.value === 3 && !refused) {
+          refused = true;
+          driver.refuse(r);
+        } else driver.acknowledge(r);
+      }
+    })();
+    await driver.start();
+    const pub = await publisher(mosq.url, 5);
+    try {
+      for (let i = 0; i < 10; i++) await pub.publishAsync(`${p}/r/a`, String(i), { qos: 1 });
+      await waitFor(() => got.filter((v) => v === 3).length >= 2 && new Set(got).size === 10 && driver.status().state === 'connected', 'value 3 again and all 10', 10_000);
+      assert.equal(driver.counters().reconnects, 1);
+      assert.deepEqual([...new Set(got)].sort((a, b) => a - b), Array.from({ length: 10 }, (_, i) => i));
+    } finally {
+      await pub.endAsync();
+      await driver.stop();
+    }
+  });
+
   test('broker restart with persistence: retrying, then connected, and messages queued meanwhile arrive', async () => {
     const pm = await startMosquitto({ persistence: true });
     const p = prefix();
