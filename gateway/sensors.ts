@@ -96,31 +96,46 @@ export async function startSensors(
   };
 }
 
-/** Readings a pump keeps in flight to the pipeline: enough for group commit to batch, bounded in memory. */
-const PUMP_WINDOW = 256;
+/**
+ * Readings a pump keeps in flight to the pipeline: enough for group commit to batch (an MQTT source's
+ * in-flight window is RECEIVE_MAXIMUM, 4096), bounded in memory.
+ */
+export const PUMP_WINDOW = 4096;
 
 /**
  * Feed `driver`'s readings into `pipeline`, keeping up to PUMP_WINDOW ingests in flight. A reading the
  * pipeline refuses (full, or unsealable) is logged and counted there; the pump goes on with the next.
  */
 export async function pumpInto(driver: SensorDriver, pipeline: { ingest(r: Reading): Promise<void> }, log: Logger): Promise<void> {
-  const inflight = new Set<Promise<void>>();
+  // A counter and one waiter, not Promise.race over the window: race attaches a reaction to every promise in
+  // flight each time, thousands of allocations per reading at a full window.
+  let inflight = 0;
+  let room: (() => void) | null = null;
+  const settled = (): void => {
+    inflight--;
+    const wake = room;
+    room = null;
+    wake?.();
+  };
   // A full pipeline refuses every reading until it has room: at sensor rates that is thousands a second, so
   // at most 5 lines per cause every 10 s, then how many were left out (the pipeline counts them all).
   const refused = new RateLimitedLog(log, Date.now);
   for await (const r of driver.readings()) {
-    const p = pipeline.ingest(r).then(
-      () => driver.acknowledge?.(r),
+    inflight++;
+    pipeline.ingest(r).then(
+      () => {
+        settled();
+        driver.acknowledge?.(r);
+      },
       // Not acknowledged: an MQTT source has its broker deliver it again; others count it in the pipeline.
       (err: unknown) => {
+        settled();
         driver.refuse?.(r);
         const code = (err as { code?: string }).code;
         refused.warn(`refused:${code ?? 'error'}`, 'reading not taken by the pipeline', { driver: driver.name, stream: r.stream, seq: r.seq, code });
       },
     );
-    inflight.add(p);
-    void p.finally(() => inflight.delete(p));
-    if (inflight.size >= PUMP_WINDOW) await Promise.race(inflight);
+    while (inflight >= PUMP_WINDOW) await new Promise<void>((resolve) => (room = resolve));
   }
-  await Promise.allSettled(inflight);
+  while (inflight > 0) await new Promise<void>((resolve) => (room = resolve));
 }

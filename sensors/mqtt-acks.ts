@@ -18,7 +18,8 @@ import type { DeliveryLog, DeliveryTag, Reading } from './reading.ts';
 
 interface Pending {
   readonly messageId: number;
-  readonly readings: Set<Reading>;
+  /** Readings of the message not yet acknowledged. */
+  remaining: number;
   readonly tags: readonly DeliveryTag[];
 }
 
@@ -53,7 +54,7 @@ export class AckWindow {
 
   /** A QoS 1 message whose PUBACK waits until each of `readings` is acknowledged (at once when there are none). */
   add(messageId: number, readings: readonly Reading[], tags: readonly DeliveryTag[]): void {
-    const p: Pending = { messageId, readings: new Set(readings), tags };
+    const p: Pending = { messageId, remaining: readings.length, tags };
     this.#fifo.push(p);
     for (const r of readings) this.#byReading.set(r, p);
     if (readings.length === 0) this.#flush();
@@ -64,8 +65,8 @@ export class AckWindow {
     const p = this.#byReading.get(reading);
     if (p === undefined) return false;
     this.#byReading.delete(reading);
-    p.readings.delete(reading);
-    if (p.readings.size === 0 && this.#fifo[0] === p) this.#flush();
+    p.remaining--;
+    if (p.remaining === 0 && this.#fifo[0] === p) this.#flush();
     return true;
   }
 
@@ -92,7 +93,7 @@ export class AckWindow {
 
   /** PUBACK every complete message at the head, in arrival order, then ask the broker to confirm them. */
   #flush(): void {
-    while (this.#fifo.length > 0 && this.#fifo[0]!.readings.size === 0) {
+    while (this.#fifo.length > 0 && this.#fifo[0]!.remaining === 0) {
       const p = this.#fifo.shift()!;
       this.#transport.puback(p.messageId);
       for (const t of p.tags) this.#written.push(t);

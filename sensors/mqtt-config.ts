@@ -33,10 +33,11 @@ export interface MqttDriverConfig {
 export const DEFAULT_MAX_STREAMS = 1000;
 /**
  * Unacknowledged QoS 1 messages the broker may send at once (MQTT 5 receive maximum) while their PUBACKs
- * wait for the consumer: enough for group commit to store hundreds per fsync, below the driver queue's
- * high-water mark so a window of single-reading messages never pauses the socket.
+ * wait for the consumer. Throughput is about half this window per commit latency (one half is being
+ * committed while the other arrives), and an fsync on a loaded SD card or VM takes tens of ms, so it is
+ * large; the messages it holds are a few MiB at most.
  */
-export const RECEIVE_MAXIMUM = 512;
+export const RECEIVE_MAXIMUM = 4096;
 
 /** MQTT 5 session expiry asked for: one week (the broker may cap it). */
 export const SESSION_EXPIRY_SEC = 7 * 24 * 3600;
@@ -53,7 +54,7 @@ export function redactUrl(url: string): string {
 }
 
 export interface MqttDriverOptions {
-  /** Readings buffered before the driver stops acknowledging (default 1024). */
+  /** Readings buffered before the driver stops reading the socket (default 1024; 2 x RECEIVE_MAXIMUM with ackAfterConsumer). */
   readonly highWater?: number;
   /**
    * Hold each PUBACK until the consumer calls acknowledge() for every reading of the message (after making

@@ -90,7 +90,8 @@ export class MqttDriver extends DriverBase implements SensorDriver {
   /** Throws SensorError SENSOR_CONFIG_INVALID for a bad config (see validateMqttConfig); never afterwards. */
   constructor(config: MqttDriverConfig, ctx: DriverContext, opts: MqttDriverOptions = {}) {
     const subs = validateMqttConfig(config);
-    super(config.name, ctx, opts.highWater);
+    // Above the in-flight window: a window of messages waiting for their commit must not pause the socket.
+    super(config.name, ctx, opts.highWater ?? (opts.ackAfterConsumer === true ? 2 * RECEIVE_MAXIMUM : undefined));
     this.cfg = { ...config, subscriptions: [...config.subscriptions] };
     this.subs = subs;
     this.observer = opts.observer ?? false;

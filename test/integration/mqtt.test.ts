@@ -318,6 +318,69 @@ describe('MqttDriver with mosquitto (MQTT 5)', { skip: skipMosquitto }, () => {
   });
   commonTests({ url: () => mosq.url, protocolVersion: 5, forwardsEmptyLevels: true });
 
+  test('PUBACKs deferred until a slow consumer acknowledges: many messages in flight, keepalive answered, no reconnect', { timeout: 60_000 }, async () => {
+    const p = prefix();
+    // keepalive 1 s: mqtt.js drops a connection whose PINGRESP has not come in 1.5 s. The consumer acknowledges
+    // each reading 400 ms after it got it (a slow disk): one message per acknowledgement would take 800 s
+    // here, and a client that stopped reading the socket meanwhile would miss its PINGRESP.
+    const driver = new MqttDriver(
+      { name: `slow-${p}`, url: mosq.url, keepaliveSec: 1, subscriptions: [{ topic: `${p}/k/+`, stream: 'k/${1}', payload: 'number', qos: 1 }] },
+      { logger: nopSensorLogger },
+      { ackAfterConsumer: true },
+    );
+    const got: number[] = [];
+    void (async () => {
+      for await (const r of driver.readings()) {
+        got.push(r.value!);
+        setTimeout(() => driver.acknowledge(r), 400);
+      }
+    })();
+    await driver.start();
+    const pub = await publisher(mosq.url, 5);
+    try {
+      await Promise.all(Array.from({ length: 2000 }, (_, i) => pub.publishAsync(`${p}/k/a`, String(i), { qos: 1 })));
+      await waitFor(() => got.length >= 2000, '2000 readings', 20_000);
+      await new Promise((r) => setTimeout(r, 2500)); // longer than the keepalive timeout, acknowledging meanwhile
+      assert.deepEqual([...got].sort((a, b) => a - b), Array.from({ length: 2000 }, (_, i) => i));
+      assert.equal(driver.counters().reconnects, 0);
+      assert.equal(driver.status().state, 'connected');
+    } finally {
+      await pub.endAsync();
+      await driver.stop();
+    }
+  });
+
+  test('a reading the consumer refuses (full pipeline) drops the connection; after the backoff the broker delivers it again', { timeout: 30_000 }, async () => {
+    const p = prefix();
+    const driver = new MqttDriver(
+      { name: `refuse-${p}`, url: mosq.url, reconnect: { baseMs: 200, maxMs: 200 }, subscriptions: [{ topic: `${p}/r/+`, stream: 'r/${1}', payload: 'number', qos: 1 }] },
+      { logger: nopSensorLogger },
+      { ackAfterConsumer: true },
+    );
+    const got: number[] = [];
+    let refused = false;
+    void (async () => {
+      for await (const r of driver.readings()) {
+        got.push(r.value!);
+        if (r.value === 3 && !refused) {
+          refused = true;
+          driver.refuse(r);
+        } else driver.acknowledge(r);
+      }
+    })();
+    await driver.start();
+    const pub = await publisher(mosq.url, 5);
+    try {
+      for (let i = 0; i < 10; i++) await pub.publishAsync(`${p}/r/a`, String(i), { qos: 1 });
+      await waitFor(() => got.filter((v) => v === 3).length >= 2 && new Set(got).size === 10 && driver.status().state === 'connected', 'value 3 again and all 10', 10_000);
+      assert.equal(driver.counters().reconnects, 1);
+      assert.deepEqual([...new Set(got)].sort((a, b) => a - b), Array.from({ length: 10 }, (_, i) => i));
+    } finally {
+      await pub.endAsync();
+      await driver.stop();
+    }
+  });
+
   test('broker restart with persistence: retrying, then connected, and messages queued meanwhile arrive', async () => {
     const pm = await startMosquitto({ persistence: true });
     const p = prefix();
