@@ -147,7 +147,7 @@ test('start-up: a missing or older state file is refused when the chain shows th
   const dir = tempDir(t, cleanup);
   const ledger = await Ledger.open(join(dir, 'chain'), testSpec());
   cleanup.push(() => ledger.close());
-  const sealer = new SoloSealer({ ledger, pool: new TxPool({ nonceOf: () => 0n, minFee: 1n }), signer: validator, periodMs: 1000 });
+  const sealer = new SoloSealer({ ledger, pool: new TxPool({ nonceOf: () => 0n, minFee: 1n, blockGasLimit: ledger.spec.gasLimit }), signer: validator, periodMs: 1000 });
   for (let i = 0; i < 5; i++) await sealer.produceBlock();
   const onChain = await signedOnChain(ledger, validator.address);
   assert.deepEqual([...onChain].sort(), [['commit', { height: 5n, round: 0 }], ['seal', { height: 5n, round: 0 }]]);

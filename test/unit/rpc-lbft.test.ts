@@ -33,7 +33,7 @@ test('lbft_impeachments lists the impeachment blocks on the chain, after a resta
   const path = join(dir, 'chain');
   let ledger = await Ledger.open(path, spec);
   cleanup.push(() => ledger.close());
-  const sealer = new SoloSealer({ ledger, pool: new TxPool({ nonceOf: () => 0n, minFee: 1n }), signer: validator, periodMs: 1000 });
+  const sealer = new SoloSealer({ ledger, pool: new TxPool({ nonceOf: () => 0n, minFee: 1n, blockGasLimit: ledger.spec.gasLimit }), signer: validator, periodMs: 1000 });
   // Heights 1 2 [3] 4 [5] [6] 7, the bracketed ones impeached.
   for (const impeached of [false, false, true, false, true, true, false]) await (impeached ? commitImpeachment(ledger) : sealer.produceBlock());
   const recorder = new LbftRecorder();
