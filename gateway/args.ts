@@ -100,6 +100,8 @@ export interface Command {
   help(): string;
   /** Parses the arguments after the command name and runs it; --help prints the help. Returns the exit code. */
   invoke(args: readonly string[], io: CliIo): Promise<number>;
+  /** The subcommands of a command group (defineCommandGroup). */
+  readonly subcommands?: readonly Command[];
 }
 
 export interface DefinedCommand<O extends OptionTable> extends Command {
@@ -384,6 +386,7 @@ export function defineCommandGroup(name: string, summary: string, subcommands: r
     name,
     summary,
     help,
+    subcommands,
     async invoke(args, io) {
       const [sub, ...rest] = args;
       if (sub === undefined || sub === '--help' || sub === '-h') {
