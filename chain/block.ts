@@ -1,4 +1,4 @@
-// Blocks: the header of DESIGN.md, its byte encoding and hashes, and the receipts and logs bloom.
+// Blocks: the header (docs/architecture.md "Blocks and genesis"), its byte encoding and hashes, and the receipts and logs bloom.
 // The proposer's seal is inside the header (and so inside the block hash); the commit certificate
 // travels beside the block and is not hashed (chain/certificate.ts).
 import { bytesToHex, hexToBytes, keccak256 } from './crypto/index.ts';

@@ -3,16 +3,17 @@
 // only with a commit certificate from the committee, verified here whoever produced it.
 import { EventEmitter } from 'node:events';
 import type { Block, BlockHeader } from './block.ts';
-import { EMPTY_BLOOM, ZERO_ADDRESS, ZERO_HASH, encodeReceipt, headerHash, orBloom, sealHash } from './block.ts';
+import { EMPTY_BLOOM, ZERO_ADDRESS, encodeReceipt, headerHash, orBloom, sealHash } from './block.ts';
 import type { CommitCertificate, ValidatorKey } from './certificate.ts';
 import { signerOf, verifyCertificate } from './certificate.ts';
-import { bigintToBytes32, bytesToBigint, bytesToHex, hexToBytes } from './crypto/index.ts';
+import { bigintToBytes32, bytesToBigint, bytesToHex, hexToBytes, keccak256 } from './crypto/index.ts';
 import { ChainError } from './errors.ts';
 import { executeTxs } from './execute.ts';
 import type { BlockContext } from './execute.ts';
 import type { Logger } from './logger.ts';
 import { nopLogger } from './logger.ts';
 import { merkleRoot } from './merkle.ts';
+import { rlpEncode } from './rlp.ts';
 import { consensusDigest } from './signing.ts';
 import type { StateOverlay, StateReader } from './state/world.ts';
 import { WorldState, slotKey } from './state/world.ts';
@@ -54,11 +55,24 @@ export interface CommittedBlock {
   readonly receipts: readonly Receipt[];
 }
 
+const GENESIS_TAG = new TextEncoder().encode('datagate/genesis/v1');
+
+/**
+ * The parent hash of the genesis block, which has no parent: a digest of the chain id, the committee (address,
+ * key type and public key of each validator, in order) and the proposer schedule. The header has no extra-data
+ * field, and without this the genesis hash (and so the identity a data directory is checked against) would
+ * depend on the allocations alone: chains of another id or committee would look like the same chain.
+ */
+export function genesisParentHash(spec: Pick<ChainSpec, 'chainId' | 'committee' | 'proposers'>): Hash {
+  const committee = spec.committee.map((v) => [hexToBytes(v.address), new TextEncoder().encode(v.keyType), v.publicKey]);
+  return bytesToHex(keccak256(rlpEncode([GENESIS_TAG, spec.chainId, committee, spec.proposers.map((p) => hexToBytes(p))])));
+}
+
 /** The genesis block of `spec` and the state it starts with. */
 export function genesisOf(spec: ChainSpec): { block: Block; state: WorldState } {
   const state = WorldState.fromAccounts([...spec.alloc].map(([address, balance]) => [address, { nonce: 0n, balance }] as const));
   const header: BlockHeader = {
-    parentHash: ZERO_HASH,
+    parentHash: genesisParentHash(spec),
     number: 0n,
     timestamp: spec.genesisTimestamp,
     proposer: ZERO_ADDRESS,

@@ -81,6 +81,8 @@ export interface CommandSpec<O extends OptionTable> {
   readonly usage?: string;
   readonly options: O;
   readonly positionals?: readonly PositionalSpec[];
+  /** Text printed after the options in --help (e.g. what the exit codes mean). */
+  readonly notes?: string;
   /** Returns the exit code (default 0). Throw to fail: the CLI prints `error: <message> [CODE]` and exits 1. */
   readonly run: (ctx: CommandContext<O>) => Promise<number | void> | number | void;
 }
@@ -98,6 +100,8 @@ export interface Command {
   help(): string;
   /** Parses the arguments after the command name and runs it; --help prints the help. Returns the exit code. */
   invoke(args: readonly string[], io: CliIo): Promise<number>;
+  /** The subcommands of a command group (defineCommandGroup). */
+  readonly subcommands?: readonly Command[];
 }
 
 export interface DefinedCommand<O extends OptionTable> extends Command {
@@ -278,6 +282,7 @@ function commandHelp<O extends OptionTable>(spec: CommandSpec<O>, table: Record<
   const parts = [`${PROGRAM} ${spec.name}: ${spec.summary}`, '', `Usage: ${PROGRAM} ${spec.name} ${usage}`];
   if (positionals.length > 0) parts.push('', 'Arguments:', columns(positionals.map((p) => [`<${p.name}>`, p.description])));
   parts.push('', 'Options:', columns(rows));
+  if (spec.notes !== undefined) parts.push('', spec.notes);
   return parts.join('\n') + '\n';
 }
 
@@ -381,6 +386,7 @@ export function defineCommandGroup(name: string, summary: string, subcommands: r
     name,
     summary,
     help,
+    subcommands,
     async invoke(args, io) {
       const [sub, ...rest] = args;
       if (sub === undefined || sub === '--help' || sub === '-h') {

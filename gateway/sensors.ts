@@ -2,7 +2,7 @@
 // for southbound I/O): one driver per source, an optional embedded MQTT broker, and the default simulator
 // that `datagate dev` reads when no source is configured.
 import type { Logger } from '../chain/index.ts';
-import { readPassphrase } from '../device/index.ts';
+import { DeviceError, readPassphrase } from '../device/index.ts';
 import type { DeliveryLog, Reading, SensorDriver, SimulatorConfig } from '../sensors/index.ts';
 import { FirmataDriver, ModbusRtuDriver, MqttDriver, RateLimitedLog, SerialLineDriver, SimulatorDriver, startEmbeddedBroker } from '../sensors/index.ts';
 import type { SensorsConfig, SourceConfig } from './sensors-config.ts';
@@ -20,6 +20,23 @@ export const DEFAULT_SIMULATOR: SimulatorConfig = {
 function withoutKind<T extends { kind: string }>(source: T): Omit<T, 'kind'> {
   const { kind: _kind, ...rest } = source;
   return rest;
+}
+
+/**
+ * The broker password of an MQTT source, read from its `passwordFile`. A file that is missing, empty, open to
+ * others or unreadable is a DeviceError naming the source and the field (fields `source`, `field`, `file`):
+ * with several sources, the file path alone does not say which entry of the config to fix.
+ */
+export async function mqttPassword(source: { readonly name: string; readonly passwordFile?: string | undefined }): Promise<string | undefined> {
+  const file = source.passwordFile;
+  if (file === undefined) return undefined;
+  try {
+    return new TextDecoder().decode(await readPassphrase({ file }));
+  } catch (err) {
+    const code = err instanceof DeviceError ? err.code : 'PASSPHRASE_MISSING';
+    const why = err instanceof DeviceError ? err.message : `${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): let the datagate user read it`;
+    throw new DeviceError(code, `MQTT source '${source.name}', field passwordFile: ${why}`, { source: source.name, field: 'passwordFile', file }, { cause: err });
+  }
 }
 
 /**
@@ -41,8 +58,8 @@ export async function createDriver(source: SourceConfig, logger: Logger, signal?
     case 'firmata':
       return new FirmataDriver(withoutKind(source) as ConstructorParameters<typeof FirmataDriver>[0], ctx);
     case 'mqtt': {
-      const { passwordFile, ...rest } = withoutKind(source);
-      const password = passwordFile === undefined ? undefined : new TextDecoder().decode(await readPassphrase({ file: passwordFile }));
+      const { passwordFile: _passwordFile, ...rest } = withoutKind(source);
+      const password = await mqttPassword(source);
       // Feeding a durable pipeline, the PUBACK waits until the reading is on disk (pumpInto acknowledges it).
       return new MqttDriver({ ...(rest as ConstructorParameters<typeof MqttDriver>[0]), ...(password !== undefined ? { password } : {}) }, ctx, {
         ackAfterConsumer: durable,

@@ -1,7 +1,6 @@
 // `datagate status`: the status of the node running on a data directory, from its admin API (URL and bearer
 // token from <data dir>/api.json; the endpoint is in status-api.ts), printed as indented JSON. The exit code is
-// for scripts and monitoring: 0 the pipeline is fine, 1 its disk alarm is on or it has failed (said in one line
-// on stderr), 2 no status could be had (no node runs there, it does not answer, or it refused the token).
+// for scripts and monitoring (EXIT_CODES, also in --help); each problem is said in one line on stderr.
 import { join, resolve } from 'node:path';
 import { DatagateError } from '../chain/index.ts';
 import { defineCommand } from './args.ts';
@@ -61,10 +60,39 @@ export function pipelineProblem(s: Pick<NodeStatus, 'pipeline' | 'limits'>): str
   return problems.length === 0 ? null : problems.join('; ').replace(/\s*\n\s*/g, ' ');
 }
 
+/** The sensor sources that deliver nothing, in one line, or null when every one is up or starting. */
+export function sourcesProblem(s: Pick<NodeStatus, 'sensors'>): string | null {
+  const down = s.sensors.flatMap(({ name, status }) => {
+    if (status.state === 'retrying') return [`source '${name}' is retrying (attempt ${status.attempt}): ${status.reason}`];
+    if (status.state === 'failed') return [`source '${name}' has failed: ${status.reason}`];
+    return [];
+  });
+  return down.length === 0 ? null : down.join('; ').replace(/\s*\n\s*/g, ' ');
+}
+
+/** What `datagate status` exits with, for scripts and monitoring; the worst problem decides. */
+export const EXIT_CODES = {
+  ok: 0,
+  /** The pipeline's disk alarm is on or the pipeline has failed: readings are, or soon will be, lost. */
+  pipeline: 1,
+  /** No status could be had: no node runs on the directory, it does not answer, or it refused the token (also a bad command line). */
+  noStatus: 2,
+  /** The pipeline is fine but a sensor source is retrying (device missing, broker unreachable) or has failed. */
+  sources: 3,
+} as const;
+
 /** `datagate status`. */
 export const statusCommand = defineCommand({
   name: 'status',
-  summary: "Print the running node's status as JSON (pipeline, sensors, chain head); exit 1 on a pipeline alarm or failure",
+  summary: "Print the running node's status as JSON (pipeline, sensors, chain head); non-zero exit when something is wrong",
+  notes: [
+    'Exit codes:',
+    `  ${EXIT_CODES.ok}   the pipeline is fine and every sensor source is connected (or starting)`,
+    `  ${EXIT_CODES.pipeline}   the pipeline's disk alarm is on or the pipeline has failed`,
+    `  ${EXIT_CODES.noStatus}   no status could be had: no node runs on --data-dir, it does not answer, or it refused the token`,
+    `  ${EXIT_CODES.sources}   the pipeline is fine, but a sensor source is retrying (device or broker missing) or has failed`,
+    'The JSON is printed whenever a status was had; each problem is also one line on stderr.',
+  ].join('\n'),
   options: {
     'data-dir': { type: 'string', valueName: 'dir', default: './data/dev', description: 'Data directory of the node (its API is found through <dir>/api.json)' },
   },
@@ -76,12 +104,12 @@ export const statusCommand = defineCommand({
     } catch (err) {
       if (!(err instanceof NodeStatusError)) throw err;
       stderr.write(`error: ${err.message} [${err.code}]\n`);
-      return 2;
+      return EXIT_CODES.noStatus;
     }
     stdout.write(JSON.stringify(status, null, 2) + '\n');
-    const problem = pipelineProblem(status);
-    if (problem === null) return 0;
-    stderr.write(`datagate status: ${problem}\n`);
-    return 1;
+    const pipeline = pipelineProblem(status);
+    const sources = sourcesProblem(status);
+    for (const problem of [pipeline, sources]) if (problem !== null) stderr.write(`datagate status: ${problem}\n`);
+    return pipeline !== null ? EXIT_CODES.pipeline : sources !== null ? EXIT_CODES.sources : EXIT_CODES.ok;
   },
 });

@@ -150,6 +150,8 @@ export class SerialLineDriver extends DriverBase implements SensorDriver {
   private timer: unknown = null;
   private attempt = 0;
   private everConnected = false;
+  /** Reason of the retry logged at warn level last; null while connected. */
+  private warnedReason: string | null = null;
   private sourcePaused = false;
   private started = false;
   private stopped = false;
@@ -277,6 +279,7 @@ export class SerialLineDriver extends DriverBase implements SensorDriver {
       if (this.everConnected) this.reconnectCount++;
       this.everConnected = true;
       this.attempt = 0;
+      this.warnedReason = null;
       this.log.info('serial port open', { path: this.config.path, baudRate: this.config.baudRate });
       this.setStatus({ state: 'connected', since: this.now() });
     };
@@ -312,7 +315,6 @@ export class SerialLineDriver extends DriverBase implements SensorDriver {
     this.conn = null;
     this.detach(c);
     if (c.port.isOpen) c.port.close(noop);
-    this.log.warn('serial port lost', { path: this.config.path, reason });
     this.scheduleRetry(reason);
   }
 
@@ -331,6 +333,12 @@ export class SerialLineDriver extends DriverBase implements SensorDriver {
     const delay = backoffDelay(this.attempt, { ...this.config.reconnect, random: this.random });
     this.attempt++;
     const nextAttemptAt = this.now() + delay;
+    // An absent device must show in the log, but not once per attempt for as long as it stays absent: a new
+    // reason (the first failure, an unplug, another error) is a warning, the same reason again is debug.
+    const fields = { path: this.config.path, reason, attempt: this.attempt, retryInMs: delay };
+    if (reason === this.warnedReason) this.log.debug('serial port still unavailable; retrying', fields);
+    else this.log.warn('serial port unavailable; retrying', fields);
+    this.warnedReason = reason;
     this.timer = this.timers.setTimeout(() => this.connect(), delay);
     this.setStatus({ state: 'retrying', reason, nextAttemptAt, attempt: this.attempt });
   }

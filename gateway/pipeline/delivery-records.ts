@@ -56,8 +56,8 @@ export class DeliveryRecords implements DeliveryLog {
 
   /**
    * Hold `tag` from now on, before its reading is durable. Should that commit fail, the pipeline fails as a
-   * whole, and a repeat skipped meanwhile was acknowledged: the one case where a message is lost (see the
-   * notes of issue 6).
+   * whole, and a repeat skipped meanwhile was acknowledged: the one case where a message is lost, and then
+   * the pipeline's status says it failed (docs/architecture.md "Pipeline").
    */
   take(tag: DeliveryTag): void {
     this.#held.set(tag.key, tag.digest);

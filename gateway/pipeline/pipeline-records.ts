@@ -23,7 +23,7 @@
 //                        manifestHash (32), runStart (0|1), envelopeBytes, sealedAt, wrappedKey, cid ]
 //   state         1 sealed (envelope in 0x05), 2 stored (envelope in the content store under cid),
 //                 3 dropped (tombstone: wrappedKey and cid empty). 4 listed and 5 sold are reserved for the
-//                 market states of DESIGN.md; numbers are never reused.
+//                 market states (docs/architecture.md "Pipeline"); numbers are never reused.
 //   runStart      1 when the segment's first reading starts a driver run (the stream's first reading, or seq
 //                 not above the previous reading's): seq continuity is not expected across it
 //   wrappedKey    the segment key wrapped under the master key, bound to manifestHash (segment-crypto.ts)

@@ -1,4 +1,4 @@
-// The durable segment pipeline (DESIGN.md "Pipeline", issue 6): readings enter a LevelDB queue and are
+// The durable segment pipeline (docs/architecture.md "Pipeline"): readings enter a LevelDB queue and are
 // acknowledged once the group-committed, fsync'd batch holding them is on disk; a per-stream segmenter
 // (segmenter.ts) closes segments on time, size or seq reset; one worker then takes each segment queued ->
 // sealed -> stored (segment-steps.ts: each transition one atomic, fsync'd batch, safe to redo), so a restart

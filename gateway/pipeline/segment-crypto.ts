@@ -1,5 +1,5 @@
 // Sealing and opening segments: readings -> one self-contained, encrypted, device-signed byte string (the
-// envelope the content store holds), and back with every check a buyer makes (DESIGN.md market step 7).
+// envelope the content store holds), and back with every check a buyer makes (docs/architecture.md "Segment format").
 // Also the gateway's at-rest protection of segment keys: each key wrapped under a master key file.
 //
 // Envelope, version 1 (all integers big-endian):

@@ -1,5 +1,5 @@
 // Segment format, version 1: how a segment's readings become bytes, and the device-signed manifest a buyer
-// browses and checks (DESIGN.md "Private transactions and the market", steps 1 and 7). This comment is the
+// browses and checks (docs/architecture.md "Segment format" and "Private transactions and the market"). This comment is the
 // format contract: a change to any layout below gets a new version number, and old versions stay readable.
 //
 // Conventions. RLP as in Ethereum (chain/rlp.ts). A uint is a canonical RLP integer (big-endian, no leading

@@ -1,11 +1,12 @@
-// Enforces the dependency direction of DESIGN.md ("Layout and dependency direction") on the real source:
+// Enforces the dependency direction of docs/architecture.md ("Layout and dependency direction") on the real source:
 // chain/ imports none of device/, sensors/, gateway/; device/ imports chain/ only; sensors/ imports none of
 // the others; and an import that crosses into another top-level folder must target that folder's index.ts.
 // Imports are found with the TypeScript parser, so comments and strings never count as imports.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, posix, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
@@ -156,6 +157,40 @@ test('the source tree follows the dependency direction', () => {
   assert.deepEqual(
     violations.map((v) => `${v.file}:${v.line}: ${v.specifier}: ${v.reason}`),
     [],
-    'imports break the layering of DESIGN.md',
+    'imports break the layering of docs/architecture.md',
   );
+});
+
+/** Every file git tracks, as text, except the lock file (package names and hashes, not prose). */
+function trackedTextFiles(): { path: string; text: string }[] {
+  const listed = spawnSync('git', ['ls-files', '-z'], { cwd: ROOT, encoding: 'utf8' });
+  assert.equal(listed.status, 0, `git ls-files failed: ${listed.stderr}`);
+  return listed.stdout
+    .split('\0')
+    .filter((path) => path !== '' && path !== 'package-lock.json' && existsSync(join(ROOT, path)))
+    .map((path) => ({ path, text: readFileSync(join(ROOT, path), 'utf8') }))
+    .filter(({ text }) => !text.includes('\0'));
+}
+
+test('the repository stands alone: no file cites a document outside it, and cited sections of docs/architecture.md exist', { timeout: 30_000 }, () => {
+  // Spelled in pieces so that this file does not match itself.
+  const outside = new RegExp(['DESIGN' + '\\.md', '\\.\\./shared' + '/', 'STYLE' + '\\.md', 'TOOLCHAIN' + '\\.md'].join('|'));
+  const headings = new Set(
+    readFileSync(join(ROOT, 'docs', 'architecture.md'), 'utf8')
+      .split('\n')
+      .filter((line) => line.startsWith('#'))
+      .map((line) => line.replace(/^#+\s*/, '')),
+  );
+  const problems: string[] = [];
+  for (const { path, text } of trackedTextFiles()) {
+    text.split('\n').forEach((line, i) => {
+      if (outside.test(line)) problems.push(`${path}:${i + 1}: cites a document outside the repository`);
+      for (const m of line.matchAll(/docs\/architecture\.md[^"\n]{0,3}((?:"[^"]+"(?:,? (?:and )?)?)+)/g)) {
+        for (const [, section] of m[1]!.matchAll(/"([^"]+)"/g)) {
+          if (!headings.has(section!)) problems.push(`${path}:${i + 1}: docs/architecture.md has no section "${section}"`);
+        }
+      }
+    });
+  }
+  assert.deepEqual(problems, []);
 });

@@ -4,12 +4,14 @@
 // the shebang and in `npm start`.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { existsSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { GATEWAY_NODE_FLAGS } from '../../gateway/bin/node-flags.mjs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { DIST_DIR, SOURCE_DIRS, STAMP_FILE, distIsFresh, sourceState } from '../../gateway/bin/build-state.mjs';
+import { helpKey } from '../../gateway/bin/help-cache.mjs';
+import { refreshDist, rewriteImports } from '../../gateway/bin/refresh-dist.mjs';
 import { tempDir } from '../helpers/chain.ts';
 
 function stamp(root: string): void {
@@ -62,4 +64,50 @@ test('the shebang and npm start pass the gateway heap flags, and the command run
   const run = spawnSync(bin, ['--version'], { encoding: 'utf8' });
   assert.equal(run.status, 0, run.stderr);
   assert.match(run.stdout, new RegExp(pkg.version.replace(/\./g, '\\.')));
+});
+
+test('a stale dist/ is brought up to date by compiling only the changed sources; a config change needs the full build', { timeout: 60_000 }, async (t) => {
+  const root = tempDir(t);
+  for (const dir of SOURCE_DIRS) mkdirSync(join(root, dir), { recursive: true });
+  for (const file of ['package.json', 'tsconfig.json', 'tsconfig.build.json']) writeFileSync(join(root, file), '{}');
+  writeFileSync(join(root, 'chain', 'a.ts'), "import { b } from './b.ts';\nimport type { B } from './b.ts';\nexport const a: B = b + 1;\n");
+  writeFileSync(join(root, 'chain', 'b.ts'), 'export type B = number;\nexport const b: B = 1;\n');
+  writeFileSync(join(root, 'chain', 'gone.ts'), 'export const gone = 1;\n');
+  assert.equal(refreshDist(root), false, 'no dist/ to refresh');
+  mkdirSync(join(root, DIST_DIR, 'chain'), { recursive: true });
+  for (const f of ['a', 'b', 'gone']) writeFileSync(join(root, DIST_DIR, 'chain', `${f}.js`), 'throw new Error("stale");\n');
+  stamp(root);
+  writeFileSync(join(root, DIST_DIR, 'package.json'), '{"type":"module"}');
+
+  const later = new Date(Date.now() + 60_000);
+  utimesSync(join(root, 'chain', 'a.ts'), later, later);
+  utimesSync(join(root, 'chain', 'b.ts'), later, later);
+  rmSync(join(root, 'chain', 'gone.ts'));
+  assert.equal(distIsFresh(root), false);
+  assert.equal(refreshDist(root), true);
+  assert.equal(distIsFresh(root), true);
+  assert.equal(existsSync(join(root, DIST_DIR, 'chain', 'gone.js')), false, "a deleted source's output goes");
+  const { a } = (await import(pathToFileURL(join(root, DIST_DIR, 'chain', 'a.js')).href)) as { a: number };
+  assert.equal(a, 2, 'the refreshed modules run and import each other by .js');
+
+  writeFileSync(join(root, 'tsconfig.build.json'), '{"compilerOptions":{}}');
+  utimesSync(join(root, 'tsconfig.build.json'), later, later);
+  assert.equal(refreshDist(root), false, 'a changed build config');
+  assert.equal(distIsFresh(root), false);
+});
+
+test('import specifiers are rewritten from .ts to .js as tsc does, relative ones only', { timeout: 10_000 }, () => {
+  assert.equal(rewriteImports('import { x } from "./x.ts";\nexport * from "../y/z.ts";\nimport "./side.ts";\nconst m = await import("./lazy.ts");'), 'import { x } from "./x.js";\nexport * from "../y/z.js";\nimport "./side.js";\nconst m = await import("./lazy.js");');
+  assert.equal(rewriteImports('import { x } from "pkg/x.ts";\nconst s = "./not-an-import.ts";'), 'import { x } from "pkg/x.ts";\nconst s = "./not-an-import.ts";');
+});
+
+test('plain help requests have a cache key; anything else runs the CLI', { timeout: 10_000 }, () => {
+  assert.equal(helpKey(['--help']), '--help');
+  assert.equal(helpKey(['-h']), '--help');
+  assert.equal(helpKey(['help']), '--help');
+  assert.equal(helpKey(['help', 'help']), '--help');
+  assert.equal(helpKey(['help', 'status']), 'status --help');
+  assert.equal(helpKey(['status', '-h']), 'status --help');
+  assert.equal(helpKey(['key', 'new', '--help']), 'key new --help');
+  for (const argv of [[], ['--version'], ['status'], ['status', '--data-dir', 'x', '--help'], ['help', '--help'], ['dev', '--', '--help']]) assert.equal(helpKey(argv), null, argv.join(' '));
 });

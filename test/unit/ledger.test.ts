@@ -3,8 +3,8 @@ import { test } from 'node:test';
 import { Wallet, getBytes } from 'ethers';
 import { Level } from 'level';
 import { hexToBytes } from '../../chain/crypto/index.ts';
-import { decodeSignedTx } from '../../chain/index.ts';
-import { signerOf } from '../../chain/certificate.ts';
+import { decodeSignedTx, genesisOf } from '../../chain/index.ts';
+import { signerOf, validatorKeyOf } from '../../chain/certificate.ts';
 import { consensusDigest } from '../../chain/signing.ts';
 import { MemorySigner } from '../../device/index.ts';
 import { BASE_FEE, CHAIN_ID, ETH, alice, bob, openChain, tempDir, testSpec, transfer, validator } from '../helpers/chain.ts';
@@ -116,12 +116,30 @@ test('a restart resumes at the stored head with the same state', async (t) => {
   assert.equal(again.ledger.head.header.number, 3n);
 });
 
+test('the genesis hash commits to the chain id, the committee and the proposers', { timeout: 10_000 }, () => {
+  const base = genesisOf(testSpec()).block.hash;
+  const other = new MemorySigner(new Uint8Array(32).fill(4));
+  const variants = [
+    testSpec({ chainId: 99n }),
+    testSpec({ committee: [validatorKeyOf(other)] }),
+    testSpec({ committee: [validatorKeyOf(validator), validatorKeyOf(other)] }),
+    testSpec({ proposers: [other.address] }),
+    testSpec({ proposers: [validator.address, other.address] }),
+  ];
+  const hashes = variants.map((spec) => genesisOf(spec).block.hash);
+  assert.equal(new Set([base, ...hashes]).size, variants.length + 1, 'each spec has its own genesis hash');
+  assert.equal(genesisOf(testSpec()).block.hash, base, 'and the same spec the same one');
+});
+
 test('a store of another chain or schema refuses to open', async (t) => {
   const dir = tempDir(t);
   const { ledger } = await openChain(dir);
   await ledger.close();
   await assertCode(openChain(dir, testSpec({ chainId: 99n })), 'STORE_CHAIN_MISMATCH');
   await assertCode(openChain(dir, testSpec({ alloc: new Map() })), 'STORE_CHAIN_MISMATCH');
+  const other = new MemorySigner(new Uint8Array(32).fill(4));
+  await assertCode(openChain(dir, testSpec({ committee: [validatorKeyOf(other)] })), 'STORE_CHAIN_MISMATCH');
+  await assertCode(openChain(dir, testSpec({ proposers: [other.address] })), 'STORE_CHAIN_MISMATCH');
   const db = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: 'view', valueEncoding: 'view' });
   await db.put(new Uint8Array([0x01, ...new TextEncoder().encode('schema')]), new TextEncoder().encode('999'));
   await db.close();

@@ -1,11 +1,15 @@
 // The sensors section of the gateway config: every source kind parses, and bad entries are named by
 // file:line:col and dotted path.
 import assert from 'node:assert/strict';
+import { chmodSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { hasCode } from '../../chain/index.ts';
+import { hasCode, nopLogger } from '../../chain/index.ts';
 import { parseConfig } from '../../gateway/config.ts';
 import { sensorsSchema } from '../../gateway/sensors-config.ts';
 import { devConfigSchema } from '../../gateway/dev-config.ts';
+import { createDriver } from '../../gateway/sensors.ts';
+import { tempDir } from '../helpers/chain.ts';
 
 const GOOD = `{
   "sources": [
@@ -67,4 +71,22 @@ test('a bad source is named by location and path', () => {
   assert.match(emptyFields, /sources\[0\]\.format\.fields: must have at least 1 entries/);
   const password = configError('{"sources": [{"kind": "mqtt", "name": "m", "url": "mqtt://h", "password": "x", "subscriptions": [{"topic": "a", "stream": "a", "payload": "number"}]}]}');
   assert.match(password, /unknown field sources\[0\]\.password/);
+});
+
+test("an MQTT source's unusable passwordFile is an error naming the source and the field", { timeout: 10_000 }, async (t) => {
+  const dir = tempDir(t);
+  const source = parseConfig(GOOD, 'g.json', sensorsSchema).sources.find((s) => s.kind === 'mqtt')!;
+  const attempt = async (passwordFile: string, code: string) => {
+    const err = await createDriver({ ...source, passwordFile }, nopLogger).then(
+      () => assert.fail('expected an error'),
+      (e: unknown) => e,
+    );
+    assert.ok(hasCode(err, code), String(err));
+    assert.match((err as Error).message, /'lan'/, 'names the source');
+    assert.match((err as Error).message, /passwordFile/, 'names the field');
+  };
+  await attempt(join(dir, 'absent.pass'), 'PASSPHRASE_MISSING');
+  writeFileSync(join(dir, 'open.pass'), 'secret\n', { mode: 0o644 });
+  chmodSync(join(dir, 'open.pass'), 0o644);
+  await attempt(join(dir, 'open.pass'), 'PASSPHRASE_FILE_INSECURE');
 });

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { setImmediate as tick } from 'node:timers/promises';
 import { SerialPortMock } from 'serialport';
 import { nopSensorLogger } from '../../sensors/index.ts';
-import type { DriverStatus, Reading } from '../../sensors/index.ts';
+import type { DriverStatus, Reading, SensorLogger } from '../../sensors/index.ts';
+import { recordingLogger } from '../helpers/pipeline-fixtures.ts';
 import { SerialLineDriver } from '../../sensors/serial.ts';
 import type { SerialLineConfig, SerialOpenOptions, SerialPortLike, TimeoutTimers } from '../../sensors/serial.ts';
 
@@ -51,13 +52,13 @@ function config(over: Partial<SerialLineConfig> = {}): SerialLineConfig {
 }
 
 /** A driver on the mock binding; `ports` holds every SerialPortMock the driver opened. */
-function mockDriver(over: Partial<SerialLineConfig> = {}, highWater?: number) {
+function mockDriver(over: Partial<SerialLineConfig> = {}, highWater?: number, logger: SensorLogger = nopSensorLogger) {
   const clock = new FakeClock();
   const ports: SerialPortMock[] = [];
   const opened: SerialOpenOptions[] = [];
   const driver = new SerialLineDriver(
     config(over),
-    { logger: nopSensorLogger, now: clock.now },
+    { logger, now: clock.now },
     {
       timers: clock,
       random: () => 0.5, // jitter factor 1: delays are exactly base * 2^attempt, capped
@@ -228,6 +229,25 @@ test('a device missing at start is retried, not failed', async () => {
   await settle();
   assert.equal(driver.status().state, 'connected');
   assert.equal(driver.counters().reconnects, 0, 'a first connection is not a reconnect');
+  await driver.stop();
+});
+
+test('a missing device is logged: a warning naming the path at the first failure, debug while it stays away', { timeout: 10_000 }, async () => {
+  const log = recordingLogger();
+  const { driver, clock } = mockDriver({}, undefined, log);
+  await driver.start();
+  assert.equal(driver.status().state, 'retrying');
+  const retries = (): { level: string; path: unknown }[] => log.lines.filter((l) => l.fields['path'] === PATH && l.fields['attempt'] !== undefined).map((l) => ({ level: l.level, path: l.fields['path'] }));
+  assert.deepEqual(retries(), [{ level: 'warn', path: PATH }]);
+  clock.advance(600);
+  await settle();
+  clock.advance(1100);
+  await settle();
+  assert.deepEqual(retries().map((r) => r.level), ['warn', 'debug', 'debug'], 'the same reason again is not another warning');
+  binding.createPort(PATH);
+  clock.advance(2100);
+  await settle();
+  assert.equal(driver.status().state, 'connected');
   await driver.stop();
 });
 

@@ -28,13 +28,18 @@ const PIPELINE: PipelineStatus = {
 
 /** Scripted sources: `state.pipeline` and the drivers' status can be changed between requests. */
 function sources() {
-  const state = { pipeline: PIPELINE, head: 17n, barn: { state: 'connected', since: 1_700_000_000_000 } as DriverStatus };
+  const state = {
+    pipeline: PIPELINE,
+    head: 17n,
+    barn: { state: 'connected', since: 1_700_000_000_000 } as DriverStatus,
+    odd: { state: 'retrying', reason: 'ENOENT', nextAttemptAt: 1, attempt: 3 } as DriverStatus,
+  };
   const barnCounters: DriverCounters = { readings: 500, rejects: { 'bad-json': 3, checksum: 1 }, reconnects: 2 };
   const src: StatusSources = {
     pipeline: { status: () => state.pipeline },
     drivers: [
       { name: 'barn', status: () => state.barn, counters: () => barnCounters },
-      { name: 'odd "name"\\', status: () => ({ state: 'retrying', reason: 'ENOENT', nextAttemptAt: 1, attempt: 3 }), counters: () => ({ readings: 0, rejects: {}, reconnects: 0 }) },
+      { name: 'odd "name"\\', status: () => state.odd, counters: () => ({ readings: 0, rejects: {}, reconnects: 0 }) },
     ],
     limits: { maxQueueBytes: 1_048_576, maxStoreBytes: 65_536, policy: 'stop-accepting', minFreeBytes: 67_108_864 },
     chainHead: () => state.head,
@@ -152,7 +157,7 @@ test('a status that cannot be read answers 500 with the error', async (t) => {
   assert.match(((await res.json()) as { error: string }).error, /boom/);
 });
 
-test('datagate status: 0 when fine, 1 on an alarm or failure (one line on stderr), 2 when no status can be had', async (t) => {
+test('datagate status: 0 when fine, 1 on an alarm or failure (one line on stderr), 2 when no status can be had, 3 while a source retries or has failed', async (t) => {
   const dataDir = tempDir(t);
   const cli = async (args: string[] = []) => {
     let out = '';
@@ -167,6 +172,8 @@ test('datagate status: 0 when fine, 1 on an alarm or failure (one line on stderr
   assert.equal(none.out, '');
 
   const { state, src } = sources();
+  const retryingOdd = state.odd;
+  state.odd = { state: 'connected', since: 1 };
   const url = await serve(t, src);
   writeFileSync(join(dataDir, 'api.json'), JSON.stringify({ url, token: TOKEN }), { mode: 0o600 });
   const alarm = await cli();
@@ -175,7 +182,15 @@ test('datagate status: 0 when fine, 1 on an alarm or failure (one line on stderr
   assert.equal(alarm.out, JSON.stringify(nodeStatus(src), null, 2) + '\n', 'indented');
   assert.equal(alarm.err, 'datagate status: pipeline alarm on: store 60000 of 65536 bytes, policy stop-accepting; readings are being rejected\n');
 
+  state.odd = retryingOdd;
+  assert.equal((await cli()).code, 1, 'the pipeline alarm outweighs a source retrying');
   state.pipeline = { ...PIPELINE, alarm: false, alarmOn: [], full: false };
+  const retrying = await cli();
+  assert.equal(retrying.code, 3, 'a source retrying');
+  assert.match(retrying.err, /'odd "name"\\'/, 'naming the source');
+  state.odd = { state: 'failed', reason: 'port settings refused' };
+  assert.equal((await cli()).code, 3, 'a source failed');
+  state.odd = { state: 'starting' };
   const fine = await cli();
   assert.equal(fine.code, 0);
   assert.equal(fine.err, '');
