@@ -159,7 +159,7 @@ export class Wal {
     return this.#fileNo;
   }
 
-  /** The torn tail cut at open, and the counts of the last replay(). */
+  /** What open() found (a torn tail cut, a new log begun) and the counts of the last replay(). */
   get replayStats(): Readonly<WalReplayStats> {
     return { ...this.#stats };
   }
