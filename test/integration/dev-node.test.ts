@@ -206,7 +206,8 @@ test('--kill-proposer: the stopped proposer is impeached at its heights and the 
     }
     assert.ok(impeachments.length >= 2, killed.output().slice(-2000));
     const proposers = ((await rpcCall(killed.rpcUrl, 'lbft_committee')).result as { proposers: string[] }).proposers;
-    assert.ok(impeachments.every((i) => i.proposer === proposers[0] && i.cause === 'timeout'));
+    // With a message: without one, node's assert reads the source for it and can hang under tsx.
+    assert.ok(impeachments.every((i) => i.proposer === proposers[0] && i.cause === 'timeout'), `impeachments: ${JSON.stringify(impeachments)}`);
     assert.match(killed.output(), /impeachment block committed/);
   } finally {
     await killed.stop();
