@@ -73,7 +73,7 @@ export function spawnDatagate(args: readonly string[], opts: { t?: TestContext; 
  * so the child is stopped when that test ends; without it, when the file's tests are done.
  */
 export function startDev(args: readonly string[], opts: number | { timeoutMs?: number; t?: TestContext; env?: NodeJS.ProcessEnv } = {}): Promise<DevProcess> {
-  const { timeoutMs = 30_000, ...rest } = typeof opts === 'number' ? { timeoutMs: opts } : opts;
+  const { timeoutMs = 90_000, ...rest } = typeof opts === 'number' ? { timeoutMs: opts } : opts;
   const p = spawnDatagate(['dev', '--rpc-port', '0', '--log-format', 'json', ...args], rest);
   const { child } = p;
   return new Promise((resolve, reject) => {

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { rpcCall, spawnDatagate, startDev, type SpawnedDatagate } from '../helpers/dev-process.ts';
 import { tempDirClosingFirst } from '../helpers/temp-dir.ts';
 
-const CAP_MS = 60_000;
+const CAP_MS = 120_000;
 
 /** The exit code (or signal), or 'still running' when the child outlived CAP_MS. */
 function exitWithinCap(p: SpawnedDatagate): Promise<number | string> {
@@ -26,7 +26,7 @@ async function waitFor(what: string, p: SpawnedDatagate, pattern: RegExp): Promi
   }
 }
 
-test('a data directory that cannot be used is refused at once with DATA_DIR_UNUSABLE: in /proc, under a file', { timeout: 170_000 }, async (t) => {
+test('a data directory that cannot be used is refused at once with DATA_DIR_UNUSABLE: in /proc, under a file', { timeout: 400_000 }, async (t) => {
   const dir = tempDirClosingFirst(t);
   writeFileSync(join(dir, 'file'), 'not a directory');
   for (const dataDir of ['/proc/datagate-nope', join(dir, 'file', 'dev')]) {
@@ -36,7 +36,7 @@ test('a data directory that cannot be used is refused at once with DATA_DIR_UNUS
   }
 });
 
-test('SIGTERM or SIGINT ends the process at any moment of its start, and once it serves; the data dir is 0700, blocks log at debug', { timeout: 170_000 }, async (t) => {
+test('SIGTERM or SIGINT ends the process at any moment of its start, and once it serves; the data dir is 0700, blocks log at debug', { timeout: 400_000 }, async (t) => {
   const dir = tempDirClosingFirst(t);
   const base = ['dev', '--rpc-port', '0', '--log-format', 'json', '--solo', '--block-period', '100'];
   // Moments of the start: while node loads the code, then once each of these exists (the data directory, the
@@ -64,7 +64,7 @@ test('SIGTERM or SIGINT ends the process at any moment of its start, and once it
   assert.equal(statSync(join(dir, 'early-1')).mode & 0o777, 0o700);
 });
 
-test('SIGTERM ends a node whose pipeline is blocked at its disk bound', { timeout: 170_000 }, async (t) => {
+test('SIGTERM ends a node whose pipeline is blocked at its disk bound', { timeout: 400_000 }, async (t) => {
   const dir = tempDirClosingFirst(t);
   const config = join(dir, 'datagate.json');
   // A reserve larger than any disk: the pipeline refuses every reading from the start.
@@ -75,7 +75,7 @@ test('SIGTERM ends a node whose pipeline is blocked at its disk bound', { timeou
   assert.equal(await exitWithinCap(p), 0, p.output());
 });
 
-test('a start stuck on a key file that never answers is killed at the stop deadline, saying so', { timeout: 170_000 }, async (t) => {
+test('a start stuck on a key file that never answers is killed at the stop deadline, saying so', { timeout: 400_000 }, async (t) => {
   const dir = tempDirClosingFirst(t);
   const fifo = join(dir, 'key.json');
   execFileSync('mkfifo', [fifo]);
