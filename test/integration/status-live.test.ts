@@ -59,7 +59,7 @@ test('a running node shows its status and metrics; datagate status prints them',
     const s = await status();
     return s.sensors.some((d) => d.name === 'simulator' && d.status.state === 'connected') && s.pipeline.ingested > 0 ? s : undefined;
   }, node.output);
-  assert.deepEqual(first.limits, { maxQueueBytes: 256 * 1024 * 1024, maxStoreBytes: 4 * 1024 * 1024 * 1024, policy: 'stop-accepting' });
+  assert.deepEqual(first.limits, { maxQueueBytes: 256 * 1024 * 1024, maxStoreBytes: 4 * 1024 * 1024 * 1024, policy: 'stop-accepting', minFreeBytes: 64 * 1024 * 1024 });
   assert.equal(first.pipeline.alarm, false);
   const second = await until('more readings ingested and a block committed', 10_000, async () => {
     const s = await status();
@@ -130,7 +130,7 @@ test('near the store bound the alarm shows: datagate status exits 1 and the alar
   }, node.output);
   assert.equal(alarmed.pipeline.alarm, true);
   assert.ok(alarmed.pipeline.alarms >= 1);
-  assert.deepEqual(alarmed.limits, { maxQueueBytes: 1_048_576, maxStoreBytes: 65_536, policy: 'stop-accepting' });
+  assert.deepEqual(alarmed.limits, { maxQueueBytes: 1_048_576, maxStoreBytes: 65_536, policy: 'stop-accepting', minFreeBytes: 64 * 1024 * 1024 });
 
   const cli = await run(['status', '--data-dir', dataDir]);
   assert.equal(cli.code, 1, cli.stdout + cli.stderr);
@@ -141,5 +141,7 @@ test('near the store bound the alarm shows: datagate status exits 1 and the alar
   const m = parsePrometheusText(await (await get('/metrics')).text());
   assert.equal(sampleValue(m, 'datagate_pipeline_alarm', { bound: 'store' }), 1);
   assert.equal(sampleValue(m, 'datagate_pipeline_max_store_bytes'), 65_536);
+  assert.equal(sampleValue(m, 'datagate_pipeline_min_free_bytes'), 64 * 1024 * 1024);
+  assert.ok(sampleValue(m, 'datagate_pipeline_free_bytes') > 0);
   assert.ok(sampleValue(m, 'datagate_pipeline_alarms_total') >= 1);
 });
