@@ -115,9 +115,9 @@ export async function startSensors(
 
 /**
  * Readings a pump keeps in flight to the pipeline: enough for group commit to batch (an MQTT source's
- * in-flight window is RECEIVE_MAXIMUM, 4096), bounded in memory.
+ * in-flight window is RECEIVE_MAXIMUM, 1024), bounded in memory.
  */
-export const PUMP_WINDOW = 4096;
+export const PUMP_WINDOW = 1024;
 
 /**
  * Feed `driver`'s readings into `pipeline`, keeping up to PUMP_WINDOW ingests in flight. A reading the

@@ -80,6 +80,12 @@ export class MqttDriver extends DriverBase implements SensorDriver {
   /** Connections dropped in a row because the consumer refused a reading: the reconnect backs off. */
   private refusals = 0;
   private readonly streams = new Set<string>();
+  /**
+   * Tagged readings handed to the consumer and not yet acknowledged or refused, by tag key: a message
+   * redelivered after a lost connection while its first copy is still on its way is not emitted again, and
+   * its PUBACK waits for that copy (acknowledging it at once could lose it if the gateway then died).
+   */
+  private readonly unsettled = new Map<string, Reading>();
   private readonly maxStreams: number;
   private readonly deferAck: boolean;
   private readonly observer: boolean;
@@ -319,7 +325,13 @@ export class MqttDriver extends DriverBase implements SensorDriver {
    * readings are (in arrival order). A reading of a message whose connection is gone changes nothing.
    */
   acknowledge(reading: Reading): void {
+    this.settled(reading);
     if (this.acks?.acknowledge(reading) === true) this.refusals = 0;
+  }
+
+  private settled(reading: Reading): void {
+    const key = reading.delivery?.key;
+    if (key !== undefined && this.unsettled.get(key) === reading) this.unsettled.delete(key);
   }
 
   /**
@@ -328,6 +340,7 @@ export class MqttDriver extends DriverBase implements SensorDriver {
    * delivers every unacknowledged message again.
    */
   refuse(reading: Reading): void {
+    this.settled(reading);
     const client = this.client;
     if (this.stopping || client === null || this.acks?.holds(reading) !== true) return;
     this.refusals++;
@@ -381,6 +394,12 @@ export class MqttDriver extends DriverBase implements SensorDriver {
       const tag = tagOf?.(i);
       if (tag !== undefined) {
         tags.push(tag);
+        // A copy from a connection that dropped is still on its way to the consumer: this PUBACK waits for it.
+        const earlier = tag.redelivered ? this.unsettled.get(tag.key) : undefined;
+        if (earlier !== undefined && earlier.delivery?.digest === tag.digest) {
+          emitted.push(earlier);
+          continue;
+        }
         if (tag.redelivered && this.deliveries?.has(tag) === true) {
           this.log.info('redelivered message already stored; acknowledging it without storing it again', { topic, stream: s.stream, messageId: packet.messageId });
           continue;
@@ -390,7 +409,9 @@ export class MqttDriver extends DriverBase implements SensorDriver {
       const r = 'value' in p
         ? this.emitReading({ stream: s.stream, ts: p.ts, value: p.value, ...unit, ...delivery })
         : this.emitReading({ stream: s.stream, ts: p.ts, values: p.values, ...unit, ...delivery });
-      if (r !== null) emitted.push(r);
+      if (r === null) continue;
+      emitted.push(r);
+      if (tag !== undefined) this.unsettled.set(tag.key, r);
     }
     return { emitted, tags };
   }
