@@ -204,7 +204,8 @@ test('--kill-proposer: the stopped proposer is impeached at its heights and the 
     }
     assert.ok(impeachments.length >= 2, killed.output().slice(-2000));
     const proposers = ((await rpcCall(killed.rpcUrl, 'lbft_committee')).result as { proposers: string[] }).proposers;
-    assert.ok(impeachments.every((i) => i.proposer === proposers[0] && i.cause === 'timeout'));
+    // With a message: without one, assert.ok reads and parses the test's source to describe the expression.
+    assert.ok(impeachments.every((i) => i.proposer === proposers[0] && i.cause === 'timeout'), `only proposer ${proposers[0]} is impeached, for timeouts: ${JSON.stringify(impeachments)}`);
     assert.match(killed.output(), /impeachment block committed/);
   } finally {
     await killed.stop();
