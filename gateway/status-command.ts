@@ -54,7 +54,11 @@ export function pipelineProblem(s: Pick<NodeStatus, 'pipeline' | 'limits'>): str
   const problems: string[] = [];
   if (p.failed !== null) problems.push(`the pipeline has failed and takes no readings: ${p.failed}`);
   if (p.alarm) {
-    const bounds = p.alarmOn.map((b) => (b === 'queue' ? `queue ${p.queueBytes} of ${s.limits.maxQueueBytes} bytes` : `store ${p.storeBytes} of ${s.limits.maxStoreBytes} bytes`));
+    const bounds = p.alarmOn.map((b) => {
+      if (b === 'queue') return `queue ${p.queueBytes} of ${s.limits.maxQueueBytes} bytes`;
+      if (b === 'store') return `store ${p.storeBytes} of ${s.limits.maxStoreBytes} bytes`;
+      return `disk ${p.freeBytes ?? 'unknown'} bytes free, reserve ${s.limits.minFreeBytes}`;
+    });
     problems.push(`pipeline alarm on: ${[...bounds, `policy ${s.limits.policy}`].join(', ')}${p.full ? '; readings are being rejected' : ''}`);
   }
   return problems.length === 0 ? null : problems.join('; ').replace(/\s*\n\s*/g, ' ');

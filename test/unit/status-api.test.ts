@@ -182,6 +182,12 @@ test('datagate status: 0 when fine, 1 on an alarm or failure (one line on stderr
   assert.equal(alarm.out, JSON.stringify(nodeStatus(src), null, 2) + '\n', 'indented');
   assert.equal(alarm.err, 'datagate status: pipeline alarm on: store 60000 of 65536 bytes, policy stop-accepting; readings are being rejected\n');
 
+  state.pipeline = { ...PIPELINE, alarmOn: ['disk'] };
+  const disk = await cli();
+  assert.equal(disk.code, 1);
+  assert.match(disk.err, /pipeline alarm on: disk 90000000 bytes free, reserve \d+,/, 'a disk alarm is named as one, not as the store');
+
+  state.pipeline = PIPELINE;
   state.odd = retryingOdd;
   assert.equal((await cli()).code, 1, 'the pipeline alarm outweighs a source retrying');
   state.pipeline = { ...PIPELINE, alarm: false, alarmOn: [], full: false };
