@@ -210,6 +210,18 @@ function numberAt(doc: unknown, path: readonly string[] | null, name: string): {
   return { ok: true, value: v };
 }
 
+/** splitPath of the configured field paths, split once rather than per message. */
+const splitPaths = new Map<string, readonly string[]>();
+
+function pathOf(path: string): readonly string[] {
+  let segs = splitPaths.get(path);
+  if (segs === undefined) {
+    if (splitPaths.size >= 1024) splitPaths.clear();
+    splitPaths.set(path, (segs = splitPath(path) ?? []));
+  }
+  return segs;
+}
+
 /**
  * Parses one message payload for a subscription. Takes the payload bytes and the arrival time (used when
  * there is no tsField or the document lacks it); returns the value(s) and timestamp, or a reject reason.
@@ -231,7 +243,7 @@ export function parsePayload(sub: Pick<MqttSubscription, 'payload' | 'fields' | 
   }
   let ts = arrivedAt;
   if (sub.tsField !== undefined) {
-    const raw = getPath(doc, splitPath(sub.tsField) ?? []);
+    const raw = getPath(doc, pathOf(sub.tsField));
     if (raw !== undefined) {
       const parsed = readTimestamp(raw);
       if (parsed === null) return { ok: false, reason: 'bad-timestamp', detail: `${sub.tsField}: ${excerpt(String(raw), 40)}` };
@@ -245,7 +257,7 @@ export function parsePayload(sub: Pick<MqttSubscription, 'payload' | 'fields' | 
   }
   const entries: [string, number][] = [];
   for (const [name, path] of Object.entries(sub.fields)) {
-    const n = numberAt(doc, splitPath(path) ?? [], path);
+    const n = numberAt(doc, pathOf(path), path);
     if (!n.ok) return n;
     entries.push([name, n.value]);
   }

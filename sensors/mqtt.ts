@@ -54,6 +54,8 @@ export { DEFAULT_MAX_STREAMS, RECEIVE_MAXIMUM, SESSION_EXPIRY_SEC, validateMqttC
 const PUBACK_DEFERRED = new Error('PUBACK deferred until the readings are durable');
 
 const STOP_TIMEOUT_MS = 5_000;
+/** Topics whose stream a subscription remembers (then it starts over). */
+const TOPICS_REMEMBERED = 4096;
 
 type PublishPacket = Parameters<MqttClient['handleMessage']>[0];
 type Done = Parameters<MqttClient['handleMessage']>[1];
@@ -80,6 +82,7 @@ export class MqttDriver extends DriverBase implements SensorDriver {
   /** Connections dropped in a row because the consumer refused a reading: the reconnect backs off. */
   private refusals = 0;
   private readonly streams = new Set<string>();
+  private readonly topicStreams = new Map<CompiledSubscription, Map<string, ReturnType<typeof resolveStream>>>();
   /**
    * Tagged readings handed to the consumer and not yet acknowledged or refused, by tag key: a message
    * redelivered after a lost connection while its first copy is still on its way is not emitted again, and
@@ -359,8 +362,9 @@ export class MqttDriver extends DriverBase implements SensorDriver {
       return { emitted, tags };
     }
     const ids = packet.properties?.subscriptionIdentifier;
-    const routed = ids === undefined ? [] : (Array.isArray(ids) ? ids : [ids]).map((id) => this.subs[id - 1]);
-    const targets = routed.filter((c): c is CompiledSubscription => c !== undefined);
+    const targets: CompiledSubscription[] = [];
+    if (typeof ids === 'number') this.route(ids, targets);
+    else if (ids !== undefined) for (const id of ids) this.route(id, targets);
     if (targets.length === 0) {
       // MQTT 3.1.1 has no subscription identifiers: the first configured filter that matches.
       const first = this.subs.find((c) => matchTopic(c.filter, topic) !== null);
@@ -373,8 +377,9 @@ export class MqttDriver extends DriverBase implements SensorDriver {
     const bytes = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     const arrivedAt = this.now();
     const tagOf = this.deliveryTagger(packet, bytes);
-    for (const [i, c] of targets.entries()) {
-      const s = resolveStream(c, topic);
+    for (let i = 0; i < targets.length; i++) {
+      const c = targets[i]!;
+      const s = this.resolveStream(c, topic);
       if (!s.ok) {
         this.reject(s.reason, s.detail);
         continue;
@@ -414,6 +419,24 @@ export class MqttDriver extends DriverBase implements SensorDriver {
       if (tag !== undefined) this.unsettled.set(tag.key, r);
     }
     return { emitted, tags };
+  }
+
+  /** The subscription with MQTT 5 subscription identifier `id`, onto `targets`. */
+  private route(id: number, targets: CompiledSubscription[]): void {
+    const c = this.subs[id - 1];
+    if (c !== undefined) targets.push(c);
+  }
+
+  /** resolveStream, remembered per subscription and topic: devices publish on the same few topics over and over. */
+  private resolveStream(c: CompiledSubscription, topic: string): ReturnType<typeof resolveStream> {
+    let known = this.topicStreams.get(c);
+    if (known === undefined) this.topicStreams.set(c, (known = new Map()));
+    const hit = known.get(topic);
+    if (hit !== undefined) return hit;
+    const s = resolveStream(c, topic);
+    if (known.size >= TOPICS_REMEMBERED) known.clear(); // ever-new topics cannot grow it
+    known.set(topic, s);
+    return s;
   }
 
   /**

@@ -184,14 +184,29 @@ export interface PreparedReading {
   readonly size: number;
 }
 
-const utf8 = new TextEncoder();
+/**
+ * UTF-8 of the stream names, value names and units seen lately (checked by stringBytes), shared by every
+ * reading: a source sends the same few names over and over, and encoding them per reading was a good part of
+ * ingest's cost. Emptied when it grows past NAMES_CACHED, so a source with ever-new names cannot grow it.
+ */
+const names = new Map<string, Uint8Array>();
+const NAMES_CACHED = 4096;
+
+function cachedUtf8(s: string, argument: string): Uint8Array {
+  const hit = names.get(s);
+  if (hit !== undefined) return hit;
+  if (names.size >= NAMES_CACHED) names.clear();
+  const bytes = stringBytes(s, argument);
+  names.set(s, bytes);
+  return bytes;
+}
 
 /** Floor ts, copy the reading (the caller may reuse its object) and encode it once. Throws PIPELINE_INVALID_INPUT. */
 export function prepareReading(r: Reading): PreparedReading {
   if (typeof r !== 'object' || r === null) throw invalid('reading', 'must be a Reading object');
   if (typeof r.stream !== 'string' || r.stream === '') throw invalid('reading.stream', 'must be a non-empty string');
-  const streamBytes = utf8.encode(r.stream).length;
-  if (streamBytes > MAX_STREAM_BYTES) throw invalid('reading.stream', `must be at most ${MAX_STREAM_BYTES} bytes of UTF-8`);
+  const streamBytes = cachedUtf8(r.stream, 'reading.stream');
+  if (streamBytes.length > MAX_STREAM_BYTES) throw invalid('reading.stream', `must be at most ${MAX_STREAM_BYTES} bytes of UTF-8`);
   if (typeof r.ts !== 'number' || !Number.isFinite(r.ts)) throw invalid('reading.ts', 'must be a finite number of ms');
   const reading: Reading = {
     stream: r.stream,
@@ -202,9 +217,10 @@ export function prepareReading(r: Reading): PreparedReading {
     ...(r.unit !== undefined ? { unit: r.unit } : {}),
     ...(r.quality !== undefined ? { quality: r.quality } : {}),
   };
-  const leaf = encodeReadingLeaf(reading);
+  if (names.size >= NAMES_CACHED) names.clear(); // encodeReadingLeaf adds this reading's value names and unit
+  const leaf = encodeReadingLeaf(reading, names);
   // The same bytes as encodeReadings([reading]), without encoding the reading twice.
-  const bytes = rlpEncode([SEGMENT_FORMAT_VERSION, stringBytes(reading.stream, 'reading.stream'), [leaf]]);
+  const bytes = rlpEncode([SEGMENT_FORMAT_VERSION, streamBytes, [leaf]]);
   if (bytes.length > MAX_READING_BYTES) throw invalid('reading', `encodes to ${bytes.length} bytes, over ${MAX_READING_BYTES}`);
   return { reading, bytes, leaf, size: leaf.length + (leaf.length <= 55 ? 1 : leaf.length < 256 ? 2 : 3) };
 }

@@ -87,8 +87,22 @@ export function prefixed(prefix: number, body: Uint8Array = EMPTY): Uint8Array {
 export function numberKey(prefix: number, n: number): Uint8Array {
   const k = new Uint8Array(9);
   k[0] = prefix;
-  new DataView(k.buffer).setBigUint64(1, BigInt(n));
+  writeU64(k, 1, n);
   return k;
+}
+
+/** `n` (a safe integer >= 0) as 8 big-endian bytes at `at`: two 32-bit halves, no BigInt (two per reading ingested). */
+function writeU64(out: Uint8Array, at: number, n: number): void {
+  const hi = Math.floor(n / 0x1_0000_0000);
+  const lo = n - hi * 0x1_0000_0000;
+  out[at] = hi >>> 24;
+  out[at + 1] = (hi >>> 16) & 0xff;
+  out[at + 2] = (hi >>> 8) & 0xff;
+  out[at + 3] = hi & 0xff;
+  out[at + 4] = lo >>> 24;
+  out[at + 5] = (lo >>> 16) & 0xff;
+  out[at + 6] = (lo >>> 8) & 0xff;
+  out[at + 7] = lo & 0xff;
 }
 
 /** The number in a numberKey. */
@@ -113,7 +127,7 @@ export function corrupt(what: string, fields: Record<string, unknown> = {}): Pip
 /** A queued reading's value: u64 arrival ms || one-reading readings bytes. */
 export function encodeQueued(arrivedAt: number, readingBytes: Uint8Array): Uint8Array {
   const v = new Uint8Array(8 + readingBytes.length);
-  new DataView(v.buffer).setBigUint64(0, BigInt(Math.max(0, Math.floor(arrivedAt))));
+  writeU64(v, 0, Math.max(0, Math.floor(arrivedAt)));
   v.set(readingBytes, 8);
   return v;
 }

@@ -43,6 +43,7 @@ const DROP_LOW_WATER = 0.98;
 
 interface Pending {
   readonly q: QueuedReading;
+  readonly key: Uint8Array;
   readonly value: Uint8Array;
   readonly delivery: DeliveryTag | undefined;
   readonly resolve: () => void;
@@ -171,7 +172,16 @@ export class Pipeline implements DeliveryLog {
    * PIPELINE_INVALID_INPUT (a reading that cannot be sealed), PIPELINE_FULL (a disk bound: do not ack),
    * PIPELINE_CLOSED, PIPELINE_FAILED.
    */
-  async ingest(reading: Reading): Promise<void> {
+  ingest(reading: Reading): Promise<void> {
+    // Not an async function: that would wrap #take's promise in one more, per reading.
+    try {
+      return this.#take(reading);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #take(reading: Reading): Promise<void> {
     if (this.#failed !== null) throw this.#failed;
     if (this.#closed) throw new PipelineRuntimeError('PIPELINE_CLOSED', 'the pipeline is closed; open it again to ingest');
     let prepared;
@@ -195,7 +205,7 @@ export class Pipeline implements DeliveryLog {
     if (delivery !== undefined) this.#deliveries.take(delivery);
     const q: QueuedReading = { queueNo, reading: prepared.reading, leaf: prepared.leaf, size: prepared.size, queueBytes, arrivedAt };
     return new Promise<void>((resolve, reject) => {
-      this.#pending.push({ q, value, delivery, resolve, reject });
+      this.#pending.push({ q, key, value, delivery, resolve, reject });
       this.#disk.pendingBytes += queueBytes;
       this.#disk.update();
       this.#scheduleCommit();
@@ -336,7 +346,7 @@ export class Pipeline implements DeliveryLog {
       const ops: Op[] = this.#deliveries.takeReleased();
       for (const p of batch) {
         bytes += p.q.queueBytes;
-        ops.push({ type: 'put', key: numberKey(P_QUEUE, p.q.queueNo), value: p.value });
+        ops.push({ type: 'put', key: p.key, value: p.value });
         if (p.delivery !== undefined) ops.push(this.#deliveries.recordOp(p.delivery));
       }
       try {

@@ -221,6 +221,11 @@ export class ReadingsBuilder {
     return this.#merkle.count;
   }
 
+  /** UTF-8 length of the stream name. */
+  get streamLength(): number {
+    return this.#streamBytes.length;
+  }
+
   /** Encoded bytes of the readings so far (what a segment's size bound counts). */
   get size(): number {
     return this.#length;

@@ -9,8 +9,6 @@ import { envelopeLengthBound } from './segment-crypto.ts';
 import type { BuiltReadings } from './segment-format.ts';
 import { ReadingsBuilder } from './segment-format.ts';
 
-const utf8 = new TextEncoder();
-
 /** A reading that is durable in the queue. */
 export interface QueuedReading {
   /** Its queue number (key 0x02 of the pipeline database). */
@@ -105,8 +103,7 @@ export class Segmenter {
   /** Whether adding `q` would make `open`'s sealed envelope longer than maxSegmentBytes (a first reading always goes in). */
   #overflows(open: OpenSegment, q: QueuedReading): boolean {
     if (open.builder.count === 0) return false;
-    const streamLength = utf8.encode(q.reading.stream).length;
-    return envelopeLengthBound(open.builder.readingsLength(q.size), streamLength, open.builder.schemaLength(q.reading)) > this.opts.maxSegmentBytes;
+    return envelopeLengthBound(open.builder.readingsLength(q.size), open.builder.streamLength, open.builder.schemaLength(q.reading)) > this.opts.maxSegmentBytes;
   }
 
   /** Close every open segment whose window is over at `now`. */
