@@ -37,7 +37,7 @@
 // mqtt.js's reconnectPeriod is a fixed interval, so it is set to 0 and the driver calls client.reconnect().
 // Retained messages replayed on subscribe are stale values with no arrival time of their own: they are
 // counted as 'retained' rejects, not readings (live messages reach subscribers without the retain flag).
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import { DriverBase, backoffDelay } from './base.ts';
@@ -395,7 +395,6 @@ export class MqttDriver extends DriverBase implements SensorDriver {
         continue;
       }
       if (newStream) this.streams.add(s.stream);
-      const unit = c.sub.unit === undefined ? {} : { unit: c.sub.unit };
       const tag = tagOf?.(i);
       if (tag !== undefined) {
         tags.push(tag);
@@ -410,10 +409,13 @@ export class MqttDriver extends DriverBase implements SensorDriver {
           continue;
         }
       }
-      const delivery = tag === undefined ? {} : { delivery: tag };
-      const r = 'value' in p
-        ? this.emitReading({ stream: s.stream, ts: p.ts, value: p.value, ...unit, ...delivery })
-        : this.emitReading({ stream: s.stream, ts: p.ts, values: p.values, ...unit, ...delivery });
+      // Assigned field by field: conditional spreads made throwaway objects per message.
+      const fields: { -readonly [K in keyof Reading]?: Reading[K] } & Pick<Reading, 'stream' | 'ts'> = { stream: s.stream, ts: p.ts };
+      if ('value' in p) fields.value = p.value;
+      else fields.values = p.values;
+      if (c.sub.unit !== undefined) fields.unit = c.sub.unit;
+      if (tag !== undefined) fields.delivery = tag;
+      const r = this.emitReading(fields);
       if (r === null) continue;
       emitted.push(r);
       if (tag !== undefined) this.unsettled.set(tag.key, r);
@@ -447,7 +449,13 @@ export class MqttDriver extends DriverBase implements SensorDriver {
    */
   private deliveryTagger(packet: PublishPacket, payload: Buffer): ((index: number) => DeliveryTag) | null {
     if (!this.deferAck || packet.qos === 0 || packet.messageId === undefined) return null;
-    const digest = createHash('sha256').update(packet.topic).update('\u0000').update(payload).digest('base64url').slice(0, 22);
+    // One-shot hash of topic, NUL, payload: a Hash object per message cost more than the copy.
+    const topic = Buffer.from(packet.topic);
+    const input = Buffer.allocUnsafe(topic.length + 1 + payload.length);
+    topic.copy(input, 0);
+    input[topic.length] = 0;
+    input.set(payload, topic.length + 1);
+    const digest = hash('sha256', input, 'base64url').slice(0, 22);
     const prefix = `mqtt|${this.clientId}|${packet.messageId}|`;
     const redelivered = packet.dup === true;
     return (index) => ({ key: prefix + index, digest, redelivered });

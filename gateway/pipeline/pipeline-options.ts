@@ -208,15 +208,12 @@ export function prepareReading(r: Reading): PreparedReading {
   const streamBytes = cachedUtf8(r.stream, 'reading.stream');
   if (streamBytes.length > MAX_STREAM_BYTES) throw invalid('reading.stream', `must be at most ${MAX_STREAM_BYTES} bytes of UTF-8`);
   if (typeof r.ts !== 'number' || !Number.isFinite(r.ts)) throw invalid('reading.ts', 'must be a finite number of ms');
-  const reading: Reading = {
-    stream: r.stream,
-    ts: Math.floor(r.ts),
-    seq: r.seq,
-    ...(r.value !== undefined ? { value: r.value } : {}),
-    ...(r.values !== undefined ? { values: typeof r.values === 'object' && r.values !== null ? { ...r.values } : r.values } : {}),
-    ...(r.unit !== undefined ? { unit: r.unit } : {}),
-    ...(r.quality !== undefined ? { quality: r.quality } : {}),
-  };
+  // Assigned field by field: conditional spreads made a throwaway object per field, per reading.
+  const reading: { -readonly [K in keyof Reading]: Reading[K] } = { stream: r.stream, ts: Math.floor(r.ts), seq: r.seq };
+  if (r.value !== undefined) reading.value = r.value;
+  if (r.values !== undefined) reading.values = typeof r.values === 'object' && r.values !== null ? { ...r.values } : r.values;
+  if (r.unit !== undefined) reading.unit = r.unit;
+  if (r.quality !== undefined) reading.quality = r.quality;
   if (names.size >= NAMES_CACHED) names.clear(); // encodeReadingLeaf adds this reading's value names and unit
   const leaf = encodeReadingLeaf(reading, names);
   // The same bytes as encodeReadings([reading]), without encoding the reading twice.
