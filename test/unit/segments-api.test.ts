@@ -11,14 +11,14 @@ import { test } from 'node:test';
 import type { Signer } from '../../chain/index.ts';
 import { bytesToHex } from '../../chain/index.ts';
 import { MemorySigner } from '../../device/index.ts';
-import { runCli } from '../../gateway/args.ts';
+import { runCli } from '../../gateway/cli/args.ts';
 import { Pipeline } from '../../gateway/pipeline/pipeline.ts';
 import type { SegmentRecord } from '../../gateway/pipeline/pipeline.ts';
 import { PipelineRuntimeError } from '../../gateway/pipeline/pipeline-errors.ts';
-import type { SegmentsApiOptions } from '../../gateway/pipeline/segments-api.ts';
-import { MAX_BODY_BYTES, createSegmentsApiHandler, segmentLine } from '../../gateway/pipeline/segments-api.ts';
+import type { SegmentsApiOptions } from '../../gateway/api/segments-api.ts';
+import { MAX_BODY_BYTES, createSegmentsApiHandler, segmentLine } from '../../gateway/api/segments-api.ts';
 import { verifyPipeline } from '../../gateway/pipeline/verify-store.ts';
-import { segmentsCommand } from '../../gateway/segments-commands.ts';
+import { segmentsCommand } from '../../gateway/cli/segments-commands.ts';
 import { tempDir } from '../helpers/chain.ts';
 import { MemoryContentStore, allSegments, fakeClock, recordingLogger, simReading } from '../helpers/pipeline-fixtures.ts';
 

@@ -2,12 +2,12 @@
 // token from <data dir>/api.json; the endpoint is in status-api.ts), printed as indented JSON. The exit code is
 // for scripts and monitoring (EXIT_CODES, also in --help); each problem is said in one line on stderr.
 import { join, resolve } from 'node:path';
-import { DatagateError } from '../chain/index.ts';
+import { DatagateError } from '../../chain/index.ts';
 import { defineCommand } from './args.ts';
-import type { ApiAccess } from './content/admin-api.ts';
-import { API_FILE, readApiAccess } from './content/admin-api.ts';
-import type { NodeStatus } from './status-api.ts';
-import { STATUS_PATH } from './status-api.ts';
+import type { ApiAccess } from '../api/content-api.ts';
+import { API_FILE, readApiAccess } from '../api/content-api.ts';
+import type { NodeStatus } from '../api/status-api.ts';
+import { STATUS_PATH } from '../api/status-api.ts';
 
 /** No status could be had from a node on the data directory. */
 export class NodeStatusError extends DatagateError<'NODE_NOT_RUNNING' | 'NODE_API_UNREACHABLE' | 'NODE_API_REFUSED' | 'NODE_API_BAD_ANSWER'> {}

@@ -6,25 +6,25 @@
 // opened so far, and a start that fails on a full disk says DISK_FULL, not that a store is corrupt.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Address, ChainSpec, Logger, RpcServer, SignedTx, Signer } from '../chain/index.ts';
-import { DatagateError } from '../chain/index.ts';
-import { Ledger, SubscriptionHub, TxPool, createEthApi, createRpcServer, formatHeader, formatLogs, validatorKeyOf } from '../chain/index.ts';
-import { LbftNode, LbftRecorder, MemoryTransport, Wal, createLbftApi } from '../chain/index.ts';
-import { GuardedSigner, MemorySigner, signedOnChain } from '../device/index.ts';
-import { prepareDataDir } from './config.ts';
-import type { DevConfig } from './dev-config.ts';
-import { diskFullOr } from './disk-space.ts';
-import type { DevAccount } from './dev-accounts.ts';
-import { DEV_MNEMONIC, deriveAccounts } from './dev-accounts.ts';
-import { createContentApiHandler, loadOrCreateApiToken, removeApiAccess, writeApiAccess } from './content/admin-api.ts';
-import { createTrustlessGatewayHandler } from './content/trustless-gateway.ts';
-import { UnixFsContentStore } from './content/unixfs-store.ts';
-import { Pipeline } from './pipeline/pipeline.ts';
-import { createSegmentsApiHandler } from './pipeline/segments-api.ts';
-import { DEFAULT_SIMULATOR, pumpInto, startSensors } from './sensors.ts';
-import { createStatusApiHandler } from './status-api.ts';
-import { checkValidatorKey } from './validator-record.ts';
-import { VERSION } from './version.ts';
+import type { Address, ChainSpec, Logger, RpcServer, SignedTx, Signer } from '../../chain/index.ts';
+import { DatagateError } from '../../chain/index.ts';
+import { Ledger, SubscriptionHub, TxPool, createEthApi, createRpcServer, formatHeader, formatLogs, validatorKeyOf } from '../../chain/index.ts';
+import { LbftNode, LbftRecorder, MemoryTransport, Wal, createLbftApi } from '../../chain/index.ts';
+import { GuardedSigner, MemorySigner, signedOnChain } from '../../device/index.ts';
+import { prepareDataDir } from '../config/config.ts';
+import type { DevConfig } from '../config/dev-config.ts';
+import { diskFullOr } from '../disk-space.ts';
+import type { DevAccount } from '../dev-accounts.ts';
+import { DEV_MNEMONIC, deriveAccounts } from '../dev-accounts.ts';
+import { createContentApiHandler, loadOrCreateApiToken, removeApiAccess, writeApiAccess } from '../api/content-api.ts';
+import { createTrustlessGatewayHandler } from '../api/trustless-gateway.ts';
+import { UnixFsContentStore } from '../content/unixfs-store.ts';
+import { Pipeline } from '../pipeline/pipeline.ts';
+import { createSegmentsApiHandler } from '../api/segments-api.ts';
+import { DEFAULT_SIMULATOR, pumpInto, startSensors } from '../sensors.ts';
+import { createStatusApiHandler } from '../api/status-api.ts';
+import { checkValidatorKey } from '../validator-record.ts';
+import { VERSION } from '../version.ts';
 
 /** A dev chain that cannot start as configured (DEV_KEY_UNSUITABLE), was stopped while starting
  * (DEV_START_STOPPED), or did not stop within the deadline (DEV_STOP_TIMEOUT). */

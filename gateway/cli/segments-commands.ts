@@ -8,20 +8,20 @@
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { DatagateError, bytesToHex, hasCode, hexToBytes } from '../chain/index.ts';
+import { DatagateError, bytesToHex, hasCode, hexToBytes } from '../../chain/index.ts';
 import type { Command } from './args.ts';
 import { UsageError, defineCommand, defineCommandGroup } from './args.ts';
-import type { ApiAccess } from './content/admin-api.ts';
-import { API_FILE, readApiAccess } from './content/admin-api.ts';
-import { UnixFsContentStore } from './content/unixfs-store.ts';
+import type { ApiAccess } from '../api/content-api.ts';
+import { API_FILE, readApiAccess } from '../api/content-api.ts';
+import { UnixFsContentStore } from '../content/unixfs-store.ts';
 import { fetchVerified } from './ipfs-commands.ts';
-import { P_SEGMENT, decodeSegment, keyNumber, numberKey, prefixRange } from './pipeline/pipeline-records.ts';
-import { segmentLine } from './pipeline/segments-api.ts';
-import type { Db } from './pipeline/segment-steps.ts';
-import { openPipelineDb, segmentRecordOf } from './pipeline/segment-steps.ts';
-import { loadOrCreateMasterKey, openSegment, readManifest, unwrapKey } from './pipeline/segment-crypto.ts';
-import type { VerifyStoreReport } from './pipeline/verify-store.ts';
-import { verifyStore } from './pipeline/verify-store.ts';
+import { P_SEGMENT, decodeSegment, keyNumber, numberKey, prefixRange } from '../pipeline/pipeline-records.ts';
+import { segmentLine } from '../api/segments-api.ts';
+import type { Db } from '../pipeline/segment-steps.ts';
+import { openPipelineDb, segmentRecordOf } from '../pipeline/segment-steps.ts';
+import { loadOrCreateMasterKey, openSegment, readManifest, unwrapKey } from '../pipeline/segment-crypto.ts';
+import type { VerifyStoreReport } from '../pipeline/verify-store.ts';
+import { verifyStore } from '../pipeline/verify-store.ts';
 
 /** A running node's API could not be reached or gave no usable answer. */
 export class NodeApiError extends DatagateError<'NODE_API_UNREACHABLE' | 'NODE_API_REFUSED' | 'NODE_API_BAD_ANSWER'> {}

@@ -9,12 +9,12 @@ import { CarReader } from '@ipld/car';
 import { exporter } from 'ipfs-unixfs-exporter';
 import { CID } from 'multiformats/cid';
 import { sha256 } from 'multiformats/hashes/sha2';
-import { ContentError, hasCode } from '../chain/index.ts';
+import { ContentError, hasCode } from '../../chain/index.ts';
 import type { Command } from './args.ts';
 import { UsageError, defineCommand, defineCommandGroup } from './args.ts';
-import type { ApiAccess } from './content/admin-api.ts';
-import { API_FILE, readApiAccess } from './content/admin-api.ts';
-import { UnixFsContentStore } from './content/unixfs-store.ts';
+import type { ApiAccess } from '../api/content-api.ts';
+import { API_FILE, readApiAccess } from '../api/content-api.ts';
+import { UnixFsContentStore } from '../content/unixfs-store.ts';
 
 const dataDirOption = { 'data-dir': { type: 'string', valueName: 'dir', default: './data/dev', description: 'Data directory of the node (its content store is <dir>/content)' } } as const;
 

@@ -3,18 +3,18 @@
 // shutdown that hangs) keeps the process alive once it was told to stop.
 import type { Command, CommandContext } from './args.ts';
 import { UsageError, defineCommand, runCli } from './args.ts';
-import { configDefaults, loadConfigFile, withOverrides } from './config.ts';
-import type { DevConfig } from './dev-config.ts';
-import { devConfigSchema } from './dev-config.ts';
-import { DEV_BALANCE, DevError, startDevNode } from './dev.ts';
-import { DEV_MNEMONIC, hexKey } from './dev-accounts.ts';
-import { openKey } from '../device/index.ts';
+import { configDefaults, loadConfigFile, withOverrides } from '../config/config.ts';
+import type { DevConfig } from '../config/dev-config.ts';
+import { devConfigSchema } from '../config/dev-config.ts';
+import { DEV_BALANCE, DevError, startDevNode } from '../node/dev.ts';
+import { DEV_MNEMONIC, hexKey } from '../dev-accounts.ts';
+import { openKey } from '../../device/index.ts';
 import { ipfsCommand } from './ipfs-commands.ts';
 import { keyCommand } from './key-commands.ts';
 import { segmentsCommand } from './segments-commands.ts';
 import { sensorsCommand } from './sensors-commands.ts';
 import { statusCommand } from './status-command.ts';
-import { createLogger } from './logger.ts';
+import { createLogger } from '../logger.ts';
 
 const devOptions = {
   config: { type: 'string', valueName: 'file', description: 'JSON config file (see README); flags below override it' },

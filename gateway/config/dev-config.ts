@@ -2,8 +2,8 @@
 // with the toolkit in config.ts) and the resulting `DevConfig` type.
 
 import { field, type Infer } from './config.ts';
-import { LOG_LEVELS } from './logger.ts';
-import { DEFAULT_MIN_FREE_BYTES } from './pipeline/pipeline-options.ts';
+import { LOG_LEVELS } from '../logger.ts';
+import { DEFAULT_MIN_FREE_BYTES } from '../pipeline/pipeline-options.ts';
 import { sensorsSchema } from './sensors-config.ts';
 
 /** Config of `datagate dev`: a development chain (LBFT committee in one process) with JSON-RPC. */
