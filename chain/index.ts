@@ -18,6 +18,7 @@ export { LbftRecorder } from './lbft/metrics.ts';
 export { MemoryTransport } from './lbft/memory-transport.ts';
 export { Wal } from './lbft/wal.ts';
 export { createLbftApi } from './rpc/lbft.ts';
+export type { LbftInfo } from './rpc/lbft.ts';
 export type { EngineBlock } from './lbft/codec.ts';
 export { engineBlock } from './lbft/codec.ts';
 export { impeachmentCount } from './ledger.ts';
