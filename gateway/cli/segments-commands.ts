@@ -8,11 +8,10 @@
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { DatagateError, bytesToHex, hasCode, hexToBytes } from '../../chain/index.ts';
+import { bytesToHex, hasCode, hexToBytes } from '../../chain/index.ts';
 import type { Command } from './args.ts';
 import { UsageError, defineCommand, defineCommandGroup } from './args.ts';
-import type { ApiAccess } from '../api/content-api.ts';
-import { API_FILE, readApiAccess } from '../api/content-api.ts';
+import { NodeApiClient, NodeApiError } from '../api/client.ts';
 import { UnixFsContentStore } from '../content/unixfs-store.ts';
 import { fetchVerified } from './ipfs-commands.ts';
 import { P_SEGMENT, decodeSegment, keyNumber, numberKey, prefixRange } from '../pipeline/pipeline-records.ts';
@@ -23,8 +22,8 @@ import { loadOrCreateMasterKey, openSegment, readManifest, unwrapKey } from '../
 import type { VerifyStoreReport } from '../pipeline/verify-store.ts';
 import { verifyStore } from '../pipeline/verify-store.ts';
 
-/** A running node's API could not be reached or gave no usable answer. */
-export class NodeApiError extends DatagateError<'NODE_API_UNREACHABLE' | 'NODE_API_REFUSED' | 'NODE_API_BAD_ANSWER'> {}
+/** A list or a verify of a large store streams for a long time; a stuck node still gets noticed. */
+const LONG_CALL_MS = 10 * 60_000;
 
 const dataDir = {
   'data-dir': { type: 'string', valueName: 'dir', default: './data/dev', description: 'Data directory of the node (while the node runs: its API, from <dir>/api.json)' },
@@ -34,29 +33,13 @@ const dataDir = {
  * `local()` on the data of a stopped node in `dir`; when a running node holds its databases (the LevelDB
  * lock), `remote(api)` through that node's API instead. Returns what the one that ran returns.
  */
-async function localOrApi<T>(dir: string, local: () => Promise<T>, remote: (api: ApiAccess) => Promise<T>): Promise<T> {
+async function localOrApi<T>(dir: string, local: () => Promise<T>, remote: (api: NodeApiClient) => Promise<T>): Promise<T> {
   try {
     return await local();
   } catch (err) {
     if (!hasCode(err, 'PIPELINE_LOCKED') && !hasCode(err, 'CONTENT_STORE_LOCKED')) throw err;
   }
-  const api = await readApiAccess(dir);
-  if (api === null) throw new UsageError(`the node using ${dir} is running (its databases are locked) but there is no ${join(dir, API_FILE)} to reach its API; wait until it has started, or stop it`);
-  return remote(api);
-}
-
-/** `method path` on the node's API with its token. Returns the response when 2xx; throws NodeApiError (fields.status) otherwise. */
-async function callApi(api: ApiAccess, method: 'GET' | 'POST', path: string): Promise<Response> {
-  let res: Response;
-  try {
-    res = await fetch(`${api.url}${path}`, { method, headers: { authorization: `Bearer ${api.token}` } });
-  } catch (err) {
-    throw new NodeApiError('NODE_API_UNREACHABLE', `cannot reach the node's API at ${api.url} (from ${API_FILE}): ${(err as Error).message}; is the node still running?`, { url: api.url }, { cause: err });
-  }
-  if (res.ok) return res;
-  const body = (await res.json().catch(() => ({}))) as { error?: string; code?: string };
-  const why = res.status === 401 ? `it refused the token of ${API_FILE} (api-token replaced while the node runs? restart the node)` : `${res.status} ${body.error ?? res.statusText}`;
-  throw new NodeApiError('NODE_API_REFUSED', `the node's API at ${api.url}: ${why}`, { status: res.status, code: body.code });
+  return remote(await NodeApiClient.open(dir, `the node using ${dir} is running (its databases are locked) but its API cannot be reached`));
 }
 
 async function withDb<T>(dir: string, fn: (db: Db) => Promise<T>): Promise<T> {
@@ -86,7 +69,7 @@ const list = defineCommand({
           }
         }),
       async (api) => {
-        const res = await callApi(api, 'GET', `/api/v0/segments${stream !== undefined ? `?stream=${encodeURIComponent(stream)}` : ''}`);
+        const res = await api.call(`/api/v0/segments${stream !== undefined ? `?stream=${encodeURIComponent(stream)}` : ''}`, { timeoutMs: LONG_CALL_MS });
         const text = new TextDecoder();
         try {
           for await (const chunk of res.body ?? []) stdout.write(text.decode(chunk, { stream: true }));
@@ -134,7 +117,7 @@ const key = defineCommand({
       async (api) => {
         let res: Response;
         try {
-          res = await callApi(api, 'POST', `/api/v0/segments/${id}/key`);
+          res = await api.call(`/api/v0/segments/${id}/key`, { method: 'POST' });
         } catch (err) {
           if (err instanceof NodeApiError && err.fields.status === 404) return notFound();
           if (err instanceof NodeApiError && err.fields.status === 410) return dropped();
@@ -222,7 +205,7 @@ const verify = defineCommand({
           await store.close();
         }
       },
-      async (api) => reportOf(await (await callApi(api, 'POST', '/api/v0/segments/verify')).json()),
+      async (api) => reportOf(await api.json('/api/v0/segments/verify', { method: 'POST', timeoutMs: LONG_CALL_MS })),
     );
     for (const line of report.details) stdout.write(`${line}\n`);
     stdout.write(`segments: ${report.segments}, readings: ${report.readings}, gaps: ${report.gaps}, duplicates: ${report.duplicates}, corrupt: ${report.corrupt}\n`);

@@ -176,7 +176,7 @@ test('verifyPipeline counts a segment dropped while it runs as dropped, and one 
   await assert.rejects(verifyPipeline({ pipeline, contentStore: new MemoryContentStore(), signal: aborted.signal }), /stop/);
 });
 
-test('segments list on a data dir whose databases a running pipeline holds: through api.json, or a usage error without it', async (t) => {
+test('segments list on a data dir whose databases a running pipeline holds: through api.json, or NODE_NOT_RUNNING without it', async (t) => {
   const { dataDir } = await openPipeline(t);
   const cli = async (args: string[]) => {
     let out = '';
@@ -185,7 +185,9 @@ test('segments list on a data dir whose databases a running pipeline holds: thro
     return { code, out, err };
   };
   const noApi = await cli(['list', '--data-dir', dataDir]);
-  assert.equal(noApi.code, 2);
+  // The same error as `datagate status` gives: a node state, not a usage mistake.
+  assert.equal(noApi.code, 1);
+  assert.match(noApi.err, /\[NODE_NOT_RUNNING\]/);
   assert.match(noApi.err, /api\.json/);
   // api.json left from a node that is gone: nobody answers at its URL.
   const closed = createServer();
