@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { bytesToHex, hasCode, hexToBytes } from '../../chain/index.ts';
+import { bytesToHex, hasCode, hexToBytes, openSealedBox, parseReaderPublicKey, readerKeyPair, sealToReader } from '../../chain/index.ts';
 import type { Command } from './args.ts';
 import { UsageError, defineCommand, defineCommandGroup } from './args.ts';
 import { NodeApiClient, NodeApiError } from '../api/client.ts';
@@ -85,13 +85,18 @@ const list = defineCommand({
 
 const key = defineCommand({
   name: 'segments key',
-  summary: 'Write the decryption key of one segment to a file (mode 0600), as a seller hands it to a buyer',
+  summary: 'Write the decryption key of one segment to a file (mode 0600), or sealed to a buyer with --to',
   positionals: [{ name: 'ID', description: 'Segment id from `segments list`', required: true }],
-  options: { output: { type: 'string', valueName: 'file', description: 'Key file to write (refuses to overwrite)' }, ...dataDir },
+  options: {
+    output: { type: 'string', valueName: 'file', description: 'Key file to write (refuses to overwrite)' },
+    to: { type: 'string', valueName: 'pubkey', description: "Seal the key to this reader: an X25519 public key in base64 (eth_getEncryptionPublicKey's format, or `segments reader-key`); the file then holds an EIP-1024 sealed box, not the key" },
+    ...dataDir,
+  },
   async run({ options, positionals, stdout }) {
     if (options.output === undefined) throw new UsageError('--output FILE is required');
     const id = Number(positionals[0]);
     if (!/^[0-9]+$/.test(positionals[0]!) || !Number.isSafeInteger(id)) throw new UsageError('ID must be a segment id from `datagate segments list`');
+    const reader = options.to === undefined ? null : readerPublicKeyOf(options.to);
     const dir = resolve(options['data-dir']);
     const notFound = (): never => {
       throw new UsageError(`no segment ${id}; see datagate segments list`);
@@ -132,7 +137,10 @@ const key = defineCommand({
       },
     );
     try {
-      await writeFile(options.output, bytesToHex(segmentKey) + '\n', { mode: 0o600, flag: 'wx' });
+      // Sealed, the key text (hex) is what a wallet's eth_decrypt shows.
+      const text = bytesToHex(segmentKey);
+      const out = reader === null ? text : JSON.stringify(sealToReader(new TextEncoder().encode(text), reader));
+      await writeFile(options.output, out + '\n', { mode: 0o600, flag: 'wx' });
     } finally {
       segmentKey.fill(0);
     }
@@ -145,10 +153,14 @@ const open = defineCommand({
   name: 'segments open',
   summary: 'Decrypt a segment by CID and print its readings as NDJSON, after checking every proof',
   positionals: [{ name: 'CID', description: 'The segment envelope CID', required: true }],
-  options: { 'key-file': { type: 'string', valueName: 'file', description: 'File holding the segment key (hex)' }, ...dataDir },
+  options: {
+    'key-file': { type: 'string', valueName: 'file', description: 'File holding the segment key (hex), or the key sealed to you (JSON, from `segments key --to`)' },
+    'reader-key': { type: 'string', valueName: 'file', description: 'Your reader secret key (from `segments reader-key`), to open a sealed key file' },
+    ...dataDir,
+  },
   async run({ options, positionals, stdout, stderr }) {
     if (options['key-file'] === undefined) throw new UsageError('--key-file FILE is required');
-    const segmentKey = hexToBytes((await readFile(options['key-file'], 'utf8')).trim());
+    const segmentKey = await readSegmentKey(options['key-file'], options['reader-key']);
     const dir = resolve(options['data-dir']);
     const envelope = await localOrApi(
       dir,
@@ -170,6 +182,50 @@ const open = defineCommand({
     return 0;
   },
 });
+
+const readerKey = defineCommand({
+  name: 'segments reader-key',
+  summary: "Make an X25519 reader key pair for receiving sealed segment keys; prints the public key (base64)",
+  options: { output: { type: 'string', valueName: 'file', description: 'Secret key file to write (mode 0600; refuses to overwrite)' } },
+  async run({ options, stdout }) {
+    if (options.output === undefined) throw new UsageError('--output FILE is required');
+    const pair = readerKeyPair();
+    try {
+      await writeFile(options.output, bytesToHex(pair.secretKey) + '\n', { mode: 0o600, flag: 'wx' });
+    } finally {
+      pair.secretKey.fill(0);
+    }
+    stdout.write(`${Buffer.from(pair.publicKey).toString('base64')}\n`);
+    return 0;
+  },
+});
+
+function readerPublicKeyOf(base64: string): Uint8Array {
+  try {
+    return parseReaderPublicKey(base64);
+  } catch (err) {
+    throw new UsageError(`--to: ${(err as Error).message}`);
+  }
+}
+
+/** The segment key of a key file: hex, or an EIP-1024 box sealed to the secret key in `readerKeyFile`. */
+async function readSegmentKey(keyFile: string, readerKeyFile: string | undefined): Promise<Uint8Array> {
+  const text = (await readFile(keyFile, 'utf8')).trim();
+  if (!text.startsWith('{')) return hexToBytes(text);
+  if (readerKeyFile === undefined) throw new UsageError(`${keyFile} holds a sealed key: name your reader secret key with --reader-key FILE`);
+  let box: unknown;
+  try {
+    box = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`${keyFile} is neither a hex key nor a sealed key (JSON): ${(err as Error).message}`);
+  }
+  const secret = hexToBytes((await readFile(readerKeyFile, 'utf8')).trim());
+  try {
+    return hexToBytes(new TextDecoder().decode(openSealedBox(box, secret)));
+  } finally {
+    secret.fill(0);
+  }
+}
 
 /** The content store of data directory `dir`, refusing to create one in a directory no node used (a mistyped --data-dir). */
 async function openExistingStore(dir: string): Promise<UnixFsContentStore> {
@@ -214,4 +270,4 @@ const verify = defineCommand({
 });
 
 /** `datagate segments <list|key|open|verify>`. */
-export const segmentsCommand: Command = defineCommandGroup('segments', 'List, verify and open the encrypted data segments', [list, key, open, verify]);
+export const segmentsCommand: Command = defineCommandGroup('segments', 'List, verify and open the encrypted data segments', [list, key, readerKey, open, verify]);
