@@ -18,3 +18,5 @@ export type { Pkcs11Counters, Pkcs11GenerateOptions, Pkcs11KeyInfo, Pkcs11SignSt
 export { Pkcs11Module, Pkcs11Signer, newPkcs11SignStats } from './pkcs11.ts';
 export type { KeySecrets, KeyUri } from './key-uri.ts';
 export { PASSPHRASE_ENV, PIN_ENV, openKey, parseKeyUri, pkcs11Access } from './key-uri.ts';
+export type { WriteFileAtomicOptions } from './atomic-file.ts';
+export { writeFileAtomic } from './atomic-file.ts';
