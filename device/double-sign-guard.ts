@@ -17,7 +17,6 @@ import { readFile } from 'node:fs/promises';
 import type { Address, SignPurpose, Signer } from '../chain/index.ts';
 import { ChainError, bytesToHex, hexToBytes } from '../chain/index.ts';
 import { writeFileAtomic } from './atomic-file.ts';
-import type { SignedPoint } from './signed-on-chain.ts';
 
 /** Purposes the guard protects: every SignPurpose that signs a consensus vote or block. */
 export const GUARDED_PURPOSES = ['proposal', 'prepare', 'commit', 'round-change', 'seal'] as const satisfies readonly SignPurpose[];
@@ -29,6 +28,12 @@ const _everyPurposeClassified: [Exclude<SignPurpose, GuardedPurpose | 'message'>
 const UNGUARDED: ReadonlySet<string> = new Set<SignPurpose>(['message']);
 const STATE_VERSION = 1;
 const HASH_BYTES = 32;
+
+/** A (height, round) a key signed at: what the chain shows it signed (signed-on-chain.ts finds them). */
+export interface SignedPoint {
+  readonly height: bigint;
+  readonly round: number;
+}
 
 /** The last signature the guard let out for one purpose. */
 export interface LastSigned {

@@ -1,8 +1,7 @@
 // Public face of device/: key storage and signing on the gateway.
 export { MemoryP256Signer, MemorySigner } from './memory-signer.ts';
-export type { GuardedPurpose, GuardedSignerOptions, LastSigned } from './double-sign-guard.ts';
+export type { GuardedPurpose, GuardedSignerOptions, LastSigned, SignedPoint } from './double-sign-guard.ts';
 export { GUARDED_PURPOSES, GuardedSigner } from './double-sign-guard.ts';
-export type { SignedPoint } from './signed-on-chain.ts';
 export { SIGNED_ON_CHAIN_WINDOW, signedOnChain } from './signed-on-chain.ts';
 export type { DeviceErrorCode } from './errors.ts';
 export { DeviceError } from './errors.ts';
