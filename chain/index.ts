@@ -31,3 +31,5 @@ export { MerkleAccumulator, merkleRoot } from './merkle.ts';
 export type { RlpInput, RlpItem } from './rlp.ts';
 export { rlpDecode, rlpEncode } from './rlp.ts';
 export * from './content-store.ts';
+export type { LevelDb, VersionedLevelErrors, VersionedLevelOptions } from './level-store.ts';
+export { isLevelLocked, openVersionedLevel } from './level-store.ts';
