@@ -171,7 +171,7 @@ async function startIn(dataDir: string, config: DevConfig, logger: Logger, opts:
           ...(onFatal !== undefined ? { onFatal } : {}),
         }),
       };
-      transport.add({ address: info.address, ledger, deliver: (m) => info.node.deliver(m), get down() { return info.down; }, set down(v) { info.down = v; } });
+      transport.add({ address: info.address, ledger, deliver: (m) => info.node.deliver(m), receiveTransactions: (txs) => info.node.receiveTransactions(txs), get down() { return info.down; }, set down(v) { info.down = v; } });
       nodes.push(info);
     }
     checkStop();
@@ -184,7 +184,6 @@ async function startIn(dataDir: string, config: DevConfig, logger: Logger, opts:
   }
 
   const front = nodes.find((n) => n.role === 'follower' || n.role === 'validator+proposer')!;
-  const proposerNodes = nodes.filter((n) => n.role === 'proposer' || n.role === 'validator+proposer');
   const hub = new SubscriptionHub({ logger: logger.child({ module: 'subscriptions' }) });
   const blockLog = logger.child({ module: 'chain' });
   const committed = { blocks: 0, txs: 0, impeachments: 0 };
@@ -203,18 +202,8 @@ async function startIn(dataDir: string, config: DevConfig, logger: Logger, opts:
       blockLog.debug('block committed', fields);
     }
   });
-  // A transaction accepted by the RPC node goes to every proposer's pool, as gossip would carry it.
-  const forward = (tx: SignedTx) => {
-    for (const p of proposerNodes) {
-      if (p.pool === null || p === front) continue;
-      try {
-        p.pool.add(tx);
-      } catch {
-        // Already known there or refused by that pool's limits: the proposer's own concern.
-      }
-    }
-    for (const p of proposerNodes) p.node.transactionsArrived();
-  };
+  // A transaction accepted by the RPC node goes through its node and the transport to the proposers' pools.
+  const forward = (tx: SignedTx) => front.node.submitTransactions([tx]);
   let content: UnixFsContentStore;
   try {
     checkStop();
