@@ -159,6 +159,11 @@ export class Peer {
 
   send(protocol: string, kind: FrameKind, payload: Uint8Array, log: Logger): void {
     if (!this.up) return;
+    if (payload.length > this.limits.maxFrameBytes) {
+      // The peer would disconnect us for it: better it misses this one message.
+      log.warn('not sending a frame above the frame limit; raise limits.maxFrameBytes on every node', { protocol, bytes: payload.length, max: this.limits.maxFrameBytes });
+      return;
+    }
     let box = this.outboxes.get(protocol);
     if (box === undefined) {
       box = new Outbox(protocol, this.limits.maxQueuedPerKind);

@@ -4,14 +4,12 @@
 import './polyfill.ts';
 import type { Connection, Libp2p, PeerId, PrivateKey, Stream } from '@libp2p/interface';
 import type { Multiaddr } from '@multiformats/multiaddr';
-import type { Block } from '../block.ts';
-import type { CommitCertificate, ValidatorKey } from '../certificate.ts';
-import { verifyCertificate } from '../certificate.ts';
+import type { ValidatorKey } from '../certificate.ts';
 import { DatagateError } from '../errors.ts';
-import { engineBlock } from '../lbft/codec.ts';
 import type { EngineBlock } from '../lbft/codec.ts';
 import type { LbftTransport } from '../lbft/driver.ts';
-import type { Decided, Message, SignedMessage } from '../lbft/types.ts';
+import { signingPayload } from '../lbft/rules.ts';
+import type { Decided, LbftVerifier, Message, SignedMessage } from '../lbft/types.ts';
 import type { Logger } from '../logger.ts';
 import { nopLogger } from '../logger.ts';
 import type { Signer } from '../signing.ts';
@@ -21,7 +19,10 @@ import { frame, FrameDecoder } from './frames.ts';
 import { checkProof, makeProof, newNonce, NONCE_BYTES } from './handshake.ts';
 import type { FrameKind, NetLimits, PeerInfo } from './peers.ts';
 import { defaultLimits, Peer, roleOf } from './peers.ts';
-import { decodeMessage, decodeSyncRequest, decodeTxs, encodeMessage, encodeSyncRequest, encodeTxs } from './wire.ts';
+import { decodeMessage, decodeTxs, encodeMessage, encodeTxs } from './wire.ts';
+import { BootstrapDialer } from './bootstrap.ts';
+import type { SyncSource } from './sync.ts';
+import { answerSync, readFrames, requestSync } from './sync.ts';
 
 export const PROTOCOLS = {
   auth: '/datagate/auth/1',
@@ -31,14 +32,7 @@ export const PROTOCOLS = {
 } as const;
 
 /** Score points per offence; a peer reaching limits.disconnectScore is disconnected and refused for a while. */
-const PENALTY = { rate: 1, invalidTx: 10, notCommittee: 10, wrongSender: 50, malformed: 50 } as const;
-
-/** Where sync requests are answered from: the ledger. */
-export interface SyncSource {
-  readonly head: { readonly header: { readonly number: bigint } };
-  blockByNumber(number: bigint): Promise<Block | undefined>;
-  certificate(blockHash: Hash): Promise<CommitCertificate | undefined>;
-}
+const PENALTY = { rate: 1, invalidTx: 10, notCommittee: 10, wrongSender: 50, badSignature: 50, malformed: 50 } as const;
 
 export interface Libp2pTransportOptions {
   /** The node's libp2p identity (e.g. generateKeyPair('Ed25519') of @libp2p/crypto); not its chain key. */
@@ -59,15 +53,13 @@ export interface Libp2pTransportOptions {
   /** Transactions from peers, each decoded and its signature recovered. */
   deliverTransactions?(txs: SignedTx[]): void;
   readonly source: SyncSource;
+  /**
+   * Checks consensus signatures before the driver sees them, so that a peer sending bad ones is scored; pass
+   * ledgerVerifier(ledger, cache) with the cache the LbftNode gets (verifyCache), and each is checked once.
+   */
+  readonly verifier?: LbftVerifier;
   readonly logger?: Logger;
   readonly limits?: Partial<NetLimits>;
-}
-
-interface Bootstrap {
-  readonly addr: Multiaddr;
-  readonly peerId: string;
-  attempt: number;
-  timer: NodeJS.Timeout | null;
 }
 
 /** Start a libp2p node and the transport on it. */
@@ -77,9 +69,9 @@ export async function createLibp2pTransport(opts: Libp2pTransportOptions): Promi
     const addr = multiaddr(a);
     const peerId = addr.getComponents().findLast((c) => c.name === 'p2p')?.value;
     if (peerId === undefined) throw new NetError('NET_CONFIG_INVALID', `bootstrap address ${a} has no /p2p/ peer id; append /p2p/<peer id> of that node`);
-    return { addr, peerId, attempt: 0, timer: null };
+    return { addr, peerId };
   });
-  const transport = new Libp2pTransport(opts, bootstrap);
+  const transport = new Libp2pTransport(opts);
   const node = await createLibp2p({
     privateKey: opts.privateKey,
     start: false,
@@ -94,7 +86,7 @@ export async function createLibp2pTransport(opts: Libp2pTransportOptions): Promi
       denyOutboundEncryptedConnection: (peerId: PeerId) => transport.isBanned(peerId.toString()),
     },
   });
-  await transport.attach(node);
+  await transport.attach(node, bootstrap);
   return transport;
 }
 
@@ -109,12 +101,9 @@ export class Libp2pTransport implements LbftTransport {
   /** Handshakes under way, so a stream the peer opened right after its side finished waits for ours. */
   private readonly pendingAuth = new Map<string, Promise<Peer | null>>();
   private readonly banned = new Map<string, number>();
-  private stopped = false;
+  private dialer: BootstrapDialer | null = null;
 
-  constructor(
-    private readonly opts: Libp2pTransportOptions,
-    private readonly bootstrap: Bootstrap[],
-  ) {
+  constructor(private readonly opts: Libp2pTransportOptions) {
     this.limits = { ...defaultLimits, ...opts.limits };
     this.log = opts.logger ?? nopLogger;
     this.validators = new Set(opts.committee.map((m) => m.address));
@@ -149,7 +138,7 @@ export class Libp2pTransport implements LbftTransport {
     return false;
   }
 
-  async attach(node: Libp2p): Promise<void> {
+  async attach(node: Libp2p, bootstrap: readonly { addr: Multiaddr; peerId: string }[]): Promise<void> {
     this.node = node;
     const streamOpts = { maxInboundStreams: 8, maxOutboundStreams: 8 };
     await node.handle(PROTOCOLS.auth, (stream, conn) => void this.handshake(stream, conn), streamOpts);
@@ -159,12 +148,21 @@ export class Libp2pTransport implements LbftTransport {
     node.addEventListener('connection:open', (evt) => this.onConnection(evt.detail));
     node.addEventListener('peer:disconnect', (evt) => this.onDisconnect(evt.detail.toString()));
     await node.start();
-    for (const b of this.bootstrap) this.dial(b);
+    this.dialer = new BootstrapDialer(
+      bootstrap,
+      {
+        connected: (id) => node.getConnections().some((c) => c.remotePeer.toString() === id),
+        bannedUntil: (id) => (this.isBanned(id) ? this.banned.get(id)! : 0),
+        dial: (addr) => node.dial(addr),
+      },
+      { baseMs: this.limits.reconnectBaseMs, maxMs: this.limits.reconnectMaxMs },
+      this.log,
+    );
+    this.dialer.start();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    for (const b of this.bootstrap) if (b.timer !== null) clearTimeout(b.timer);
+    this.dialer?.stop();
     for (const p of this.peersById.values()) p.close();
     await this.node.stop();
   }
@@ -233,7 +231,10 @@ export class Libp2pTransport implements LbftTransport {
     }
     // A connection that has not authenticated in time is dropped: it holds resources for nothing.
     setTimeout(() => {
-      if (conn.status === 'open' && this.peersById.get(id)?.connection !== conn) this.refuse(conn, 'authentication timed out', new NetError('NET_AUTH_TIMEOUT', `no authentication within ${this.limits.authTimeoutMs} ms`));
+      const peer = this.peersById.get(id);
+      if (conn.status !== 'open' || peer?.connection === conn) return;
+      if (peer?.authenticated && peer.up) void conn.close().catch(() => {});
+      else this.refuse(conn, 'authentication timed out', new NetError('NET_AUTH_TIMEOUT', `no authentication within ${this.limits.authTimeoutMs} ms`));
     }, this.limits.authTimeoutMs).unref();
   }
 
@@ -250,7 +251,7 @@ export class Libp2pTransport implements LbftTransport {
     const timer = setTimeout(() => stream.abort(new NetError('NET_AUTH_TIMEOUT', 'the peer did not finish the handshake in time')), this.limits.authTimeoutMs);
     const run = async (): Promise<Peer | null> => {
       try {
-        const frames = this.frames(stream, 1024);
+        const frames = readFrames(stream, 1024);
         const localNonce = newNonce();
         stream.send(frame(localNonce));
         const remoteNonce = (await frames.next()).value;
@@ -279,10 +280,9 @@ export class Libp2pTransport implements LbftTransport {
   private admit(conn: Connection, address: Address | null): Peer {
     const id = conn.remotePeer.toString();
     const old = this.peersById.get(id);
-    if (old !== undefined && old.up && old.connection.status === 'open' && old.address === address) {
-      old.connection = conn;
-      return old;
-    }
+    // A second connection of a peer already authenticated (both dialled at once) is left unused; it is
+    // closed when its authentication deadline passes.
+    if (old !== undefined && old.up && old.connection.status === 'open' && old.address === address) return old;
     old?.close();
     const peer = new Peer(id, conn, this.limits);
     peer.address = address;
@@ -299,40 +299,14 @@ export class Libp2pTransport implements LbftTransport {
     if (peer !== undefined) {
       peer.close();
       this.log.info('peer disconnected', { peer: id, address: peer.address });
+      // Committee members and proposers stay listed (up: false); followers, whose ids cost nothing to make, go.
+      if (peer.role === 'follower') {
+        this.peersById.delete(id);
+        if (peer.address !== null && this.byAddress.get(peer.address) === id) this.byAddress.delete(peer.address);
+      }
     }
-    const b = this.bootstrap.find((x) => x.peerId === id);
-    if (b !== undefined) this.schedule(b);
-  }
-
-  private dial(b: Bootstrap): void {
-    if (this.stopped) return;
-    if (this.node.getConnections().some((c) => c.remotePeer.toString() === b.peerId)) {
-      b.attempt = 0;
-      return;
-    }
-    if (this.isBanned(b.peerId)) return this.schedule(b, this.banned.get(b.peerId)! - Date.now());
-    this.node.dial(b.addr).then(
-      () => {
-        b.attempt = 0;
-      },
-      (err: unknown) => {
-        this.log.debug('bootstrap peer unreachable', { peer: b.peerId, attempt: b.attempt, error: err });
-        b.attempt++;
-        this.schedule(b);
-      },
-    );
-  }
-
-  /** Redial after an exponential backoff with jitter (50-100 % of the delay), so restarted nodes do not dial in step. */
-  private schedule(b: Bootstrap, atLeastMs = 0): void {
-    if (this.stopped || b.timer !== null) return;
-    const base = Math.min(this.limits.reconnectMaxMs, this.limits.reconnectBaseMs * 2 ** Math.min(b.attempt, 20));
-    const delay = Math.max(atLeastMs, base * (0.5 + Math.random() / 2));
-    b.timer = setTimeout(() => {
-      b.timer = null;
-      this.dial(b);
-    }, delay);
-    b.timer.unref();
+    if (this.banned.size > 1024) for (const [bid, until] of this.banned) if (until <= Date.now()) this.banned.delete(bid);
+    this.dialer?.disconnected(id);
   }
 
   /** The authenticated peer behind `conn`, waiting for a handshake under way; null when there is none. */
@@ -341,11 +315,6 @@ export class Libp2pTransport implements LbftTransport {
     const known = this.peersById.get(id);
     if (known?.authenticated && known.up) return known;
     return (await this.pendingAuth.get(id)) ?? null;
-  }
-
-  private async *frames(stream: Stream, maxFrameBytes: number): AsyncGenerator<Uint8Array, void, undefined> {
-    const decoder = new FrameDecoder(maxFrameBytes);
-    for await (const chunk of stream) for (const f of decoder.push(chunk)) yield f;
   }
 
   /** An inbound stream of frames (consensus or transactions), each counted against the peer's rate. */
@@ -394,6 +363,7 @@ export class Libp2pTransport implements LbftTransport {
     if (message.type !== 'decided') {
       if (peer.role === 'follower') return this.penalize(peer, PENALTY.notCommittee, 'consensus message from a peer outside the committee');
       if (message.sender !== peer.address) return this.penalize(peer, PENALTY.wrongSender, `consensus message signed by ${message.sender}, sent by ${peer.address}`);
+      if (this.opts.verifier !== undefined && !this.opts.verifier.verify(signingPayload(message), message.sender, message.signature)) return this.penalize(peer, PENALTY.badSignature, 'consensus message with a signature that does not verify');
     }
     peer.lastSeen = Date.now();
     this.opts.deliver(message);
@@ -418,54 +388,26 @@ export class Libp2pTransport implements LbftTransport {
   private async answerSync(stream: Stream, conn: Connection): Promise<void> {
     const peer = await this.peerFor(conn);
     if (peer === null) return stream.abort(new NetError('NET_AUTH_FAILED', 'authenticate before asking for blocks'));
+    if (!peer.bucket.take()) return stream.abort(new Error('over the rate limit'));
     const timer = setTimeout(() => stream.abort(new Error('sync request timed out')), this.limits.syncTimeoutMs);
     try {
-      const frames = this.frames(stream, 64);
-      const request = (await frames.next()).value;
-      if (!(request instanceof Uint8Array) || !peer.bucket.take()) return stream.abort(new Error('no request, or over the rate limit'));
-      let range;
-      try {
-        range = decodeSyncRequest(request);
-      } catch (err) {
-        this.penalize(peer, PENALTY.malformed, 'malformed sync request', err);
-        return stream.abort(err as Error);
-      }
-      const head = this.opts.source.head.header.number;
-      let last = range.from + BigInt(this.limits.maxSyncBatch) - 1n;
-      if (range.to < last) last = range.to;
-      if (head < last) last = head;
-      for (let h = range.from; h <= last; h++) {
-        const block = await this.opts.source.blockByNumber(h);
-        const certificate = block === undefined ? undefined : await this.opts.source.certificate(block.hash);
-        if (block === undefined || certificate === undefined) break;
-        if (!stream.send(frame(encodeMessage({ type: 'decided', height: h, block: engineBlock(block), certificate })))) await stream.onDrain();
-      }
-      await stream.close();
+      await answerSync(stream, this.opts.source, this.limits.maxSyncBatch);
     } catch (err) {
-      this.log.debug('answering a sync request failed', { peer: peer.peerId, error: err });
+      if (err instanceof NetError) this.penalize(peer, PENALTY.malformed, 'malformed sync request', err);
+      else this.log.debug('answering a sync request failed', { peer: peer.peerId, error: err });
+      stream.abort(err as Error);
     } finally {
       clearTimeout(timer);
     }
   }
 
-  /** Decided blocks from..to from `peer`: each in order, on its parent, with a certificate of the committee. */
+  /** Decided blocks from..to from `peer`, each checked; those before a bad one, which costs the peer. */
   private async requestDecided(peer: Peer, from: bigint, to: bigint): Promise<Decided<EngineBlock>[]> {
     const stream = await peer.connection.newStream(PROTOCOLS.sync);
     const timer = setTimeout(() => stream.abort(new Error('sync response timed out')), this.limits.syncTimeoutMs);
     const out: Decided<EngineBlock>[] = [];
     try {
-      stream.send(frame(encodeSyncRequest(from, to)));
-      await stream.close();
-      for await (const f of this.frames(stream, this.limits.maxFrameBytes)) {
-        const height = from + BigInt(out.length);
-        const m = decodeMessage(f, this.opts.chainId);
-        if (m.type !== 'decided' || m.height !== height || m.block.number !== height) throw new NetError('NET_FRAME_MALFORMED', `sync answer is not the decided block of height ${height}`);
-        const prev = out.at(-1);
-        if (prev !== undefined && m.block.parentHash !== prev.block.hash) throw new NetError('NET_FRAME_MALFORMED', `sync answer at height ${height} does not extend the block before it`);
-        verifyCertificate(m.certificate, this.opts.chainId, height, m.block.hash, this.opts.committee);
-        out.push(m);
-        if (height >= to) break;
-      }
+      await requestSync(stream, { from, to, chainId: this.opts.chainId, committee: this.opts.committee, maxFrameBytes: this.limits.maxFrameBytes }, out);
     } catch (err) {
       // Bad data costs the peer; a timeout or a closed stream is just a failed request.
       if (err instanceof DatagateError) this.penalize(peer, PENALTY.malformed, 'invalid sync answer', err);

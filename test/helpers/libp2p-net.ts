@@ -3,7 +3,9 @@
 import { join } from 'node:path';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { ChainSpec, Libp2pTransport, Logger, Signer } from '../../chain/index.ts';
-import { createLibp2pTransport, Ledger, LbftNode, TxPool, validatorKeyOf } from '../../chain/index.ts';
+import { createLibp2pTransport, Ledger, LbftNode, ledgerVerifier, TxPool, validatorKeyOf } from '../../chain/index.ts';
+import type { EngineBlock } from '../../chain/index.ts';
+import type { Message } from '../../chain/lbft/types.ts';
 import { MemoryP256Signer, MemorySigner } from '../../device/index.ts';
 import { ETH, user } from './lbft-cluster.ts';
 
@@ -34,12 +36,14 @@ export function netSpec(): { spec: ChainSpec; validators: Signer[]; proposer: Si
 }
 
 /** Open a ledger and start a transport for `signer` (null: a follower), dialing `bootstrap`. The LbftNode is not started. */
-export async function startNetNode(dir: string, name: string, spec: ChainSpec, signer: Signer | null, bootstrap: readonly string[]): Promise<NetNode> {
+/** `deliver`, when given, receives what the transport would hand to the driver instead. */
+export async function startNetNode(dir: string, name: string, spec: ChainSpec, signer: Signer | null, bootstrap: readonly string[], deliver?: (m: Message<EngineBlock>) => void): Promise<NetNode> {
   const ledger = await Ledger.open(join(dir, name), spec);
   const genesis = (await ledger.blockByNumber(0n))!;
   const withPool = signer === null || spec.proposers.includes(signer.address);
   const pool = withPool ? new TxPool({ nonceOf: (a) => ledger.state.account(a).nonce, minFee: spec.baseFee, blockGasLimit: spec.gasLimit }) : null;
   let node: LbftNode | null = null;
+  const verifyCache = new Map<string, boolean>();
   const transport = await createLibp2pTransport({
     privateKey: await generateKeyPair('Ed25519'),
     bootstrap,
@@ -48,13 +52,14 @@ export async function startNetNode(dir: string, name: string, spec: ChainSpec, s
     committee: spec.committee,
     proposers: spec.proposers,
     signer,
-    deliver: (m) => node?.deliver(m),
+    deliver: deliver ?? ((m) => node?.deliver(m)),
+    verifier: ledgerVerifier(ledger, verifyCache),
     deliverTransactions: (txs) => node?.receiveTransactions(txs),
     source: ledger,
     limits: { reconnectBaseMs: 100 },
     ...(process.env.DATAGATE_NET_TRACE === '1' ? { logger: traceLogger(name) } : {}),
   });
-  node = new LbftNode({ ledger, signer, ...(signer === null ? { address: '0x' + '00'.repeat(19) + name.length.toString(16).padStart(2, '0') } : {}), transport, wal: null, ...(pool !== null ? { pool } : {}) });
+  node = new LbftNode({ ledger, signer, ...(signer === null ? { address: '0x' + '00'.repeat(19) + name.length.toString(16).padStart(2, '0') } : {}), transport, wal: null, verifyCache, ...(pool !== null ? { pool } : {}) });
   return { name, ledger, node, transport, pool };
 }
 
