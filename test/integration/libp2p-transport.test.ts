@@ -2,7 +2,9 @@
 // committee of 4 validators, a proposer and followers, each with its own libp2p node, ledger and LbftNode.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { consensusDigest, decodeSignedTx, hexToBytes, engineBlock, PEER_PROTOCOLS } from '../../chain/index.ts';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { consensusDigest, createLibp2pTransport, decodeSignedTx, hexToBytes, engineBlock, PEER_PROTOCOLS } from '../../chain/index.ts';
+import type { Libp2pTransport } from '../../chain/index.ts';
 import type { EngineBlock } from '../../chain/index.ts';
 import type { Message } from '../../chain/lbft/types.ts';
 import { MemorySigner } from '../../device/index.ts';
@@ -116,4 +118,29 @@ test('garbage frames and an oversized frame get the peer disconnected', { timeou
   // Banned for a while: its redials are refused.
   await new Promise((r) => setTimeout(r, 500));
   assert.equal(big.transport.libp2p.getConnections(victimId).length, 0);
+});
+
+test('a bootstrap peer that restarts is redialled and authenticated again', { timeout: 60_000 }, async (t) => {
+  const nodes: NetNode[] = [];
+  const restarted: Libp2pTransport[] = [];
+  const dir = tempDir(t, [async () => { for (const r of restarted) await r.stop(); for (const n of nodes) await stopNetNode(n); }]);
+  const { spec, validators } = netSpec();
+  const genesis = await (async () => {
+    const probe = await startNetNode(dir, 'probe', spec, null, []);
+    nodes.push(probe);
+    return (await probe.ledger.blockByNumber(0n))!.hash;
+  })();
+  const privateKey = await generateKeyPair('Ed25519');
+  const start = (listen: string) =>
+    createLibp2pTransport({ privateKey, listen: [listen], chainId: spec.chainId, genesisHash: genesis, committee: spec.committee, proposers: spec.proposers, signer: validators[1]!, deliver: () => {}, source: nodes[0]!.ledger });
+  const first = await start('/ip4/127.0.0.1/tcp/0');
+  const addr = dialAddr(first);
+  const a = await startNetNode(dir, 'v0', spec, validators[0]!, [addr]);
+  nodes.push(a);
+  const bUp = () => a.transport.peers().find((p) => p.address === validators[1]!.address)?.up === true;
+  await until('the bootstrap peer authenticated', bUp);
+  await first.stop();
+  await until('the bootstrap peer seen down', () => !bUp());
+  restarted.push(await start(addr.replace(/\/p2p\/.*$/, '')));
+  await until('the restarted bootstrap peer authenticated again', bUp);
 });
