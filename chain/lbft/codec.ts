@@ -25,9 +25,12 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 export function encodeEvent(event: LbftEvent<EngineBlock>): Uint8Array {
-  const json = JSON.stringify(event, function (this: unknown, _key, value: unknown) {
+  const json = JSON.stringify(event, function (this: Record<string, unknown>, key, value: unknown) {
     if (typeof value === 'bigint') return { $b: value.toString() };
-    if (value instanceof Uint8Array) return { $u: bytesToHex(value) };
+    // A Buffer (bytes read from LevelDB) reaches the replacer already turned into {type, data} by its
+    // toJSON: look at the value before that.
+    const raw = this[key];
+    if (raw instanceof Uint8Array) return { $u: bytesToHex(raw) };
     if (value !== null && typeof value === 'object' && !Array.isArray(value) && isBlock(value)) return { $block: bytesToHex(encodeBlock(value)) };
     return value;
   });

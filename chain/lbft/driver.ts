@@ -20,7 +20,7 @@ import { nopLogger } from '../logger.ts';
 import type { SignPurpose, Signer } from '../signing.ts';
 import { consensusDigest } from '../signing.ts';
 import type { TxPool } from '../txpool.ts';
-import type { Address } from '../types.ts';
+import type { Address, SignedTx } from '../types.ts';
 import type { EngineBlock } from './codec.ts';
 import { encodeEvent, engineBlock } from './codec.ts';
 import type { LbftMetrics } from './metrics.ts';
@@ -54,6 +54,8 @@ export interface LbftTransport {
   sendTo(to: Address, message: Message<EngineBlock>): void;
   /** Decided blocks (with certificates) of heights from..to from peers, in order; may return fewer. */
   fetchDecided(from: bigint, to: bigint): Promise<Decided<EngineBlock>[]>;
+  /** Send transactions toward the proposers (every node except `from`), whose pools build blocks of them. */
+  sendTransactions(from: Address, txs: readonly SignedTx[]): void;
 }
 
 export interface LbftNodeOptions {
@@ -188,6 +190,36 @@ export class LbftNode {
     this.proposeTimer = null;
     this.timers.clearTimeout(t.handle);
     t.fire();
+  }
+
+  /**
+   * Transactions for the chain (from this node's RPC): into its own pool when it has one, and through the
+   * transport to the proposers. One a pool already holds or refuses still goes on: the proposers judge it.
+   */
+  submitTransactions(txs: readonly SignedTx[]): void {
+    const pool = this.opts.pool;
+    if (pool !== undefined) for (const tx of txs) this.tryAdd(pool, tx);
+    this.opts.transport.sendTransactions(this.address, txs);
+    if (pool !== undefined) this.transactionsArrived();
+  }
+
+  /** Transactions from a peer: into this node's pool (a proposer's), then propose early if it was waiting. */
+  receiveTransactions(txs: readonly SignedTx[]): void {
+    const pool = this.opts.pool;
+    if (pool === undefined) return;
+    let added = false;
+    for (const tx of txs) added = this.tryAdd(pool, tx) || added;
+    if (added) this.transactionsArrived();
+  }
+
+  private tryAdd(pool: TxPool, tx: SignedTx): boolean {
+    try {
+      pool.add(tx);
+      return true;
+    } catch {
+      // Already known, or refused by this pool's limits: the pool's own concern, not the sender's.
+      return false;
+    }
   }
 
   /** A message from the network. */

@@ -2,7 +2,7 @@
 // delivery happens on a later macrotask, never re-entrantly, as it would over a network; a member marked
 // down neither sends nor receives.
 import type { Ledger } from '../ledger.ts';
-import type { Address } from '../types.ts';
+import type { Address, SignedTx } from '../types.ts';
 import type { EngineBlock } from './codec.ts';
 import { engineBlock } from './codec.ts';
 import type { LbftTransport } from './driver.ts';
@@ -12,6 +12,8 @@ export interface TransportMember {
   readonly address: Address;
   readonly ledger: Ledger;
   deliver(message: Message<EngineBlock>): void;
+  /** Transactions sent toward the proposers; a member without it takes none. */
+  receiveTransactions?(txs: readonly SignedTx[]): void;
   down: boolean;
 }
 
@@ -48,6 +50,17 @@ export class MemoryTransport implements LbftTransport {
 
   sendTo(to: Address, message: Message<EngineBlock>): void {
     this.post(to, message);
+  }
+
+  /** To every proposer (as its ledger's spec lists them) except `from`. */
+  sendTransactions(from: Address, txs: readonly SignedTx[]): void {
+    if (this.isDown(from)) return;
+    for (const m of this.members.values()) {
+      if (m.address === from || m.down || m.receiveTransactions === undefined || !m.ledger.spec.proposers.includes(m.address)) continue;
+      setImmediate(() => {
+        if (!m.down) m.receiveTransactions?.(txs);
+      });
+    }
   }
 
   async fetchDecided(from: bigint, to: bigint): Promise<Decided<EngineBlock>[]> {

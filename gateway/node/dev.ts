@@ -5,7 +5,7 @@
 // dev mnemonic. Everything opens on one Lifecycle, so a failed or interrupted start and a stop close it in
 // reverse order. `solo` runs one node that validates and proposes.
 import { join } from 'node:path';
-import type { Address, ChainSpec, Logger, SignedTx, Signer } from '../../chain/index.ts';
+import type { Address, ChainSpec, Logger, Signer } from '../../chain/index.ts';
 import { DatagateError, LbftRecorder, MemoryTransport, validatorKeyOf } from '../../chain/index.ts';
 import { MemorySigner } from '../../device/index.ts';
 import { prepareDataDir } from '../config/config.ts';
@@ -126,7 +126,7 @@ async function startIn(life: Lifecycle, dataDir: string, config: DevConfig, logg
       ...(opts.onFatal !== undefined ? { onFatal: opts.onFatal } : {}),
     });
     const info: DevNodeInfo = { ...opened, down: false };
-    transport.add({ address: info.address, ledger: info.ledger, deliver: (m) => info.node.deliver(m), get down() { return info.down; }, set down(v) { info.down = v; } });
+    transport.add({ address: info.address, ledger: info.ledger, deliver: (m) => info.node.deliver(m), receiveTransactions: (txs) => info.node.receiveTransactions(txs), get down() { return info.down; }, set down(v) { info.down = v; } });
     nodes.push(info);
   }
   // Every driver stops before any ledger closes: the in-memory transport serves sync from all of them.
@@ -137,19 +137,6 @@ async function startIn(life: Lifecycle, dataDir: string, config: DevConfig, logg
   for (const n of nodes) await n.node.start();
 
   const front = nodes.find((n) => n.role === 'follower' || n.role === 'validator+proposer')!;
-  const proposerNodes = nodes.filter((n) => n.role === 'proposer' || n.role === 'validator+proposer');
-  // A transaction accepted by the RPC node goes to every proposer's pool, as gossip would carry it.
-  const forward = (tx: SignedTx) => {
-    for (const p of proposerNodes) {
-      if (p.pool === null || p === front) continue;
-      try {
-        p.pool.add(tx);
-      } catch {
-        // Already known there or refused by that pool's limits: the proposer's own concern.
-      }
-    }
-    for (const p of proposerNodes) p.node.transactionsArrived();
-  };
   // Segment manifests are signed by the gateway's device key (derived from the dev mnemonic at m/44'/60'/3'/0/0).
   const dataPlane = await openDataPlane(life, {
     dataDir,
@@ -163,7 +150,8 @@ async function startIn(life: Lifecycle, dataDir: string, config: DevConfig, logg
     rpc: config.rpc,
     ledger: front.ledger,
     pool: front.pool!,
-    onTransaction: forward,
+    // A transaction accepted by the RPC node goes through its node and the transport to the proposers' pools.
+    onTransaction: (tx) => front.node.submitTransactions([tx]),
     consensus: {
       recorder,
       status: () => (nodes.find((n) => n.role !== 'proposer' && n.role !== 'follower') ?? front).node.status(),

@@ -2,7 +2,7 @@
 // talking through an in-memory transport. For integration tests of the driver and the ledger together.
 import { join } from 'node:path';
 import { Wallet } from 'ethers';
-import type { ChainSpec, Signer } from '../../chain/index.ts';
+import type { ChainSpec, SignedTx, Signer } from '../../chain/index.ts';
 import { Ledger, TxPool, validatorKeyOf } from '../../chain/index.ts';
 import { LbftNode } from '../../chain/lbft/driver.ts';
 import type { EngineBlock } from '../../chain/lbft/codec.ts';
@@ -25,6 +25,7 @@ export interface ClusterNode {
   down: boolean;
   readonly address: string;
   deliver(message: Message<EngineBlock>): void;
+  receiveTransactions(txs: readonly SignedTx[]): void;
 }
 
 export async function startCluster(
@@ -68,7 +69,7 @@ export async function startCluster(
     const pool = new TxPool({ nonceOf: (a) => ledger.state.account(a).nonce, minFee: spec.baseFee, blockGasLimit: opts.poolGasLimit ?? spec.gasLimit });
     const metrics = new LbftRecorder();
     const node = new LbftNode({ ledger, signer, transport, wal: null, pool, verifyCache, metrics });
-    const entry: ClusterNode = { name, ledger, node, signer, pool, metrics, down: false, address: signer.address, deliver: (m) => node.deliver(m) };
+    const entry: ClusterNode = { name, ledger, node, signer, pool, metrics, down: false, address: signer.address, deliver: (m) => node.deliver(m), receiveTransactions: (txs) => node.receiveTransactions(txs) };
     transport.add(entry);
     nodes.push(entry);
   }

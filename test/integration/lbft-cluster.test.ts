@@ -97,3 +97,19 @@ test('a pooled transaction no block can take does not make proposers propose bef
   }
   for (const n of proposers) assert.equal(n.pool.size, 1);
 });
+
+test('a transaction submitted at a validator reaches the proposers through the transport and commits everywhere', { timeout: 60_000 }, async (t) => {
+  const cleanup: (() => Promise<unknown>)[] = [];
+  const cluster = await startCluster(tempDir(t, cleanup), { periodMs: 5_000, timeoutMs: 20_000 });
+  cleanup.push(() => cluster.stop());
+  const to = '0x' + '78'.repeat(20);
+  const raw = await user.signTransaction({ type: 2, chainId: 1337n, nonce: 0, to, value: ETH, gasLimit: 21_000n, maxFeePerGas: 2_000_000_000n, maxPriorityFeePerGas: 0n });
+  // Proposers wait out a long period unless a transaction arrives: this one reaches them only through
+  // the transport, and they propose at once.
+  cluster.nodes[0]!.node.submitTransactions([decodeSignedTx(getBytes(raw), 1337n)]);
+  const deadline = Date.now() + 30_000;
+  while (cluster.nodes.some((n) => n.ledger.state.account(to).balance !== ETH)) {
+    assert.ok(Date.now() < deadline, 'the transfer committed on every node');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+});
