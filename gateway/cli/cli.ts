@@ -10,6 +10,7 @@ import { DEV_BALANCE, DevError, startDevNode } from '../node/dev.ts';
 import { DEV_MNEMONIC, hexKey } from '../dev-accounts.ts';
 import { openKey } from '../../device/index.ts';
 import { ipfsCommand } from './ipfs-commands.ts';
+import { genesisCommand, initCommand } from './provision-commands.ts';
 import { keyCommand } from './key-commands.ts';
 import { segmentsCommand } from './segments-commands.ts';
 import { sensorsCommand } from './sensors-commands.ts';
@@ -139,7 +140,7 @@ const dev = defineCommand({
   },
 });
 
-export const commands: readonly Command[] = [dev, statusCommand, keyCommand, sensorsCommand, ipfsCommand, segmentsCommand];
+export const commands: readonly Command[] = [dev, initCommand, genesisCommand, statusCommand, keyCommand, sensorsCommand, ipfsCommand, segmentsCommand];
 
 /** Default of DATAGATE_STOP_DEADLINE_MS: how long a stop may take before the process exits anyway. */
 export const STOP_DEADLINE_MS = 20_000;

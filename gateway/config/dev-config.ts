@@ -1,22 +1,54 @@
 // Configuration of `datagate dev`, the single-machine development chain: its schema (`devConfigSchema`, built
-// with the toolkit in config.ts) and the resulting `DevConfig` type.
+// with the toolkit in config.ts) and the resulting `DevConfig` type; and the sections `datagate start` shares
+// with it (node-config.ts).
 
 import { field, type Infer } from './config.ts';
 import { LOG_LEVELS } from '../logger.ts';
 import { DEFAULT_MIN_FREE_BYTES } from '../pipeline/pipeline-options.ts';
 import { sensorsSchema } from './sensors-config.ts';
 
+/** The JSON-RPC server (HTTP and WebSocket on one port). Shared by `datagate dev` and `datagate start`. */
+export const rpcSchema = field.object({
+  host: field.string({ minLength: 1, default: '127.0.0.1', description: 'Address the JSON-RPC server listens on' }),
+  port: field.integer({ min: 0, max: 65535, default: 8545, description: 'JSON-RPC port (HTTP and WebSocket); 0 picks a free port' }),
+  maxRequestBytes: field.integer({ min: 1024, default: 5_242_880, description: 'Largest accepted request body' }),
+  maxBatch: field.integer({ min: 1, default: 100, description: 'Most calls in one JSON-RPC batch' }),
+  maxLogRange: field.integer({ min: 1, default: 10_000, description: 'Most blocks one eth_getLogs may span' }),
+});
+
+/** Bounds of the transaction pool. Shared by `datagate dev` and `datagate start`. */
+export const txpoolSchema = field.object(
+  {
+    maxTotal: field.integer({ min: 1, default: 20_000, description: 'Most pending transactions overall' }),
+    maxPerSender: field.integer({ min: 1, default: 64, description: 'Most pending transactions per sender' }),
+  },
+  { refine: (v) => (v.maxPerSender > v.maxTotal ? `maxPerSender (${v.maxPerSender}) must not exceed maxTotal (${v.maxTotal})` : undefined) },
+);
+
+/** Segments and the disk bounds of the pipeline (docs/architecture.md "Pipeline"). Shared by `datagate dev` and `datagate start`. */
+export const pipelineSchema = field.object({
+  segmentSeconds: field.integer({ min: 1, max: 86_400, default: 60, description: 'Time window of a segment' }),
+  maxSegmentBytes: field.integer({ min: 1024, max: 16 * 1024 * 1024, default: 262_144, description: 'Size bound of a sealed segment (readings, signed manifest, tag); the default makes each segment one IPFS block' }),
+  maxQueueBytes: field.integer({ min: 65_536, default: 256 * 1024 * 1024, description: 'Disk bound of readings not yet sealed' }),
+  maxStoreBytes: field.integer({ min: 65_536, default: 4 * 1024 * 1024 * 1024, description: 'Disk bound of sealed and stored segments' }),
+  policy: field.string({ enum: ['stop-accepting', 'drop-oldest-unsold'], default: 'stop-accepting', description: 'What happens at the store bound' }),
+  minFreeBytes: field.integer({ min: 0, default: DEFAULT_MIN_FREE_BYTES, description: "Free space kept on the data directory's filesystem: ingest stops (PIPELINE_FULL, alarm 'disk' before it) rather than fill the disk" }),
+});
+
+/** Logging. Shared by `datagate dev` and `datagate start`. */
+export const logSchema = field.object({
+  level: field.string({ enum: LOG_LEVELS, default: 'info', description: 'Lowest level logged' }),
+  format: field.string({ enum: ['auto', 'json', 'human'], default: 'auto', description: 'auto: human on a terminal, JSON lines otherwise' }),
+});
+
+/** Chain id of the dev chain; `datagate genesis` refuses it without --dev, `datagate start` refuses dev keys on any other. */
+export const DEV_CHAIN_ID = 1337;
+
 /** Config of `datagate dev`: a development chain (LBFT committee in one process) with JSON-RPC. */
 export const devConfigSchema = field.object({
-  chainId: field.integer({ min: 1, max: Number.MAX_SAFE_INTEGER, default: 1337, description: 'EIP-155 chain id' }),
+  chainId: field.integer({ min: 1, max: Number.MAX_SAFE_INTEGER, default: DEV_CHAIN_ID, description: 'EIP-155 chain id' }),
   dataDir: field.string({ minLength: 1, default: './data/dev', description: 'Directory for the chain database' }),
-  rpc: field.object({
-    host: field.string({ minLength: 1, default: '127.0.0.1', description: 'Address the JSON-RPC server listens on' }),
-    port: field.integer({ min: 0, max: 65535, default: 8545, description: 'JSON-RPC port (HTTP and WebSocket); 0 picks a free port' }),
-    maxRequestBytes: field.integer({ min: 1024, default: 5_242_880, description: 'Largest accepted request body' }),
-    maxBatch: field.integer({ min: 1, default: 100, description: 'Most calls in one JSON-RPC batch' }),
-    maxLogRange: field.integer({ min: 1, default: 10_000, description: 'Most blocks one eth_getLogs may span' }),
-  }),
+  rpc: rpcSchema,
   block: field.object({
     periodMs: field.integer({ min: 1, default: 1000, description: 'Milliseconds between blocks when no transactions are pending' }),
     timeoutMs: field.integer({ min: 10, default: 2000, description: 'How long past the period validators wait for the scheduled proposer before impeaching it' }),
@@ -27,26 +59,10 @@ export const devConfigSchema = field.object({
     proposers: field.integer({ min: 1, max: 16, default: 2, description: 'Proposers taking turns' }),
     solo: field.boolean({ default: false, description: 'One node that is both the only validator and the only proposer (fastest; no fault tolerance)' }),
   }),
-  txpool: field.object(
-    {
-      maxTotal: field.integer({ min: 1, default: 20_000, description: 'Most pending transactions overall' }),
-      maxPerSender: field.integer({ min: 1, default: 64, description: 'Most pending transactions per sender' }),
-    },
-    { refine: (v) => (v.maxPerSender > v.maxTotal ? `maxPerSender (${v.maxPerSender}) must not exceed maxTotal (${v.maxTotal})` : undefined) },
-  ),
+  txpool: txpoolSchema,
   sensors: sensorsSchema,
-  pipeline: field.object({
-    segmentSeconds: field.integer({ min: 1, max: 86_400, default: 60, description: 'Time window of a segment' }),
-    maxSegmentBytes: field.integer({ min: 1024, max: 16 * 1024 * 1024, default: 262_144, description: 'Size bound of a sealed segment (readings, signed manifest, tag); the default makes each segment one IPFS block' }),
-    maxQueueBytes: field.integer({ min: 65_536, default: 256 * 1024 * 1024, description: 'Disk bound of readings not yet sealed' }),
-    maxStoreBytes: field.integer({ min: 65_536, default: 4 * 1024 * 1024 * 1024, description: 'Disk bound of sealed and stored segments' }),
-    policy: field.string({ enum: ['stop-accepting', 'drop-oldest-unsold'], default: 'stop-accepting', description: 'What happens at the store bound' }),
-    minFreeBytes: field.integer({ min: 0, default: DEFAULT_MIN_FREE_BYTES, description: "Free space kept on the data directory's filesystem: ingest stops (PIPELINE_FULL, alarm 'disk' before it) rather than fill the disk" }),
-  }),
-  log: field.object({
-    level: field.string({ enum: LOG_LEVELS, default: 'info', description: 'Lowest level logged' }),
-    format: field.string({ enum: ['auto', 'json', 'human'], default: 'auto', description: 'auto: human on a terminal, JSON lines otherwise' }),
-  }),
+  pipeline: pipelineSchema,
+  log: logSchema,
 });
 
 export type DevConfig = Infer<typeof devConfigSchema>;
