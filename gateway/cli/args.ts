@@ -28,6 +28,8 @@ export interface OptionSpec {
   readonly valueName?: string;
   /** For strings: the accepted values. */
   readonly choices?: readonly string[];
+  /** For strings: the flag may be repeated; the value is every occurrence in order ([] when absent). */
+  readonly multiple?: boolean;
 }
 
 export type OptionTable = Readonly<Record<string, OptionSpec>>;
@@ -42,7 +44,9 @@ type BaseValue<S extends OptionSpec> = S['type'] extends 'boolean'
 
 /** The parsed flags of a command, keyed by flag name, typed from its option table. */
 export type OptionValues<O extends OptionTable> = {
-  -readonly [K in keyof O]: O[K] extends { readonly default: string | number | boolean }
+  -readonly [K in keyof O]: O[K] extends { readonly multiple: true }
+    ? BaseValue<O[K]>[]
+    : O[K] extends { readonly default: string | number | boolean }
     ? BaseValue<O[K]>
     : O[K]['type'] extends 'boolean'
       ? boolean
@@ -54,6 +58,8 @@ export interface PositionalSpec {
   readonly name: string;
   readonly description: string;
   readonly required?: boolean;
+  /** The last positional only: takes any number of arguments (listed as `<name>...`). */
+  readonly variadic?: boolean;
 }
 
 export interface OutputStream {
@@ -128,10 +134,14 @@ export function defineCommand<const O extends OptionTable>(spec: CommandSpec<O>)
     const options: Record<string, unknown> = {};
     for (const [name, opt] of Object.entries(spec.options)) {
       const raw = parsed.values[name];
+      if (opt.multiple === true) {
+        options[name] = (raw === undefined ? [] : Array.isArray(raw) ? raw : [raw]).map((v) => convert(name, opt, v, helpHint));
+        continue;
+      }
       options[name] = raw === undefined ? (opt.default ?? (opt.type === 'boolean' ? false : undefined)) : convert(name, opt, raw, helpHint);
     }
     const declared = spec.positionals ?? [];
-    if (parsed.positionals.length > declared.length) {
+    if (parsed.positionals.length > declared.length && declared[declared.length - 1]?.variadic !== true) {
       const extra = parsed.positionals[declared.length] ?? '';
       throw new UsageError(`unexpected argument "${extra}"; ${helpHint}`, { argument: extra });
     }
@@ -168,6 +178,7 @@ function checkTable(command: string, options: OptionTable): void {
       if (!/^[a-zA-Z]$/.test(opt.short) || shorts.has(opt.short)) throw new TypeError(`${where}: short -${opt.short} is invalid or taken`);
       shorts.add(opt.short);
     }
+    if (opt.multiple === true && (opt.type !== 'string' || opt.default !== undefined)) throw new TypeError(`${where}: only string options without a default may be repeated`);
     if (opt.default !== undefined) {
       const want = opt.type === 'integer' || opt.type === 'number' ? 'number' : opt.type;
       if (typeof opt.default !== want) throw new TypeError(`${where}: default must be a ${want}`);
@@ -176,10 +187,10 @@ function checkTable(command: string, options: OptionTable): void {
   }
 }
 
-function parseArgsConfig(table: Record<string, OptionSpec>): Record<string, { type: 'string' | 'boolean'; short?: string }> {
-  const config: Record<string, { type: 'string' | 'boolean'; short?: string }> = {};
+function parseArgsConfig(table: Record<string, OptionSpec>): Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> {
+  const config: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {};
   for (const [name, opt] of Object.entries(table)) {
-    config[name] = { type: opt.type === 'boolean' ? 'boolean' : 'string', ...(opt.short ? { short: opt.short } : {}) };
+    config[name] = { type: opt.type === 'boolean' ? 'boolean' : 'string', ...(opt.short ? { short: opt.short } : {}), ...(opt.multiple === true ? { multiple: true } : {}) };
   }
   return config;
 }
@@ -273,10 +284,10 @@ function columns(rows: readonly [string, string][]): string {
 
 function commandHelp<O extends OptionTable>(spec: CommandSpec<O>, table: Record<string, OptionSpec>): string {
   const positionals = spec.positionals ?? [];
-  const usage = spec.usage ?? ['[options]', ...positionals.map((p) => (p.required ? `<${p.name}>` : `[${p.name}]`))].join(' ');
+  const usage = spec.usage ?? ['[options]', ...positionals.map((p) => (p.required ? `<${p.name}>` : `[${p.name}]`) + (p.variadic ? '...' : ''))].join(' ');
   const rows: [string, string][] = Object.entries(table).map(([name, opt]) => {
     const flag = `${opt.short ? `-${opt.short}, ` : '    '}--${name}${opt.type === 'boolean' ? '' : ` <${valueName(opt)}>`}`;
-    const dflt = opt.default === undefined ? '' : ` (default: ${JSON.stringify(opt.default)})`;
+    const dflt = opt.default === undefined ? (opt.multiple === true ? ' (repeatable)' : '') : ` (default: ${JSON.stringify(opt.default)})`;
     return [flag, `${opt.description}${dflt}`];
   });
   const parts = [`${PROGRAM} ${spec.name}: ${spec.summary}`, '', `Usage: ${PROGRAM} ${spec.name} ${usage}`];

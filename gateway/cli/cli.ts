@@ -5,6 +5,7 @@ import type { Command } from './args.ts';
 import { runCli } from './args.ts';
 import { devCommand } from './dev-command.ts';
 import { ipfsCommand } from './ipfs-commands.ts';
+import { genesisCommand, initCommand } from './provision-commands.ts';
 import { keyCommand } from './key-commands.ts';
 import { segmentsCommand } from './segments-commands.ts';
 import { sensorsCommand } from './sensors-commands.ts';
@@ -12,7 +13,7 @@ import { statusCommand } from './status-command.ts';
 
 export { STOP_DEADLINE_MS, stopDeadlineMs } from './serve.ts';
 
-export const commands: readonly Command[] = [devCommand, statusCommand, keyCommand, sensorsCommand, ipfsCommand, segmentsCommand];
+export const commands: readonly Command[] = [devCommand, initCommand, genesisCommand, statusCommand, keyCommand, sensorsCommand, ipfsCommand, segmentsCommand];
 
 /**
  * Unless the process ended by itself within `ms` of `why` (a signal, or the command's end with handles still

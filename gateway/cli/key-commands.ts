@@ -10,7 +10,8 @@ import { KeystoreSigner, PASSPHRASE_ENV, PIN_ENV, Pkcs11Signer, decryptKeystore,
 import type { Command, CliIo } from './args.ts';
 import { UsageError, defineCommand, defineCommandGroup } from './args.ts';
 
-const secretOptions = {
+/** The flags that say where a key's secrets come from (shared by every command that opens a key). */
+export const secretOptions = {
   'passphrase-file': { type: 'string', valueName: 'file', description: `Keystore passphrase file (mode 0600); default: the ${PASSPHRASE_ENV} environment variable` },
   'pin-file': { type: 'string', valueName: 'file', description: `PKCS#11 user PIN file (mode 0600); default: the URI's pin-source, then ${PIN_ENV}` },
   'pkcs11-module': { type: 'string', valueName: 'so', description: 'PKCS#11 module, when the key URI has no module-path (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so)' },
@@ -148,7 +149,7 @@ async function openFromOptions(options: { key?: string | undefined; 'passphrase-
   });
 }
 
-async function closeSigner(signer: Signer): Promise<void> {
+export async function closeSigner(signer: Signer): Promise<void> {
   const closable = signer as Signer & { close?: () => Promise<void> | void };
   await closable.close?.();
 }

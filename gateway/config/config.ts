@@ -320,8 +320,33 @@ function record<T>(value: Field<T>, opts: Common<Record<string, T>> & { minEntri
   });
 }
 
+/** A problem `refined` found: about `node` (its position goes into the message) at `path`. */
+export interface RefineIssue {
+  readonly node?: JsonNode;
+  readonly path: string;
+  readonly text: string;
+}
+
+/**
+ * `inner`, then `more` on its value for checks that need the whole value and still point at the offending
+ * member (a duplicate array item, a map key that is not an address): each issue names its own node, so the
+ * error carries that member's file:line:col rather than the start of the enclosing object.
+ */
+function refined<T>(inner: Field<T>, more: (value: T, node: JsonNode, path: string) => readonly RefineIssue[]): Field<T> {
+  return {
+    ...inner,
+    check(node, path, ctx) {
+      const value = inner.check(node, path, ctx);
+      if (value === INVALID) return INVALID;
+      const issues = more(value, node, path);
+      for (const i of issues) ctx.issues.push({ offset: i.node?.start ?? node.start, path: i.path, text: i.text });
+      return issues.length > 0 ? INVALID : value;
+    },
+  };
+}
+
 /** The schema toolkit: `field.object({ port: field.integer({ min: 1, max: 65535, default: 8545 }) })`. */
-export const field = { integer, number, string, boolean, address, optional, array, object, union, record } as const;
+export const field = { integer, number, string, boolean, address, optional, array, object, union, record, refined } as const;
 
 // ---- loading -------------------------------------------------------------------------------------------
 

@@ -1,13 +1,13 @@
 // Configuration of `datagate dev`, the single-machine development chain: its schema (`devConfigSchema`, built
-// with the toolkit in config.ts) and the resulting `DevConfig` type; and the sections every node config shares
-// (rpc, txpool, pipeline, log), which `datagate start`'s schema reuses.
+// with the toolkit in config.ts) and the resulting `DevConfig` type; and the sections `datagate start` shares
+// with it (node-config.ts).
 
 import { field, type Infer } from './config.ts';
 import { LOG_LEVELS } from '../logger.ts';
 import { DEFAULT_MIN_FREE_BYTES } from '../pipeline/pipeline-options.ts';
 import { sensorsSchema } from './sensors-config.ts';
 
-/** JSON-RPC server (with the HTTP APIs on the same port) of a node. */
+/** The JSON-RPC server (HTTP and WebSocket on one port). Shared by `datagate dev` and `datagate start`. */
 export const rpcSchema = field.object({
   host: field.string({ minLength: 1, default: '127.0.0.1', description: 'Address the JSON-RPC server listens on' }),
   port: field.integer({ min: 0, max: 65535, default: 8545, description: 'JSON-RPC port (HTTP and WebSocket); 0 picks a free port' }),
@@ -16,7 +16,7 @@ export const rpcSchema = field.object({
   maxLogRange: field.integer({ min: 1, default: 10_000, description: 'Most blocks one eth_getLogs may span' }),
 });
 
-/** Limits of the transaction pool. */
+/** Bounds of the transaction pool. Shared by `datagate dev` and `datagate start`. */
 export const txpoolSchema = field.object(
   {
     maxTotal: field.integer({ min: 1, default: 20_000, description: 'Most pending transactions overall' }),
@@ -25,7 +25,7 @@ export const txpoolSchema = field.object(
   { refine: (v) => (v.maxPerSender > v.maxTotal ? `maxPerSender (${v.maxPerSender}) must not exceed maxTotal (${v.maxTotal})` : undefined) },
 );
 
-/** The data pipeline: segment windows and the disk bounds. */
+/** Segments and the disk bounds of the pipeline (docs/architecture.md "Pipeline"). Shared by `datagate dev` and `datagate start`. */
 export const pipelineSchema = field.object({
   segmentSeconds: field.integer({ min: 1, max: 86_400, default: 60, description: 'Time window of a segment' }),
   maxSegmentBytes: field.integer({ min: 1024, max: 16 * 1024 * 1024, default: 262_144, description: 'Size bound of a sealed segment (readings, signed manifest, tag); the default makes each segment one IPFS block' }),
@@ -35,15 +35,18 @@ export const pipelineSchema = field.object({
   minFreeBytes: field.integer({ min: 0, default: DEFAULT_MIN_FREE_BYTES, description: "Free space kept on the data directory's filesystem: ingest stops (PIPELINE_FULL, alarm 'disk' before it) rather than fill the disk" }),
 });
 
-/** Logging. */
+/** Logging. Shared by `datagate dev` and `datagate start`. */
 export const logSchema = field.object({
   level: field.string({ enum: LOG_LEVELS, default: 'info', description: 'Lowest level logged' }),
   format: field.string({ enum: ['auto', 'json', 'human'], default: 'auto', description: 'auto: human on a terminal, JSON lines otherwise' }),
 });
 
+/** Chain id of the dev chain; `datagate genesis` refuses it without --dev, `datagate start` refuses dev keys on any other. */
+export const DEV_CHAIN_ID = 1337;
+
 /** Config of `datagate dev`: a development chain (LBFT committee in one process) with JSON-RPC. */
 export const devConfigSchema = field.object({
-  chainId: field.integer({ min: 1, max: Number.MAX_SAFE_INTEGER, default: 1337, description: 'EIP-155 chain id' }),
+  chainId: field.integer({ min: 1, max: Number.MAX_SAFE_INTEGER, default: DEV_CHAIN_ID, description: 'EIP-155 chain id' }),
   dataDir: field.string({ minLength: 1, default: './data/dev', description: 'Directory for the chain database' }),
   rpc: rpcSchema,
   block: field.object({

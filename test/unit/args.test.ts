@@ -171,3 +171,20 @@ test('option tables are checked when a command is defined', () => {
   assert.throws(() => defineCommand({ name: 'x', summary: '', options: { a: { type: 'boolean', short: 'h', description: '' } }, run() {} }), TypeError);
   assert.throws(() => defineCommand({ name: 'x', summary: '', options: { a: { type: 'integer', default: '5', description: '' } }, run() {} }), TypeError);
 });
+
+test('repeatable flags collect every value; a variadic positional takes the rest', { timeout: 10_000 }, () => {
+  const cmd = defineCommand({
+    name: 'many',
+    summary: 'repeatable and variadic',
+    options: { file: { type: 'string', multiple: true, description: 'A file' } },
+    positionals: [{ name: 'more', description: 'More files', variadic: true }],
+    run: () => 0,
+  });
+  assert.deepEqual(cmd.parse([]).options.file, []);
+  const parsed = cmd.parse(['--file', 'a', 'b', '--file=c', 'd']);
+  assert.deepEqual(parsed.options.file, ['a', 'c']);
+  assert.deepEqual(parsed.positionals, ['b', 'd']);
+  assert.match(cmd.help(), /--file <string>\s+A file \(repeatable\)/);
+  assert.match(cmd.help(), /\[more\]\.\.\./);
+  assert.throws(() => defineCommand({ name: 'bad', summary: 'x', options: { n: { type: 'integer', multiple: true, description: 'n' } }, run: () => 0 }), /only string options/);
+});
