@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatagateError } from '../chain/index.ts';
-import { writeFileAtomic } from './atomic-file.ts';
+import { writeFileAtomic } from '../device/index.ts';
 import { DEV_CHAIN_ID } from './config/dev-config.ts';
 import { isDevKey } from './dev-accounts.ts';
 

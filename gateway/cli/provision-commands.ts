@@ -4,7 +4,7 @@
 import { resolve } from 'node:path';
 import { openKey } from '../../device/index.ts';
 import type { Signer } from '../../chain/index.ts';
-import { writeFileAtomic } from '../atomic-file.ts';
+import { writeFileAtomic } from '../../device/index.ts';
 import { ENROLMENT_ROLES, createEnrolment } from '../enrolment.ts';
 import { withPeerId, peerAddressProblem } from '../multiaddrs.ts';
 import { loadOrCreatePeerKey } from '../peer-key.ts';

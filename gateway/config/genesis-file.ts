@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import type { ChainSpec, ValidatorKey } from '../../chain/index.ts';
 import { bytesToHex, genesisOf, hexToBytes, keyAddress } from '../../chain/index.ts';
-import { writeFileAtomic } from '../atomic-file.ts';
+import { writeFileAtomic } from '../../device/index.ts';
 import { peerAddressProblem } from '../multiaddrs.ts';
 import type { JsonNode } from './config-json.ts';
 import { ConfigError, field, parseConfig, type Infer, type RefineIssue } from './config.ts';

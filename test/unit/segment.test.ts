@@ -279,7 +279,7 @@ test('a truncated or malformed envelope is SEGMENT_CORRUPT; an unknown version a
   await rejects(() => openSegment(v2, key), 'SEGMENT_UNSUPPORTED_VERSION');
 });
 
-test('decodeReadings of random and mutated bytes throws nothing but SEGMENT_CORRUPT (seeded fuzz, ~0.5 s)', () => {
+test('decodeReadings of random and mutated bytes throws nothing but SEGMENT_CORRUPT (seeded fuzz, 3000 inputs)', { timeout: 60_000 }, () => {
   const rand = mulberry32(0x5e6e);
   const byte = (): number => Math.floor(rand() * 256);
   const randomItem = (depth: number): RlpInput => {
@@ -289,8 +289,8 @@ test('decodeReadings of random and mutated bytes throws nothing but SEGMENT_CORR
   const seeds = [encodeReadings(valueReadings(12)), encodeReadings(valuesReadings())];
   let runs = 0;
   let decoded = 0;
-  const deadline = performance.now() + 500;
-  while (performance.now() < deadline) {
+  // A fixed number of inputs, not a time budget: the same inputs on a loaded machine as on a quiet one.
+  while (runs < 3000) {
     let input: Uint8Array;
     const mode = runs % 4;
     if (mode === 0) {
@@ -313,7 +313,6 @@ test('decodeReadings of random and mutated bytes throws nothing but SEGMENT_CORR
       if (!hasCode(err, 'SEGMENT_CORRUPT')) throw new Error(`input ${Buffer.from(input).toString('hex')} threw ${String(err)}`, { cause: err });
     }
   }
-  assert.ok(runs > 1000, `only ${runs} inputs in 0.5 s`);
   assert.ok(decoded > 0, 'some mutations (e.g. of a float byte) still decode');
 });
 
