@@ -28,6 +28,7 @@ test('4 validators, a proposer and a follower commit blocks and a follower-submi
   const follower = await startNetNode(dir, 'f0', spec, null, [validatorAddrs[0]!]);
   nodes.push(follower);
   await until('every validator to see 4 authenticated peers', () => nodes.slice(0, 4).every((n) => n.transport.peers().filter((p) => p.up).length >= 4));
+  await until('the proposer to see the 4 validators', () => nodes[4]!.transport.peers().filter((p) => p.up && p.role === 'validator').length === 4);
   await until('the follower to be connected', () => follower.transport.peers().some((p) => p.up && p.role === 'validator'));
 
   const roles = new Map(nodes[0]!.transport.peers().map((p) => [p.address, p.role]));
@@ -71,6 +72,8 @@ test("a peer outside the committee cannot get consensus messages to the driver; 
   const member = await startNetNode(dir, 'v1', spec, validators[1]!, [dialAddr(victim.transport)]);
   nodes.push(rogue, member);
   await until('both authenticated at the victim', () => victim.transport.peers().filter((p) => p.up).length === 2);
+  // And the victim at both: a node sends nothing to a peer it has not authenticated yet.
+  await until('the victim authenticated at both', () => [rogue, member].every((n) => n.transport.peers().some((p) => p.up && p.address === validators[0]!.address)));
   assert.deepEqual(victim.transport.peers().map((p) => p.role).sort(), ['follower', 'validator']);
 
   const hash = '0x' + '11'.repeat(32);
@@ -103,6 +106,7 @@ test('garbage frames and an oversized frame get the peer disconnected', { timeou
   const big = await startNetNode(dir, 'b', spec, validators[1]!, [dialAddr(victim.transport)]);
   nodes.push(victim, garbler, big);
   await until('both authenticated', () => victim.transport.peers().filter((p) => p.up).length === 2);
+  await until('the victim authenticated at both', () => [garbler, big].every((n) => n.transport.peers().some((p) => p.up)));
   const victimId = victim.transport.libp2p.peerId;
 
   const stream = await garbler.transport.libp2p.dialProtocol(victimId, PEER_PROTOCOLS.lbft);
