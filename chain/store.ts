@@ -2,13 +2,14 @@
 // prefix that is never reused for another meaning, a schema version is checked at start-up, and each
 // block (with its receipts, certificate, transaction and impeachment index entries, touched accounts and
 // the new head) is written in one atomic batch, so a crash leaves either the whole block or none of it.
-import { Level } from 'level';
+import type { Level } from 'level';
 import type { Block, BlockHeader } from './block.ts';
 import { decodeHeader, decodeReceipt, encodeHeader, encodeReceipt } from './block.ts';
 import type { CommitCertificate } from './certificate.ts';
 import { decodeCertificate, encodeCertificate } from './certificate.ts';
 import { bytesToHex, hexToBytes } from './crypto/index.ts';
 import { ChainError } from './errors.ts';
+import { openVersionedLevel } from './level-store.ts';
 import { rlpBytes, rlpDecode, rlpEncode, rlpList } from './rlp.ts';
 import { decodeAccount, encodeAccount } from './state/world.ts';
 import { decodeSignedTx } from './tx.ts';
@@ -77,16 +78,25 @@ export class BlockStore {
    * STORE_CHAIN_MISMATCH when the directory holds another format or another chain.
    */
   static async open(path: string, identity: ChainIdentity): Promise<BlockStore> {
-    const db = new Level<Uint8Array, Uint8Array>(path, { keyEncoding: 'view', valueEncoding: 'view' });
-    try {
-      await db.open();
-    } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause;
-      if (cause?.code === 'LEVEL_LOCKED') {
-        throw new ChainError('STORE_LOCKED', `the chain database at ${path} is in use by another process; stop the other datagate or use another --data-dir`, { path }, { cause: err });
-      }
-      throw new ChainError('STORE_CORRUPT', `cannot open the chain database at ${path}: ${(err as Error).message}`, { path }, { cause: err });
-    }
+    const db = await openVersionedLevel(path, {
+      versionKey: metaKey('schema'),
+      version: SCHEMA_VERSION,
+      initialRecords: [
+        { key: metaKey('chainId'), value: enc.encode(identity.chainId.toString()) },
+        { key: metaKey('genesis'), value: enc.encode(identity.genesisHash) },
+        { key: metaKey(IMPEACHMENTS_INDEXED), value: enc.encode('1') },
+      ],
+      errors: {
+        locked: (err) => new ChainError('STORE_LOCKED', `the chain database at ${path} is in use by another process; stop the other datagate or use another --data-dir`, { path }, { cause: err }),
+        failed: (err) => new ChainError('STORE_CORRUPT', `cannot open the chain database at ${path}: ${(err as Error).message}`, { path }, { cause: err }),
+        mismatch: (found) =>
+          new ChainError(
+            'STORE_SCHEMA_MISMATCH',
+            `data directory ${path} has store schema ${found}, this datagate reads schema ${SCHEMA_VERSION}; use a datagate release that matches it or start with an empty data directory`,
+            { path, found: Number(found), expected: SCHEMA_VERSION },
+          ),
+      },
+    });
     const store = new BlockStore(db, path);
     try {
       await store.checkIdentity(identity);
@@ -98,25 +108,9 @@ export class BlockStore {
     return store;
   }
 
+  /** The schema version was checked at open; a store of another chain is refused here. */
   private async checkIdentity(identity: ChainIdentity): Promise<void> {
-    const [schema, chainId, genesis] = await this.db.getMany([metaKey('schema'), metaKey('chainId'), metaKey('genesis')]);
-    if (schema === undefined) {
-      await this.db.batch([
-        { type: 'put', key: metaKey('schema'), value: enc.encode(String(SCHEMA_VERSION)) },
-        { type: 'put', key: metaKey('chainId'), value: enc.encode(identity.chainId.toString()) },
-        { type: 'put', key: metaKey('genesis'), value: enc.encode(identity.genesisHash) },
-        { type: 'put', key: metaKey(IMPEACHMENTS_INDEXED), value: enc.encode('1') },
-      ]);
-      return;
-    }
-    const version = Number(dec.decode(schema));
-    if (version !== SCHEMA_VERSION) {
-      throw new ChainError(
-        'STORE_SCHEMA_MISMATCH',
-        `data directory ${this.path} has store schema ${version}, this datagate reads schema ${SCHEMA_VERSION}; use a datagate release that matches it or start with an empty data directory`,
-        { path: this.path, found: version, expected: SCHEMA_VERSION },
-      );
-    }
+    const [chainId, genesis] = await this.db.getMany([metaKey('chainId'), metaKey('genesis')]);
     const storedChain = chainId === undefined ? '' : dec.decode(chainId);
     const storedGenesis = genesis === undefined ? '' : dec.decode(genesis);
     if (storedChain !== identity.chainId.toString() || storedGenesis !== identity.genesisHash) {

@@ -13,11 +13,10 @@
 // (SIGN_STATE_MISSING) or older than those signatures (SIGN_STATE_BEHIND): deleted or restored from an old
 // backup, it may have forgotten a vote at a height still being decided.
 // One process per state file: the guard takes no lock, so never run two signers on one key.
-import { link, open, readFile, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import type { Address, SignPurpose, Signer } from '../chain/index.ts';
 import { ChainError, bytesToHex, hexToBytes } from '../chain/index.ts';
-import type { SignedPoint } from './signed-on-chain.ts';
+import { writeFileAtomic } from './atomic-file.ts';
 
 /** Purposes the guard protects: every SignPurpose that signs a consensus vote or block. */
 export const GUARDED_PURPOSES = ['proposal', 'prepare', 'commit', 'round-change', 'seal'] as const satisfies readonly SignPurpose[];
@@ -29,6 +28,12 @@ const _everyPurposeClassified: [Exclude<SignPurpose, GuardedPurpose | 'message'>
 const UNGUARDED: ReadonlySet<string> = new Set<SignPurpose>(['message']);
 const STATE_VERSION = 1;
 const HASH_BYTES = 32;
+
+/** A (height, round) a key signed at: what the chain shows it signed (signed-on-chain.ts finds them). */
+export interface SignedPoint {
+  readonly height: bigint;
+  readonly round: number;
+}
 
 /** The last signature the guard let out for one purpose. */
 export interface LastSigned {
@@ -234,8 +239,8 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
- * Write the state atomically: temp file (0600) in the same dir, fsync, rename over, fsync the dir. With
- * `mode` 'wx' an existing state file is refused (SIGN_STATE_EXISTS) instead of replaced.
+ * Write the state atomically (atomic-file.ts: temp file 0600 in the same dir, fsync, rename over, fsync the
+ * dir). With `mode` 'wx' an existing state file is refused (SIGN_STATE_EXISTS) instead of replaced.
  */
 async function saveState(file: string, last: ReadonlyMap<GuardedPurpose, LastSigned>, mode: 'w' | 'wx' = 'w'): Promise<void> {
   const entries: Record<string, unknown> = {};
@@ -249,35 +254,12 @@ async function saveState(file: string, last: ReadonlyMap<GuardedPurpose, LastSig
     };
   }
   const text = `${JSON.stringify({ version: STATE_VERSION, last: entries })}\n`;
-  const dir = dirname(file);
-  const tmp = join(dir, `.${basename(file)}.tmp`);
-  await rm(tmp, { force: true });
-  const fh = await open(tmp, 'wx', 0o600);
   try {
-    await fh.writeFile(text, 'utf8');
-    await fh.chmod(0o600);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  if (mode === 'wx') {
-    // link() fails where the file exists, unlike rename(): a state file is never replaced by a fence.
-    try {
-      await link(tmp, file);
-    } catch (err) {
-      await rm(tmp, { force: true });
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      throw new ChainError('SIGN_STATE_EXISTS', `double-sign guard state ${file} exists; move it aside first (keep it: it records what the key signed)`, { file });
-    }
-    await rm(tmp);
-  } else {
-    await rename(tmp, file);
-  }
-  const d = await open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
+    // exclusive: link() fails where the file exists, unlike rename(): a state file is never replaced by a fence.
+    await writeFileAtomic(file, text, { mode: 0o600, exclusive: mode === 'wx' });
+  } catch (err) {
+    if (mode !== 'wx' || (err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    throw new ChainError('SIGN_STATE_EXISTS', `double-sign guard state ${file} exists; move it aside first (keep it: it records what the key signed)`, { file });
   }
 }
 

@@ -1,8 +1,7 @@
 // Public face of device/: key storage and signing on the gateway.
 export { MemoryP256Signer, MemorySigner } from './memory-signer.ts';
-export type { GuardedPurpose, GuardedSignerOptions, LastSigned } from './double-sign-guard.ts';
+export type { GuardedPurpose, GuardedSignerOptions, LastSigned, SignedPoint } from './double-sign-guard.ts';
 export { GUARDED_PURPOSES, GuardedSigner } from './double-sign-guard.ts';
-export type { SignedPoint } from './signed-on-chain.ts';
 export { SIGNED_ON_CHAIN_WINDOW, signedOnChain } from './signed-on-chain.ts';
 export type { DeviceErrorCode } from './errors.ts';
 export { DeviceError } from './errors.ts';
@@ -18,3 +17,5 @@ export type { Pkcs11Counters, Pkcs11GenerateOptions, Pkcs11KeyInfo, Pkcs11SignSt
 export { Pkcs11Module, Pkcs11Signer, newPkcs11SignStats } from './pkcs11.ts';
 export type { KeySecrets, KeyUri } from './key-uri.ts';
 export { PASSPHRASE_ENV, PIN_ENV, openKey, parseKeyUri, pkcs11Access } from './key-uri.ts';
+export type { WriteFileAtomicOptions } from './atomic-file.ts';
+export { writeFileAtomic } from './atomic-file.ts';

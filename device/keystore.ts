@@ -22,8 +22,7 @@
 // Signing goes through chain/crypto (libsecp256k1 or noble; noble for P-256): noble aims at constant time,
 // but JavaScript engines give no hard timing guarantee.
 import { randomUUID, getRandomValues, timingSafeEqual } from 'node:crypto';
-import { access, link, open, readFile, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { access, readFile } from 'node:fs/promises';
 import { ctr } from '@noble/ciphers/aes.js';
 import { p256 } from '@noble/curves/nist.js';
 import { pbkdf2Async } from '@noble/hashes/pbkdf2.js';
@@ -32,6 +31,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import type { Address, KeyType, SignPurpose, Signer } from '../chain/index.ts';
 import { bytesToHex, hasCode, hexToBytes, keccak256, keyAddress, p256PublicKey, p256Sign, secp256k1 } from '../chain/index.ts';
 import { DeviceError } from './errors.ts';
+import { writeFileAtomic } from './atomic-file.ts';
 
 /** scrypt N written by default: 2^17 with r = 8, p = 1 (ethers' default; 128 MiB, about a second). */
 export const DEFAULT_SCRYPT_N = 2 ** 17;
@@ -308,40 +308,13 @@ function exists(path: string): DeviceError {
   return new DeviceError('KEYSTORE_EXISTS', `${path} already exists; refusing to overwrite a key file (move it aside or pick another path)`, { path });
 }
 
-/**
- * Write `text` to `path`, which must not exist: temp file (0600) beside it, fsync, hard link to `path`
- * (fails if it exists, so nothing is ever overwritten), fsync of the directory. On a filesystem without
- * hard links it falls back to check-then-rename, which a concurrent writer could race.
- */
+/** Write `text` to `path`, which must not exist (atomic-file.ts; KEYSTORE_EXISTS when it does). */
 async function writeNewFile(path: string, text: string): Promise<void> {
-  const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${randomUUID()}.tmp`);
-  const fh = await open(tmp, 'wx', 0o600);
   try {
-    try {
-      await fh.writeFile(text, 'utf8');
-      await fh.chmod(0o600);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
-      await link(tmp, path);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST') throw exists(path);
-      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw err;
-      if (await access(path).then(() => true, () => false)) throw exists(path);
-      await rename(tmp, path);
-    }
-  } finally {
-    await rm(tmp, { force: true });
-  }
-  const d = await open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
+    await writeFileAtomic(path, text, { mode: 0o600, exclusive: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw exists(path);
+    throw err;
   }
 }
 

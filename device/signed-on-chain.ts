@@ -2,13 +2,7 @@
 // and the seals of blocks it proposed. The double-sign guard compares its state with this at start-up, so that
 // a state file deleted or restored from an old backup is noticed before the key signs again.
 import type { Address, Ledger } from '../chain/index.ts';
-import type { GuardedPurpose } from './double-sign-guard.ts';
-
-/** A (height, round) a key signed at. */
-export interface SignedPoint {
-  readonly height: bigint;
-  readonly round: number;
-}
+import type { GuardedPurpose, SignedPoint } from './double-sign-guard.ts';
 
 /**
  * How many blocks below the head are searched. Signatures older than this are final long since, and the guard

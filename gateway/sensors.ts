@@ -5,7 +5,7 @@ import type { Logger } from '../chain/index.ts';
 import { DeviceError, readPassphrase } from '../device/index.ts';
 import type { DeliveryLog, Reading, SensorDriver, SimulatorConfig } from '../sensors/index.ts';
 import { FirmataDriver, ModbusRtuDriver, MqttDriver, RateLimitedLog, SerialLineDriver, SimulatorDriver, startEmbeddedBroker } from '../sensors/index.ts';
-import type { SensorsConfig, SourceConfig } from './sensors-config.ts';
+import type { SensorsConfig, SourceConfig } from './config/sensors-config.ts';
 
 /** What `datagate dev` reads when the config names no source: three simulated streams. */
 export const DEFAULT_SIMULATOR: SimulatorConfig = {

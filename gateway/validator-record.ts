@@ -2,9 +2,10 @@
 // ledger, WAL and double-sign guard under nodes/validator-0 belong to that key, and a restart that forgot
 // --validator-key would otherwise put the derived key in its place without a word. A start with another key
 // is refused with the flag to pass. The file holds the address and the key URI (without a pin-value), no secret.
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatagateError } from '../chain/index.ts';
+import { writeFileAtomic } from '../device/index.ts';
 
 export type ValidatorKeyErrorCode = 'VALIDATOR_KEY_CHANGED' | 'VALIDATOR_KEY_RECORD_INVALID';
 
@@ -58,7 +59,5 @@ export async function checkValidatorKey(dataDir: string, current: ValidatorKeyId
     }
     if (was.uri === now.uri) return;
   }
-  const tmp = `${file}.tmp`;
-  await writeFile(tmp, JSON.stringify(now, null, 2) + '\n', { mode: 0o600 });
-  await rename(tmp, file);
+  await writeFileAtomic(file, JSON.stringify(now, null, 2) + '\n', { mode: 0o600 });
 }

@@ -2,7 +2,7 @@
 // createLineParser checks a format configuration once and returns a pure function from one line to readings
 // or to a rejection with a stable reason, which drivers count. The parser never throws on input.
 import { parseNmeaSentence } from './nmea.ts';
-import type { Reading } from './reading.ts';
+import type { ParseResult, Reading } from './reading.ts';
 import { SensorError } from './reading.ts';
 import { excerpt, getPath, parseDecimal, readTimestamp, readTimestampText, splitPath } from './values.ts';
 
@@ -42,8 +42,6 @@ export type LineFormatConfig =
       unit?: string;
     }
   | { kind: 'nmea'; stream: string };
-
-export type ParseResult = { ok: true; readings: Omit<Reading, 'seq'>[] } | { ok: false; reason: string; detail: string };
 
 /** Every reason a line parser rejects with. */
 export const PARSE_REJECT_REASONS = [

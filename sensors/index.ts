@@ -6,7 +6,7 @@ export { DriverBase, RateLimitedLog, backoffDelay } from './base.ts';
 export { LineFramer } from './line-framer.ts';
 export type { FramedLines } from './line-framer.ts';
 export { createLineParser, PARSE_REJECT_REASONS } from './formats.ts';
-export type { LineFormatConfig, LineParser, ParseRejectReason, ParseResult } from './formats.ts';
+export type { LineFormatConfig, LineParser, ParseRejectReason } from './formats.ts';
 export { nmeaChecksum, parseNmeaSentence } from './nmea.ts';
 export { MAX_DEVICE_TS, MIN_DEVICE_TS, excerpt, getPath, parseDecimal, parseIsoTimestamp, readTimestamp, readTimestampText, splitPath } from './values.ts';
 export type { NumberResult } from './values.ts';

@@ -2,8 +2,7 @@
 // course, date) from any talker (GP, GN, GL, GA, BD, ...). Checksums are required and verified; other valid
 // sentences are reported as 'ignored-sentence' so a driver can count them apart from line noise.
 // Pure: the arrival time `now` is passed in. Never throws on input.
-import type { Reading } from './reading.ts';
-import type { ParseResult } from './formats.ts';
+import type { ParseResult, Reading } from './reading.ts';
 import { daysInMonth, excerpt } from './values.ts';
 
 /** Longer than any real sentence (the standard says 82 characters; some receivers exceed it a little). */

@@ -21,6 +21,9 @@ export interface Reading {
   readonly delivery?: DeliveryTag;
 }
 
+/** What a line parser (formats.ts, nmea.ts) makes of one line: readings without their seq, or why not. */
+export type ParseResult = { ok: true; readings: Omit<Reading, 'seq'>[] } | { ok: false; reason: string; detail: string };
+
 /**
  * Which message of its source a reading came from, for sources that redeliver what was not acknowledged.
  * A durable consumer records the tag with the reading, in the same atomic write, and keeps it until the

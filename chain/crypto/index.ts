@@ -17,3 +17,5 @@ export {
   P256_HALF_N, P256_N, chooseP256Backend, keyAddress, loadNativeP256, nativeP256LoadError, nobleP256, p256Backend,
   p256BackendName, p256PublicKey, p256Sign, p256Verify, verifySignature,
 } from './p256.ts';
+export type { SealedBox } from './sealed-box.ts';
+export { SEALED_BOX_VERSION, openSealedBox, parseReaderPublicKey, readerKeyPair, sealToReader } from './sealed-box.ts';

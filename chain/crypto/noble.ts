@@ -1,8 +1,11 @@
-// The pure-JS secp256k1 backend on @noble/curves (audited). Always available; the reference the native
-// backend is tested against. About 20x slower than libsecp256k1 at recovery, so it is the fallback.
+// The pure-JS secp256k1 backend on @noble/secp256k1 (audited, dependency-free: the small single-curve sibling of
+// @noble/curves, which stays for P-256). Always available; the reference the native backend is tested against.
+// About 40x slower than libsecp256k1 at recovery (bench:ledger), so it is the fallback.
 // Signing follows noble's constant-time design, but JavaScript engines give no hard timing guarantee;
 // prefer the native backend (or a hardware signer) for long-lived keys.
-import { secp256k1 as curve } from '@noble/curves/secp256k1.js';
+import { hmac } from '@noble/hashes/hmac.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import * as curve from '@noble/secp256k1';
 import {
   checkDigest,
   checkPrivateKey,
@@ -17,7 +20,12 @@ import {
 // prehash: false everywhere: the caller hands us the digest, which must not be hashed again.
 // lowS: true: sign in low-s form; verify's high-s rejection is also done in verifyInputsUsable.
 const VERIFY_OPTS = { prehash: false, lowS: true, format: 'compact' } as const;
-const SIGN_OPTS = { prehash: false, lowS: true, format: 'recovered' } as const;
+const SIGN_OPTS = { prehash: false, lowS: true, format: 'recovered', extraEntropy: false } as const;
+const RECOVER_OPTS = { prehash: false, isCompressed: false } as const;
+
+// Synchronous RFC 6979 signing needs HMAC-SHA256; @noble/secp256k1 ships without hashes of its own.
+curve.hashes.sha256 = sha256;
+curve.hashes.hmacSha256 = (key, message) => hmac(sha256, key, message);
 
 export const nobleSecp256k1: Secp256k1Backend = {
   name: 'noble',
@@ -28,7 +36,7 @@ export const nobleSecp256k1: Secp256k1Backend = {
     checkRecid(recid);
     const { r, s } = splitSignature(sig64);
     try {
-      return new curve.Signature(r, s, recid).recoverPublicKey(digest).toBytes(false);
+      return curve.recoverPublicKey(new curve.Signature(r, s, recid).toBytes('recovered'), digest, RECOVER_OPTS);
     } catch (err) {
       // r is not the x of a curve point, or the result is the point at infinity.
       throw invalidInput('no public key can be recovered from this signature and digest', { recid }, err);

@@ -35,7 +35,7 @@ process.stdout.on('error', (err) => {
   if (err.code === 'EPIPE') process.exit(0);
   throw err;
 });
-const { commands, main, armStopDeadline, stopDeadlineMs } = await import(compiled ? '../../dist/gateway/cli.js' : '../cli.ts');
+const { commands, main, armStopDeadline, stopDeadlineMs } = await import(compiled ? '../../dist/gateway/cli/cli.js' : '../cli/cli.ts');
 let deadlineMs;
 try {
   deadlineMs = stopDeadlineMs(process.env);
@@ -45,7 +45,7 @@ try {
 }
 if (stamp !== null && cachedHelp(root, '--help', stamp) === null) {
   try {
-    const { runCli } = await import('../../dist/gateway/args.js');
+    const { runCli } = await import('../../dist/gateway/cli/args.js');
     writeHelp(root, stamp, await renderHelp(commands, runCli));
   } catch {
     // A dist/ this user cannot write to only costs the fast help.

@@ -1,5 +1,5 @@
 // Types of help-cache.mjs (plain JavaScript, loaded by the `datagate` entry point before tsx is registered).
-import type { Command, CliIo } from '../args.ts';
+import type { Command, CliIo } from '../cli/args.ts';
 export declare const HELP_FILE: string;
 export declare function helpKey(argv: readonly string[]): string | null;
 export declare function cachedHelp(root: string, key: string, state: { files: number; newest: number }): string | null;

@@ -1,7 +1,7 @@
 // The help texts of the compiled CLI, kept in dist/help.json beside the source state they were rendered
 // from, so that `datagate --help`, `datagate help <command>` and `datagate <command> [<sub>] --help` answer
 // without loading the node (the chain, LevelDB, the pipeline and the drivers take about a second to load on a
-// quiet machine, several on a busy one). The texts are rendered by the CLI itself (gateway/args.ts) whenever
+// quiet machine, several on a busy one). The texts are rendered by the CLI itself (gateway/cli/args.ts) whenever
 // the compiled CLI runs and finds them missing or older than dist/, so they always match it.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -40,7 +40,7 @@ export function writeHelp(root, state, texts) {
   writeAtomically(join(root, DIST_DIR, HELP_FILE), JSON.stringify({ files: state.files, newest: state.newest, texts }) + '\n');
 }
 
-/** Every plain help text of `commands`, keyed by helpKey, as `runCli` (gateway/args.ts) prints them. */
+/** Every plain help text of `commands`, keyed by helpKey, as `runCli` (gateway/cli/args.ts) prints them. */
 export async function renderHelp(commands, runCli) {
   const requests = [['--help']];
   for (const command of commands) {

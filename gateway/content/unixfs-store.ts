@@ -15,10 +15,10 @@ import type { ImporterOptions } from 'ipfs-unixfs-importer';
 import { importBytes } from 'ipfs-unixfs-importer';
 import { fixedSize } from 'ipfs-unixfs-importer/chunker';
 import { balanced } from 'ipfs-unixfs-importer/layout';
-import { Level } from 'level';
+import type { Level } from 'level';
 import { CID } from 'multiformats/cid';
 import type { ContentAddOptions, ContentGcOptions, ContentGcResult, ContentListEntry, ContentStore } from '../../chain/index.ts';
-import { ContentError, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE } from '../../chain/index.ts';
+import { ContentError, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, openVersionedLevel } from '../../chain/index.ts';
 import { LevelBlockstore, markDag, walkDag } from './blockstore.ts';
 import { diskFullOr } from '../disk-space.ts';
 
@@ -40,7 +40,6 @@ const P_UNPINNED = 0x05;
 export const KUBO_MAX_LINKS = 174;
 
 const enc = new TextEncoder();
-const dec = new TextDecoder();
 const EMPTY = new Uint8Array(0);
 
 function key(prefix: number, body: Uint8Array): Uint8Array {
@@ -138,46 +137,26 @@ export class UnixFsContentStore implements ContentStore {
    * it open, CONTENT_STORE_SCHEMA_MISMATCH when it holds another format, CONTENT_STORE_FAILED otherwise.
    */
   static async open(path: string): Promise<UnixFsContentStore> {
-    // Small LevelDB buffers (defaults: 4 MiB write buffer, 8 MiB block cache): blocks are written once and read
-    // when sold or verified, so a big cache buys little, and every MiB counts on a Pi-class board.
-    const db = new Level<Uint8Array, Uint8Array>(path, { keyEncoding: 'view', valueEncoding: 'view', writeBufferSize: 1 << 20, cacheSize: 2 << 20 });
-    try {
-      await db.open();
-    } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause;
-      if (cause?.code === 'LEVEL_LOCKED') {
-        throw new ContentError('CONTENT_STORE_LOCKED', `the content store at ${path} is in use by another process; stop the other datagate or use another data directory`, { path }, { cause: err });
-      }
-      throw await diskFullOr(new ContentError('CONTENT_STORE_FAILED', `cannot open the content store at ${path}: ${(err as Error).message}`, { path }, { cause: err }), path);
-    }
-    const store = new UnixFsContentStore(db, path);
-    try {
-      await store.checkSchema();
-    } catch (err) {
-      await db.close();
-      throw err;
-    }
-    return store;
-  }
-
-  private async checkSchema(): Promise<void> {
-    const schema = await this.db.get(metaKey('schema'));
-    if (schema === undefined) {
-      await this.db.put(metaKey('schema'), enc.encode(String(CONTENT_SCHEMA_VERSION)));
-      return;
-    }
-    const version = Number(dec.decode(schema));
-    if (version === 1) {
-      await this.db.put(metaKey('schema'), enc.encode(String(CONTENT_SCHEMA_VERSION)), { sync: true });
-      return;
-    }
-    if (version !== CONTENT_SCHEMA_VERSION) {
-      throw new ContentError(
-        'CONTENT_STORE_SCHEMA_MISMATCH',
-        `content store ${this.path} has schema ${dec.decode(schema)}, this datagate reads schema ${CONTENT_SCHEMA_VERSION}; use a datagate release that matches it or start with an empty directory`,
-        { path: this.path, found: dec.decode(schema), expected: CONTENT_SCHEMA_VERSION },
-      );
-    }
+    const db = await openVersionedLevel(path, {
+      versionKey: metaKey('schema'),
+      version: CONTENT_SCHEMA_VERSION,
+      upgradeFrom: [1],
+      // Small LevelDB buffers (defaults: 4 MiB write buffer, 8 MiB block cache): blocks are written once and read
+      // when sold or verified, so a big cache buys little, and every MiB counts on a Pi-class board.
+      writeBufferSize: 1 << 20,
+      cacheSize: 2 << 20,
+      errors: {
+        locked: (err) => new ContentError('CONTENT_STORE_LOCKED', `the content store at ${path} is in use by another process; stop the other datagate or use another data directory`, { path }, { cause: err }),
+        failed: (err) => diskFullOr(new ContentError('CONTENT_STORE_FAILED', `cannot open the content store at ${path}: ${(err as Error).message}`, { path }, { cause: err }), path),
+        mismatch: (found) =>
+          new ContentError(
+            'CONTENT_STORE_SCHEMA_MISMATCH',
+            `content store ${path} has schema ${found}, this datagate reads schema ${CONTENT_SCHEMA_VERSION}; use a datagate release that matches it or start with an empty directory`,
+            { path, found, expected: CONTENT_SCHEMA_VERSION },
+          ),
+      },
+    });
+    return new UnixFsContentStore(db, path);
   }
 
   /** Close the database, after the add, pin, unpin or gc in progress. */

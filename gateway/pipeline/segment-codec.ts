@@ -1,8 +1,25 @@
-// Small strict codecs shared by the segment readings and manifest layouts (segment-format.ts,
-// segment-manifest.ts): canonical RLP items, UTF-8, float64, and the errors they raise.
+// What the segment readings and manifest layouts (segment-format.ts, segment-manifest.ts) share: the format
+// version, the summary of the readings a manifest carries, and small strict codecs (canonical RLP items, UTF-8,
+// float64) with the errors they raise.
 import type { RlpItem } from '../../chain/index.ts';
 import { rlpDecode } from '../../chain/index.ts';
 import { PipelineError } from './errors.ts';
+
+/** The version of the readings and manifest layouts (spec in segment-format.ts) and of the envelope that carries them. */
+export const SEGMENT_FORMAT_VERSION = 1;
+
+/** What the readings of a segment cover (computed from them, checked against them on open). */
+export interface SegmentSummary {
+  readonly stream: string;
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  /** Earliest ts (ms), not necessarily the first reading's. */
+  readonly firstTs: number;
+  /** Latest ts (ms), not necessarily the last reading's. */
+  readonly lastTs: number;
+  readonly count: number;
+  readonly schema: string;
+}
 
 export const utf8 = new TextEncoder();
 export const fromUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });

@@ -27,11 +27,11 @@
 // loadOrCreateMasterKey's result) are the caller's to zero with key.fill(0) once done. JavaScript cannot
 // guarantee erasure: the engine may have copied a buffer, and decrypted readings live on as numbers.
 import { randomFillSync } from 'node:crypto';
-import { link, open, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { open } from 'node:fs/promises';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { bytesToHex, keccak256, merkleRoot } from '../../chain/index.ts';
 import type { Signer } from '../../chain/index.ts';
+import { writeFileAtomic } from '../../device/index.ts';
 import type { Reading } from '../../sensors/index.ts';
 import { PipelineError } from './errors.ts';
 import type { SignedManifest } from './segment-format.ts';
@@ -316,45 +316,14 @@ export async function loadOrCreateMasterKey(path: string): Promise<Uint8Array> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${bytesToHex(random(4)).slice(2)}.tmp`);
   const key = random(32);
-  let created = false;
   try {
-    const fh = await open(tmp, 'wx', 0o600);
-    try {
-      await fh.chmod(0o600);
-      await fh.writeFile(key);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
-      await link(tmp, path);
-      created = true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
+    // exclusive: hard-linked into place, so a key another process created meanwhile is never replaced.
+    await writeFileAtomic(path, key, { mode: 0o600, exclusive: true });
   } catch (err) {
     key.fill(0);
-    throw err;
-  } finally {
-    await rm(tmp, { force: true });
-  }
-  if (!created) {
-    key.fill(0); // another process created the file first: use its key
-    return loadMasterKey(path);
-  }
-  try {
-    const d = await open(dir, 'r');
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
-  } catch (err) {
-    key.fill(0);
-    throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return loadMasterKey(path); // another process created the file first: use its key
   }
   return key;
 }

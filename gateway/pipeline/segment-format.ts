@@ -44,52 +44,23 @@
 //   signed manifest = RLP [ manifest (the RLP bytes above, as one byte string), signature ]
 //
 // The envelope that carries the signed manifest and the encrypted readings is in segment-crypto.ts.
-import type { Address, KeyType, RlpInput } from '../../chain/index.ts';
+import type { RlpInput } from '../../chain/index.ts';
 import { MerkleAccumulator, rlpEncode } from '../../chain/index.ts';
 import type { Reading } from '../../sensors/index.ts';
+import type { SegmentSummary } from './segment-codec.ts';
 import {
-  asBytes, asFloat, asList, asOptional, asString, asUint, compareBytes, corrupt, decodeRlp, floatBytes, invalid, stringBytes, uintInput, utf8, wrongVersion,
+  SEGMENT_FORMAT_VERSION, asBytes, asFloat, asList, asOptional, asString, asUint, compareBytes, corrupt, decodeRlp, floatBytes, invalid, stringBytes,
+  uintInput, utf8, wrongVersion,
 } from './segment-codec.ts';
-export { equalBytes } from './segment-codec.ts';
-
-/** The version of the readings and manifest layouts above (and of the envelope that carries them). */
-export const SEGMENT_FORMAT_VERSION = 1;
-export const MANIFEST_TAG = new TextEncoder().encode('datagate/segment/v1');
-export const SIGN_TAG = new TextEncoder().encode('datagate/segment-manifest/v1');
-export const KEY_TYPES: readonly KeyType[] = ['secp256k1', 'p256'];
-
-/** The key that signed a segment: what a buyer needs to check the signature without asking anyone. */
-export interface DeviceIdentity {
-  readonly address: Address;
-  readonly keyType: KeyType;
-  /** 65 bytes, 04 || x || y. */
-  readonly publicKey: Uint8Array;
-}
-
-/** What the readings of a segment cover (computed from them, checked against them on open). */
-export interface SegmentSummary {
-  readonly stream: string;
-  readonly firstSeq: number;
-  readonly lastSeq: number;
-  /** Earliest ts (ms), not necessarily the first reading's. */
-  readonly firstTs: number;
-  /** Latest ts (ms), not necessarily the last reading's. */
-  readonly lastTs: number;
-  readonly count: number;
-  readonly schema: string;
-}
-
-export interface SegmentManifest extends SegmentSummary {
-  readonly version: 1;
-  readonly merkleRoot: Uint8Array;
-  readonly keyCommitment: Uint8Array;
-  readonly device: DeviceIdentity;
-}
-
-export interface SignedManifest extends SegmentManifest {
-  /** secp256k1: 65 bytes r || s || recid; p256: 64 bytes r || s. */
-  readonly signature: Uint8Array;
-}
+// What the readings and the manifest share lives in segment-codec.ts, the manifest in segment-manifest.ts (which
+// imports none of this file); re-exported so callers keep one import.
+export type { SegmentSummary } from './segment-codec.ts';
+export { SEGMENT_FORMAT_VERSION, equalBytes } from './segment-codec.ts';
+export type { DeviceIdentity, SegmentManifest, SignedManifest } from './segment-manifest.ts';
+export {
+  KEY_TYPES, MANIFEST_TAG, SIGN_TAG, decodeManifest, decodeSignedManifest, deviceOf, encodeManifest, encodeSignedManifest, manifestDigest, manifestHash,
+  signManifest, verifyManifest,
+} from './segment-manifest.ts';
 
 /** A segment's readings as bytes (`bytes`, the plaintext) and its Merkle leaves (one per reading). */
 export interface EncodedReadings {
@@ -432,8 +403,3 @@ export function summarizeReadings(readings: readonly Reading[]): SegmentSummary 
     schema: [...shapes].sort().join('; '),
   };
 }
-
-// The manifest layout lives in segment-manifest.ts; re-exported so callers keep one import.
-export {
-  decodeManifest, decodeSignedManifest, deviceOf, encodeManifest, encodeSignedManifest, manifestDigest, manifestHash, signManifest, verifyManifest,
-} from './segment-manifest.ts';

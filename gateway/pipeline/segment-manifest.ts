@@ -1,16 +1,39 @@
 // The segment manifest of format v1 (spec in segment-format.ts): its canonical encoding and hash, and the
 // device signature over it.
-import type { KeyType, Signer } from '../../chain/index.ts';
+import type { Address, KeyType, Signer } from '../../chain/index.ts';
 import {
   bytesToHex, hexToBytes, keccak256, keyAddress, rlpEncode, secp256k1, verifySignature,
 } from '../../chain/index.ts';
 import { PipelineError } from './errors.ts';
-import type { DeviceIdentity, SegmentManifest, SignedManifest } from './segment-format.ts';
-import { KEY_TYPES, MANIFEST_TAG, SEGMENT_FORMAT_VERSION, SIGN_TAG } from './segment-format.ts';
+import type { SegmentSummary } from './segment-codec.ts';
 import {
-  asBytes, asList, asString, asUint, concat, corrupt, decodeRlp, equalBytes, invalid, stringBytes, uintInput, utf8, wrongVersion,
+  SEGMENT_FORMAT_VERSION, asBytes, asList, asString, asUint, concat, corrupt, decodeRlp, equalBytes, invalid, stringBytes, uintInput, utf8, wrongVersion,
 } from './segment-codec.ts';
 
+/** Hash tags of the manifest and of the digest a device signs (spec in segment-format.ts). */
+export const MANIFEST_TAG = new TextEncoder().encode('datagate/segment/v1');
+export const SIGN_TAG = new TextEncoder().encode('datagate/segment-manifest/v1');
+export const KEY_TYPES: readonly KeyType[] = ['secp256k1', 'p256'];
+
+/** The key that signed a segment: what a buyer needs to check the signature without asking anyone. */
+export interface DeviceIdentity {
+  readonly address: Address;
+  readonly keyType: KeyType;
+  /** 65 bytes, 04 || x || y. */
+  readonly publicKey: Uint8Array;
+}
+
+export interface SegmentManifest extends SegmentSummary {
+  readonly version: 1;
+  readonly merkleRoot: Uint8Array;
+  readonly keyCommitment: Uint8Array;
+  readonly device: DeviceIdentity;
+}
+
+export interface SignedManifest extends SegmentManifest {
+  /** secp256k1: 65 bytes r || s || recid; p256: 64 bytes r || s. */
+  readonly signature: Uint8Array;
+}
 
 const ADDRESS = /^0x[0-9a-f]{40}$/;
 

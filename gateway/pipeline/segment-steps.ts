@@ -12,14 +12,14 @@
 //   gcAfterDrops    after a round of drops, one gc({scope: 'unpinned'}) of the content store (where it has
 //                   one) removes the dropped segments' blocks. A crash before it leaves them unpinned: the
 //                   next round's gc (or `datagate ipfs gc`) removes them.
-import { Level } from 'level';
+import type { Level } from 'level';
 import type { ContentGcResult, Logger, Signer } from '../../chain/index.ts';
-import { bytesToHex } from '../../chain/index.ts';
+import { bytesToHex, openVersionedLevel } from '../../chain/index.ts';
 import { PipelineRuntimeError } from './pipeline-errors.ts';
 import type { PipelineContentStore, SegmentRecord } from './pipeline-options.ts';
 import type { StoredSegment } from './pipeline-records.ts';
 import {
-  P_ENVELOPE, P_QUEUE, P_SEGMENT, P_UNSOLD, PIPELINE_SCHEMA_VERSION, corrupt, decodeDecimal, decodeSegment, encodeDecimal,
+  P_ENVELOPE, P_QUEUE, P_SEGMENT, P_UNSOLD, PIPELINE_SCHEMA_VERSION, corrupt, decodeSegment, encodeDecimal,
   encodeSegment, encodeStream, keyNumber, metaKey, numberKey, prefixRange, streamKey,
 } from './pipeline-records.ts';
 import { sealReadings, wrapKey } from './segment-crypto.ts';
@@ -49,31 +49,22 @@ export interface StepContext {
  * PIPELINE_SCHEMA_MISMATCH, PIPELINE_STATE_CORRUPT, PIPELINE_FAILED.
  */
 export async function openPipelineDb(dir: string, { create = true }: { create?: boolean } = {}): Promise<Db> {
-  // Small LevelDB buffers (defaults: 4 MiB write buffer, 8 MiB block cache): the queue is written once and
-  // read back once, so a big cache buys nothing, and every MiB counts on a Pi-class board.
-  const db = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: 'view', valueEncoding: 'view', createIfMissing: create, writeBufferSize: 1 << 20, cacheSize: 2 << 20 });
-  try {
-    await db.open();
-  } catch (err) {
-    if ((err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED') {
-      throw new PipelineRuntimeError('PIPELINE_LOCKED', `the pipeline database at ${dir} is in use by another process; stop the other datagate (or close the pipeline) first`, { dir }, { cause: err });
-    }
-    throw await diskFullOr(new PipelineRuntimeError('PIPELINE_FAILED', `cannot open the pipeline database at ${dir}: ${(err as Error).message}`, { dir }, { cause: err }), dir);
-  }
-  try {
-    const schema = await db.get(metaKey('schema'));
-    if (schema === undefined && !create) {
-      throw new PipelineRuntimeError('PIPELINE_STATE_CORRUPT', `${dir} holds no pipeline database (no schema record)`, { dir });
-    } else if (schema === undefined) {
-      await db.put(metaKey('schema'), encodeDecimal(PIPELINE_SCHEMA_VERSION), { sync: true });
-    } else if (decodeDecimal(schema, 'schema') !== PIPELINE_SCHEMA_VERSION) {
-      throw new PipelineRuntimeError('PIPELINE_SCHEMA_MISMATCH', `pipeline database ${dir} has schema ${new TextDecoder().decode(schema)}, this datagate reads ${PIPELINE_SCHEMA_VERSION}; use a matching datagate release`, { dir });
-    }
-  } catch (err) {
-    await db.close();
-    throw err;
-  }
-  return db;
+  return openVersionedLevel(dir, {
+    versionKey: metaKey('schema'),
+    version: PIPELINE_SCHEMA_VERSION,
+    create,
+    // Small LevelDB buffers (defaults: 4 MiB write buffer, 8 MiB block cache): the queue is written once and
+    // read back once, so a big cache buys nothing, and every MiB counts on a Pi-class board.
+    writeBufferSize: 1 << 20,
+    cacheSize: 2 << 20,
+    errors: {
+      locked: (err) => new PipelineRuntimeError('PIPELINE_LOCKED', `the pipeline database at ${dir} is in use by another process; stop the other datagate (or close the pipeline) first`, { dir }, { cause: err }),
+      failed: (err) => diskFullOr(new PipelineRuntimeError('PIPELINE_FAILED', `cannot open the pipeline database at ${dir}: ${(err as Error).message}`, { dir }, { cause: err }), dir),
+      mismatch: (found) => new PipelineRuntimeError('PIPELINE_SCHEMA_MISMATCH', `pipeline database ${dir} has schema ${found}, this datagate reads ${PIPELINE_SCHEMA_VERSION}; use a matching datagate release`, { dir }),
+      unreadable: () => corrupt('schema is not a decimal integer'),
+      missing: () => new PipelineRuntimeError('PIPELINE_STATE_CORRUPT', `${dir} holds no pipeline database (no schema record)`, { dir }),
+    },
+  });
 }
 
 /** The public view of a record. */

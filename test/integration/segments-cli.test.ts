@@ -2,7 +2,7 @@
 // `datagate segments list|key|open|verify` see sealed, stored, verifiable segments.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,6 +44,31 @@ test('dev seals simulator readings into segments that list, open and verify', as
   assert.equal(readings.length, first.count);
   assert.ok(readings.every((r) => r.stream === first.stream));
   assert.match(opened.stderr, /Merkle root and signature checked/);
+
+  // Sealed to a buyer's reader key: the file holds an EIP-1024 box, not the key; only the reader opens it.
+  const readerFile = join(dir, 'reader.key');
+  const reader = await run(['segments', 'reader-key', '--output', readerFile]);
+  assert.equal(reader.code, 0, reader.stderr);
+  const sealedFile = join(dir, 'segment.sealed');
+  const sealed = await run(['segments', 'key', String(first.id), '--to', reader.stdout.trim(), '--output', sealedFile, '--data-dir', dataDir]);
+  assert.equal(sealed.code, 0, sealed.stderr);
+  const box = JSON.parse(readFileSync(sealedFile, 'utf8')) as { version: string; ciphertext: string };
+  assert.equal(box.version, 'x25519-xsalsa20-poly1305');
+  assert.ok(!readFileSync(sealedFile, 'utf8').includes(readFileSync(keyFile, 'utf8').trim().slice(2)), 'the key is not in the sealed file');
+  const noReader = await run(['segments', 'open', first.cid!, '--key-file', sealedFile, '--data-dir', dataDir]);
+  assert.equal(noReader.code, 2);
+  assert.match(noReader.stderr, /--reader-key/);
+  const openedSealed = await run(['segments', 'open', first.cid!, '--key-file', sealedFile, '--reader-key', readerFile, '--data-dir', dataDir]);
+  assert.equal(openedSealed.code, 0, openedSealed.stderr);
+  assert.equal(openedSealed.stdout, opened.stdout);
+  const otherReader = join(dir, 'other.key');
+  assert.equal((await run(['segments', 'reader-key', '--output', otherReader])).code, 0);
+  const wrongReader = await run(['segments', 'open', first.cid!, '--key-file', sealedFile, '--reader-key', otherReader, '--data-dir', dataDir]);
+  assert.equal(wrongReader.code, 1);
+  assert.match(wrongReader.stderr, /does not open with this reader key/);
+  const badTo = await run(['segments', 'key', String(first.id), '--to', 'not-a-key', '--output', join(dir, 'x'), '--data-dir', dataDir]);
+  assert.equal(badTo.code, 2);
+  assert.match(badTo.stderr, /--to: .*base64/);
 
   const wrongKey = await run(['segments', 'open', segments[1]!.cid!, '--key-file', keyFile, '--data-dir', dataDir]);
   assert.equal(wrongKey.code, 1);

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
-import type { NodeStatus } from '../../gateway/status-api.ts';
+import type { NodeStatus } from '../../gateway/api/status-api.ts';
 import { startDev } from '../helpers/dev-process.ts';
 import { SAMPLE_LINE, parsePrometheusText, sampleValue } from '../helpers/prometheus-text.ts';
 

@@ -15,7 +15,7 @@ import { exporter } from 'ipfs-unixfs-exporter';
 import type { CID } from 'multiformats/cid';
 import { ContentError } from '../../chain/index.ts';
 import type { BlockReader } from '../../gateway/content/blockstore.ts';
-import { createTrustlessGatewayHandler } from '../../gateway/content/trustless-gateway.ts';
+import { createTrustlessGatewayHandler } from '../../gateway/api/trustless-gateway.ts';
 import { UnixFsContentStore, parseCid } from '../../gateway/content/unixfs-store.ts';
 
 const te = new TextEncoder();

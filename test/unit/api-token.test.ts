@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { TOKEN_FILE, loadOrCreateApiToken } from '../../gateway/content/admin-api.ts';
+import { TOKEN_FILE, loadOrCreateApiToken } from '../../gateway/api/content-api.ts';
 import { tempDir } from '../helpers/chain.ts';
 import { expectCode } from '../helpers/expect-code.ts';
 

@@ -1,7 +1,10 @@
 // Enforces the dependency direction of docs/architecture.md ("Layout and dependency direction") on the real source:
 // chain/ imports none of device/, sensors/, gateway/; device/ imports chain/ only; sensors/ imports none of
 // the others; and an import that crosses into another top-level folder must target that folder's index.ts.
-// Imports are found with the TypeScript parser, so comments and strings never count as imports.
+// bench/ and deploy/ (tools) may import any source file and the test helpers; no source folder imports them.
+// No two files import each other, directly or around a circle (type-only imports count: the circle is in the
+// design even when the emitted JavaScript drops it). Imports are found with the TypeScript parser, so comments
+// and strings never count as imports.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,6 +27,9 @@ const ALLOWED: Record<Layer, readonly Layer[]> = {
 };
 /** Folders no source file may import from at all. */
 const NEVER = new Set(['test', 'bench', 'deploy', 'node_modules']);
+/** Tool folders: they may import any source file (no index.ts needed) and test/, but nothing imports them. */
+const TOOLS = ['bench', 'deploy'] as const;
+const TOOL_MAY_IMPORT = new Set<string>([...LAYERS, 'test']);
 
 export interface ImportRef {
   readonly specifier: string;
@@ -62,6 +68,7 @@ export interface Violation {
 /** Checks one file's imports against the rules; `file` is repo-relative with forward slashes. */
 export function checkFile(file: string, source: string): Violation[] {
   const from = file.split('/')[0] as Layer;
+  const tool = (TOOLS as readonly string[]).includes(from);
   const out: Violation[] = [];
   for (const { specifier, line } of scanImports(file, source)) {
     if (!specifier.startsWith('.')) continue; // packages and node: builtins are not ours to police here
@@ -70,6 +77,9 @@ export function checkFile(file: string, source: string): Violation[] {
     const report = (reason: string): void => void out.push({ file, line, specifier, reason });
     if (target.startsWith('../')) report('imports from outside the repository');
     else if (folder === from) continue;
+    else if (tool) {
+      if (!TOOL_MAY_IMPORT.has(folder) && target.includes('/')) report(`${from}/ may import source folders and test/, not ${folder}/`);
+    }
     else if (NEVER.has(folder)) report(`source code must not import from ${folder}/`);
     else if (!(LAYERS as readonly string[]).includes(folder)) continue; // root files such as package.json
     else if (!ALLOWED[from].includes(folder as Layer)) report(`${from}/ must not import from ${folder}/`);
@@ -91,13 +101,68 @@ function sourceFiles(): string[] {
       const path = join(dir, e.name);
       if (e.isDirectory()) {
         if (e.name !== 'node_modules') walk(path);
-      } else if (e.name.endsWith('.ts') || (e.name.endsWith('.mjs') && relative(ROOT, dir).split(sep).join('/') === 'gateway/bin')) {
+      } else if (e.name.endsWith('.ts') || (e.name.endsWith('.mjs') && MJS_DIRS.has(relative(ROOT, dir).split(sep).join('/')))) {
         files.push(relative(ROOT, path).split(sep).join('/'));
       }
     }
   };
-  for (const layer of LAYERS) walk(join(ROOT, layer));
+  for (const folder of [...LAYERS, ...TOOLS]) walk(join(ROOT, folder));
   return files.sort();
+}
+
+/** Folders whose .mjs files are source (plain JavaScript that runs before tsx is loaded). */
+const MJS_DIRS = new Set(['gateway/bin', 'deploy']);
+
+/** The relative imports of each file that land on another file of `files` (repo-relative, posix). */
+export function importGraph(files: readonly string[], read: (file: string) => string): Map<string, string[]> {
+  const known = new Set(files);
+  const graph = new Map<string, string[]>();
+  for (const file of files) {
+    const targets = new Set<string>();
+    for (const { specifier } of scanImports(file, read(file))) {
+      if (!specifier.startsWith('.')) continue;
+      const target = posix.normalize(posix.join(posix.dirname(file), specifier));
+      // A specifier names its file exactly (with .ts or .mjs); a folder means its index.ts.
+      for (const candidate of [target, `${target}/index.ts`]) {
+        if (known.has(candidate)) {
+          targets.add(candidate);
+          break;
+        }
+      }
+    }
+    graph.set(file, [...targets].sort());
+  }
+  return graph;
+}
+
+/**
+ * Every import circle of `graph`, found by a depth-first search: each as the list of files around it, starting
+ * and ending at its smallest file name (so a circle is reported once, whatever node the search entered by).
+ */
+export function findCycles(graph: ReadonlyMap<string, readonly string[]>): string[][] {
+  const state = new Map<string, 'open' | 'done'>();
+  const path: string[] = [];
+  const found = new Map<string, string[]>();
+  const visit = (node: string): void => {
+    state.set(node, 'open');
+    path.push(node);
+    for (const next of graph.get(node) ?? []) {
+      const s = state.get(next);
+      if (s === 'open') {
+        const ring = path.slice(path.lastIndexOf(next));
+        const start = ring.indexOf([...ring].sort()[0]!);
+        const cycle = [...ring.slice(start), ...ring.slice(0, start)];
+        cycle.push(cycle[0]!);
+        found.set(cycle.join(' -> '), cycle);
+      } else if (s === undefined) {
+        visit(next);
+      }
+    }
+    path.pop();
+    state.set(node, 'done');
+  };
+  for (const node of [...graph.keys()].sort()) if (!state.has(node)) visit(node);
+  return [...found.values()];
 }
 
 test('scanner finds every import form and ignores comments and strings', () => {
@@ -141,6 +206,14 @@ test('rules: each forbidden direction and deep import is reported, allowed ones 
     ['gateway/bin/datagate.mjs', "await import('../cli.ts'); await import('../../chain/store.ts');", true],
     ['gateway/cli.ts', "import { x } from '../../elsewhere/index.ts';", true],
     ['gateway/cli.ts', "import ethers from 'ethers'; import { readFile } from 'node:fs/promises';", false],
+    ['gateway/cli.ts', "import { b } from '../bench/lbft-cluster.ts';", true],
+    ['chain/ledger.ts', "import { d } from '../deploy/build.mjs';", true],
+    ['device/keystore.ts', "import type { B } from '../bench/signers.ts';", true],
+    ['bench/pipeline.ts', "import { p } from '../gateway/pipeline/pipeline.ts'; import { c } from '../chain/lbft/wal.ts';", false],
+    ['bench/ledger.ts', "import { h } from '../test/helpers/chain.ts'; import { l } from './lbft-cluster.ts';", false],
+    ['deploy/build.mjs', "import { s } from '../gateway/bin/build-state.mjs';", false],
+    ['bench/lbft.ts', "import { x } from '../../elsewhere/index.ts';", true],
+    ['bench/lbft.ts', "import { x } from '../deploy/build.mjs';", true],
   ];
   for (const [file, source, bad] of cases) {
     const found = checkFile(file, source);
@@ -159,6 +232,32 @@ test('the source tree follows the dependency direction', () => {
     [],
     'imports break the layering of docs/architecture.md',
   );
+});
+
+test('cycle search: finds each circle once, as its list of files, and passes a graph without one', () => {
+  const g = (edges: Record<string, string[]>): Map<string, string[]> => new Map(Object.entries(edges));
+  assert.deepEqual(findCycles(g({ a: ['b', 'c'], b: ['c'], c: [], d: ['a'] })), []);
+  assert.deepEqual(findCycles(g({ a: ['a'] })), [['a', 'a']]);
+  assert.deepEqual(findCycles(g({ b: ['a'], a: ['b'] })), [['a', 'b', 'a']]);
+  assert.deepEqual(findCycles(g({ x: ['c'], c: ['a'], a: ['b'], b: ['c'] })), [['a', 'b', 'c', 'a']]);
+  assert.deepEqual(
+    findCycles(g({ a: ['b'], b: ['a', 'c'], c: ['d'], d: ['c'] })).sort(),
+    [['a', 'b', 'a'], ['c', 'd', 'c']],
+  );
+  const graph = importGraph(['p/a.ts', 'p/b.ts', 'p/sub/index.ts'], (file) => ({
+    'p/a.ts': "import type { B } from './b.ts'; import { s } from './sub'; import x from 'pkg';",
+    'p/b.ts': "export type { A } from './a.ts';",
+    'p/sub/index.ts': "import { missing } from './gone.ts';",
+  })[file]!);
+  assert.deepEqual(Object.fromEntries(graph), { 'p/a.ts': ['p/b.ts', 'p/sub/index.ts'], 'p/b.ts': ['p/a.ts'], 'p/sub/index.ts': [] });
+  assert.deepEqual(findCycles(graph), [['p/a.ts', 'p/b.ts', 'p/a.ts']], 'type-only imports and re-exports count');
+});
+
+test('no source file imports itself around a circle', () => {
+  const files = sourceFiles();
+  assert.ok(files.includes('bench/lbft.ts') && files.includes('deploy/build.mjs'), 'bench/ and deploy/ are not scanned');
+  const cycles = findCycles(importGraph(files, (file) => readFileSync(join(ROOT, file), 'utf8')));
+  assert.deepEqual(cycles.map((c) => c.join(' -> ')), [], 'import circles: move what both files need into one of them, or a third file both import');
 });
 
 /** Every file git tracks, as text, except the lock file (package names and hashes, not prose). */

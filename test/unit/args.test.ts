@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { UsageError, defineCommand, runCli, type Command } from '../../gateway/args.ts';
+import { UsageError, defineCommand, runCli, type Command } from '../../gateway/cli/args.ts';
 import { DatagateError } from '../../chain/index.ts';
 
 function sink(): { write(s: string): boolean; text: () => string } {

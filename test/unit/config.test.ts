@@ -14,8 +14,8 @@ import {
   parseConfig,
   withOverrides,
   type Infer,
-} from '../../gateway/config.ts';
-import { devConfigSchema, type DevConfig } from '../../gateway/dev-config.ts';
+} from '../../gateway/config/config.ts';
+import { devConfigSchema, type DevConfig } from '../../gateway/config/dev-config.ts';
 import { DatagateError } from '../../chain/index.ts';
 
 /** Runs fn, expects a ConfigError with `code`, returns its message. */

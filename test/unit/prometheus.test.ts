@@ -1,10 +1,10 @@
-// The Prometheus text formatter (gateway/prometheus.ts): escaping of HELP texts and label values, one HELP and
+// The Prometheus text formatter (gateway/api/prometheus.ts): escaping of HELP texts and label values, one HELP and
 // one TYPE line per family before its samples, number formatting (integers, fractions, exponents, NaN, +-Inf),
 // and the programming errors it refuses.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { MetricFamily } from '../../gateway/prometheus.ts';
-import { escapeHelp, escapeLabelValue, formatMetrics, formatValue } from '../../gateway/prometheus.ts';
+import type { MetricFamily } from '../../gateway/api/prometheus.ts';
+import { escapeHelp, escapeLabelValue, formatMetrics, formatValue } from '../../gateway/api/prometheus.ts';
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus-text.ts';
 
 test('label values escape backslash, double quote and line feed, and nothing else', () => {

@@ -11,14 +11,14 @@ import { test } from 'node:test';
 import type { Signer } from '../../chain/index.ts';
 import { bytesToHex } from '../../chain/index.ts';
 import { MemorySigner } from '../../device/index.ts';
-import { runCli } from '../../gateway/args.ts';
+import { runCli } from '../../gateway/cli/args.ts';
 import { Pipeline } from '../../gateway/pipeline/pipeline.ts';
 import type { SegmentRecord } from '../../gateway/pipeline/pipeline.ts';
 import { PipelineRuntimeError } from '../../gateway/pipeline/pipeline-errors.ts';
-import type { SegmentsApiOptions } from '../../gateway/pipeline/segments-api.ts';
-import { MAX_BODY_BYTES, createSegmentsApiHandler, segmentLine } from '../../gateway/pipeline/segments-api.ts';
+import type { SegmentsApiOptions } from '../../gateway/api/segments-api.ts';
+import { MAX_BODY_BYTES, createSegmentsApiHandler, segmentLine } from '../../gateway/api/segments-api.ts';
 import { verifyPipeline } from '../../gateway/pipeline/verify-store.ts';
-import { segmentsCommand } from '../../gateway/segments-commands.ts';
+import { segmentsCommand } from '../../gateway/cli/segments-commands.ts';
 import { tempDir } from '../helpers/chain.ts';
 import { MemoryContentStore, allSegments, fakeClock, recordingLogger, simReading } from '../helpers/pipeline-fixtures.ts';
 
@@ -176,7 +176,7 @@ test('verifyPipeline counts a segment dropped while it runs as dropped, and one 
   await assert.rejects(verifyPipeline({ pipeline, contentStore: new MemoryContentStore(), signal: aborted.signal }), /stop/);
 });
 
-test('segments list on a data dir whose databases a running pipeline holds: through api.json, or a usage error without it', async (t) => {
+test('segments list on a data dir whose databases a running pipeline holds: through api.json, or NODE_NOT_RUNNING without it', async (t) => {
   const { dataDir } = await openPipeline(t);
   const cli = async (args: string[]) => {
     let out = '';
@@ -185,7 +185,9 @@ test('segments list on a data dir whose databases a running pipeline holds: thro
     return { code, out, err };
   };
   const noApi = await cli(['list', '--data-dir', dataDir]);
-  assert.equal(noApi.code, 2);
+  // The same error as `datagate status` gives: a node state, not a usage mistake.
+  assert.equal(noApi.code, 1);
+  assert.match(noApi.err, /\[NODE_NOT_RUNNING\]/);
   assert.match(noApi.err, /api\.json/);
   // api.json left from a node that is gone: nobody answers at its URL.
   const closed = createServer();

@@ -5,9 +5,9 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { hasCode, nopLogger } from '../../chain/index.ts';
-import { parseConfig } from '../../gateway/config.ts';
-import { sensorsSchema } from '../../gateway/sensors-config.ts';
-import { devConfigSchema } from '../../gateway/dev-config.ts';
+import { parseConfig } from '../../gateway/config/config.ts';
+import { sensorsSchema } from '../../gateway/config/sensors-config.ts';
+import { devConfigSchema } from '../../gateway/config/dev-config.ts';
 import { createDriver } from '../../gateway/sensors.ts';
 import { tempDir } from '../helpers/chain.ts';
 

@@ -1,6 +1,6 @@
-// The status API (gateway/status-api.ts) on a real HTTP server with a scripted pipeline and drivers: the token,
+// The status API (gateway/api/status-api.ts) on a real HTTP server with a scripted pipeline and drivers: the token,
 // method and body checks on both paths, the JSON of GET /api/v0/status and the metrics of GET /metrics for a
-// known status. `datagate status` (gateway/status-command.ts) against it: exit 0, 1 on an alarm or failure with
+// known status. `datagate status` (gateway/cli/status-command.ts) against it: exit 0, 1 on an alarm or failure with
 // one line on stderr, 2 without api.json, with a stale one nobody answers at, or with a wrong token.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -8,11 +8,11 @@ import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runCli } from '../../gateway/args.ts';
+import { runCli } from '../../gateway/cli/args.ts';
 import type { PipelineStatus } from '../../gateway/pipeline/pipeline-options.ts';
-import type { StatusSources } from '../../gateway/status-api.ts';
-import { createStatusApiHandler, nodeStatus } from '../../gateway/status-api.ts';
-import { statusCommand } from '../../gateway/status-command.ts';
+import type { StatusSources } from '../../gateway/api/status-api.ts';
+import { createStatusApiHandler, nodeStatus } from '../../gateway/api/status-api.ts';
+import { statusCommand } from '../../gateway/cli/status-command.ts';
 import type { DriverCounters, DriverStatus } from '../../sensors/index.ts';
 import { tempDir } from '../helpers/chain.ts';
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus-text.ts';

@@ -1,14 +1,14 @@
 // `datagate sensors watch` and `datagate sensors ports`: what an installer runs on site to see that the
 // wiring is right. Readings go to stdout (human lines, or NDJSON), status changes and rejects to stderr.
-import type { Reading, SensorDriver } from '../sensors/index.ts';
-import { listSerialPorts } from '../sensors/index.ts';
+import type { Reading, SensorDriver } from '../../sensors/index.ts';
+import { listSerialPorts } from '../../sensors/index.ts';
 import type { Command } from './args.ts';
 import { UsageError, defineCommand, defineCommandGroup } from './args.ts';
-import { configDefaults, loadConfigFile } from './config.ts';
-import { devConfigSchema } from './dev-config.ts';
-import { createLogger } from './logger.ts';
-import type { SensorsConfig, SourceConfig } from './sensors-config.ts';
-import { startSensors } from './sensors.ts';
+import { configDefaults, loadConfigFile } from '../config/config.ts';
+import { devConfigSchema } from '../config/dev-config.ts';
+import { createLogger } from '../logger.ts';
+import type { SensorsConfig, SourceConfig } from '../config/sensors-config.ts';
+import { startSensors } from '../sensors.ts';
 
 function formatReading(r: Reading): string {
   const t = new Date(r.ts).toISOString().slice(11, 23);

@@ -9,12 +9,14 @@ import { CarReader } from '@ipld/car';
 import { exporter } from 'ipfs-unixfs-exporter';
 import { CID } from 'multiformats/cid';
 import { sha256 } from 'multiformats/hashes/sha2';
-import { ContentError, hasCode } from '../chain/index.ts';
+import { ContentError, hasCode } from '../../chain/index.ts';
 import type { Command } from './args.ts';
 import { UsageError, defineCommand, defineCommandGroup } from './args.ts';
-import type { ApiAccess } from './content/admin-api.ts';
-import { API_FILE, readApiAccess } from './content/admin-api.ts';
-import { UnixFsContentStore } from './content/unixfs-store.ts';
+import { NodeApiClient, NodeApiError } from '../api/client.ts';
+import { UnixFsContentStore } from '../content/unixfs-store.ts';
+
+/** Adding a large file through a running node's API may take a while on an SD card. */
+const ADD_TIMEOUT_MS = 5 * 60_000;
 
 const dataDirOption = { 'data-dir': { type: 'string', valueName: 'dir', default: './data/dev', description: 'Data directory of the node (its content store is <dir>/content)' } } as const;
 
@@ -39,16 +41,9 @@ async function openStopped(dataDir: string, command: string): Promise<UnixFsCont
   );
 }
 
-async function apiAccess(dataDir: string): Promise<ApiAccess> {
-  const file = join(resolve(dataDir), API_FILE);
-  let access: ApiAccess | null;
-  try {
-    access = await readApiAccess(resolve(dataDir));
-  } catch (err) {
-    throw new UsageError(`the content store in ${dataDir} is locked by a running node, but ${file} cannot be used to reach its API: ${(err as Error).message}`);
-  }
-  if (access === null) throw new UsageError(`the content store in ${dataDir} is locked by a running node, but there is no ${file} to reach its API; wait until it has started, or stop it`);
-  return access;
+/** The API of the node that holds the content store of `dataDir` locked. */
+function apiOf(dataDir: string): Promise<NodeApiClient> {
+  return NodeApiClient.open(resolve(dataDir), `the content store in ${dataDir} is locked by a running node, but its API cannot be reached`);
 }
 
 /** Fetch `cid` as a CAR from a trustless gateway, check every block against its CID, and export the file. */
@@ -103,10 +98,9 @@ const add = defineCommand({
       }
       return 0;
     }
-    const api = await apiAccess(options['data-dir']);
-    const res = await fetch(`${api.url}/api/v0/add?cid-version=${version}`, { method: 'POST', headers: { authorization: `Bearer ${api.token}` }, body: bytes });
-    const body = (await res.json()) as { cid?: string; error?: string };
-    if (!res.ok || body.cid === undefined) throw new Error(`the node refused the file: ${body.error ?? res.status}`);
+    const api = await apiOf(options['data-dir']);
+    const body = (await api.json(`/api/v0/add?cid-version=${version}`, { method: 'POST', body: bytes, timeoutMs: ADD_TIMEOUT_MS })) as { cid?: unknown };
+    if (typeof body.cid !== 'string') throw new NodeApiError('NODE_API_BAD_ANSWER', `the node's API at ${api.url} answered the add without a CID`);
     stdout.write(`${body.cid}\n`);
     return 0;
   },
@@ -128,7 +122,7 @@ const get = defineCommand({
         await local.close();
       }
     } else {
-      bytes = await fetchVerified((await apiAccess(options['data-dir'])).url, cid);
+      bytes = await fetchVerified((await apiOf(options['data-dir'])).url, cid);
     }
     if (options.output !== undefined) await writeFile(options.output, bytes);
     else stdout.write(Buffer.from(bytes) as unknown as string);

@@ -10,13 +10,13 @@
 // Other methods answer 405, a missing or wrong token 401, a request that carries a body (none is expected) 413.
 // Errors are JSON {error, code}.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from '../chain/index.ts';
-import { nopLogger } from '../chain/index.ts';
-import type { DriverCounters, DriverStatus, SensorDriver } from '../sensors/index.ts';
-import { authorized, sendJson } from './content/admin-api.ts';
-import { DISK_BOUNDS } from './pipeline/disk-bounds.ts';
-import type { Pipeline } from './pipeline/pipeline.ts';
-import type { FullPolicy, PipelineStatus } from './pipeline/pipeline-options.ts';
+import type { Logger } from '../../chain/index.ts';
+import { nopLogger } from '../../chain/index.ts';
+import type { DriverCounters, DriverStatus, SensorDriver } from '../../sensors/index.ts';
+import { authorized, sendJson } from './content-api.ts';
+import { DISK_BOUNDS } from '../pipeline/disk-bounds.ts';
+import type { Pipeline } from '../pipeline/pipeline.ts';
+import type { FullPolicy, PipelineStatus } from '../pipeline/pipeline-options.ts';
 import type { MetricFamily } from './prometheus.ts';
 import { PROMETHEUS_CONTENT_TYPE, formatMetrics } from './prometheus.ts';
 

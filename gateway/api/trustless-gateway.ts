@@ -11,8 +11,8 @@ import { CarWriter } from '@ipld/car/writer';
 import { CID } from 'multiformats/cid';
 import type { Logger } from '../../chain/index.ts';
 import { ContentError, nopLogger } from '../../chain/index.ts';
-import type { BlockReader, WalkedBlock } from './blockstore.ts';
-import { walkDag } from './blockstore.ts';
+import type { BlockReader, WalkedBlock } from '../content/blockstore.ts';
+import { walkDag } from '../content/blockstore.ts';
 
 export const RAW_TYPE = 'application/vnd.ipld.raw';
 export const CAR_TYPE = 'application/vnd.ipld.car';

@@ -7,7 +7,7 @@
 import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { keccak_256 } from '@noble/hashes/sha3.js';
-import { DatagateError } from '../chain/index.ts';
+import { DatagateError } from '../../chain/index.ts';
 import type { JsonMember, JsonNode, RawIssue } from './config-json.ts';
 import { JsonSyntaxError, PositionParser, gotText, lineColumn, toNode } from './config-json.ts';
 

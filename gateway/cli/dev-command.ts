@@ -1,20 +1,15 @@
-// The `datagate` command line: the commands, their flags, and what each one starts; and the deadline that
-// bounds every stop (stopDeadlineMs, armStopDeadline), so no state (start-up, a store that never opens, a
-// shutdown that hangs) keeps the process alive once it was told to stop.
-import type { Command, CommandContext } from './args.ts';
-import { UsageError, defineCommand, runCli } from './args.ts';
-import { configDefaults, loadConfigFile, withOverrides } from './config.ts';
-import type { DevConfig } from './dev-config.ts';
-import { devConfigSchema } from './dev-config.ts';
-import { DEV_BALANCE, DevError, startDevNode } from './dev.ts';
-import { DEV_MNEMONIC, hexKey } from './dev-accounts.ts';
-import { openKey } from '../device/index.ts';
-import { ipfsCommand } from './ipfs-commands.ts';
-import { keyCommand } from './key-commands.ts';
-import { segmentsCommand } from './segments-commands.ts';
-import { sensorsCommand } from './sensors-commands.ts';
-import { statusCommand } from './status-command.ts';
-import { createLogger } from './logger.ts';
+// `datagate dev`: the zero-setup demo, a whole committee in one process (gateway/node/dev.ts), with its flags,
+// its banner of public dev keys, and --kill-proposer to watch an impeachment.
+import type { CommandContext } from './args.ts';
+import { UsageError, defineCommand } from './args.ts';
+import { configDefaults, loadConfigFile, withOverrides } from '../config/config.ts';
+import type { DevConfig } from '../config/dev-config.ts';
+import { devConfigSchema } from '../config/dev-config.ts';
+import { DEV_BALANCE, startDevNode } from '../node/dev.ts';
+import { DEV_MNEMONIC, hexKey } from '../dev-accounts.ts';
+import { openKey } from '../../device/index.ts';
+import { createLogger } from '../logger.ts';
+import { serveUntilStopped } from './serve.ts';
 
 const devOptions = {
   config: { type: 'string', valueName: 'file', description: 'JSON config file (see README); flags below override it' },
@@ -59,7 +54,7 @@ export async function devConfigFrom(options: DevOptions): Promise<DevConfig> {
   return withOverrides(base, overrides, devConfigSchema);
 }
 
-const dev = defineCommand({
+export const devCommand = defineCommand({
   name: 'dev',
   summary: 'Run a development chain (an LBFT committee in one process) with prefunded accounts and JSON-RPC',
   options: devOptions,
@@ -115,57 +110,10 @@ const dev = defineCommand({
         logger.warn('proposer killed: validators will impeach it at its heights', { proposer: p.address, node: p.name });
       }, options['kill-after'] * 1000);
     }
-    await new Promise<void>((resolve) => {
-      if (signal.aborted || stopped.signal.aborted) return resolve();
-      signal.addEventListener('abort', () => resolve(), { once: true });
-      stopped.signal.addEventListener('abort', () => resolve(), { once: true });
-    });
-    clearTimeout(killTimer);
-    logger.info('stopping');
-    // After a signal the entry point's deadline bounds the stop; after a fatal error nobody sent one.
-    const deadline = stopDeadlineMs(process.env);
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new DevError('DEV_STOP_TIMEOUT', `the node did not stop within ${deadline} ms; exiting without a clean shutdown (the stores resume from their last durable state)`)), deadline);
-    });
-    try {
-      await Promise.race([node.stop(), late]);
-    } finally {
-      clearTimeout(timer);
-    }
+    await serveUntilStopped({ stop: () => node.stop(), signal, stopped: stopped.signal, logger, onStopping: () => clearTimeout(killTimer) });
     if (fatal !== null) throw fatal;
     logger.info('stopped cleanly');
     return 0;
   },
 });
 
-export const commands: readonly Command[] = [dev, statusCommand, keyCommand, sensorsCommand, ipfsCommand, segmentsCommand];
-
-/** Default of DATAGATE_STOP_DEADLINE_MS: how long a stop may take before the process exits anyway. */
-export const STOP_DEADLINE_MS = 20_000;
-/** The stop deadline (ms) from DATAGATE_STOP_DEADLINE_MS, or STOP_DEADLINE_MS; throws CLI_USAGE naming a bad value. */
-export function stopDeadlineMs(env: NodeJS.ProcessEnv): number {
-  const raw = env.DATAGATE_STOP_DEADLINE_MS;
-  if (raw === undefined || raw === '') return STOP_DEADLINE_MS;
-  const ms = Number(raw);
-  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(ms) || ms < 1) throw new UsageError(`DATAGATE_STOP_DEADLINE_MS must be a whole number of milliseconds >= 1 (got "${raw}")`);
-  return ms;
-}
-
-/**
- * Unless the process ended by itself within `ms` of `why` (a signal, or the command's end with handles still
- * open), say so on `stderr` and kill it. SIGKILL and not exit(): exit() waits for libuv's worker threads, and
- * one blocked in the kernel (a read of a stalled mount or of a FIFO) would hold it forever. The shell sees
- * status 137. The timer does not keep the process alive.
- */
-export function armStopDeadline(ms: number, why: string, stderr: { write(s: string): unknown }): void {
-  setTimeout(() => {
-    stderr.write(`datagate: still running ${ms} ms after ${why}; killing the process without a clean shutdown (the stores resume from their last durable state) [STOP_DEADLINE]\n`);
-    process.kill(process.pid, 'SIGKILL');
-  }, ms).unref();
-}
-
-/** Run the CLI with `argv` (without node and script); resolves to the exit code. */
-export function main(argv: readonly string[], signal: AbortSignal): Promise<number> {
-  return runCli(argv, commands, { signal });
-}

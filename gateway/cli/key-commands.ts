@@ -4,9 +4,9 @@
 import { readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { getBytes, hashMessage } from 'ethers';
-import type { Signer } from '../chain/index.ts';
-import { bytesToHex } from '../chain/index.ts';
-import { KeystoreSigner, PASSPHRASE_ENV, PIN_ENV, Pkcs11Signer, decryptKeystore, openKey, readPassphrase } from '../device/index.ts';
+import type { Signer } from '../../chain/index.ts';
+import { bytesToHex } from '../../chain/index.ts';
+import { KeystoreSigner, PASSPHRASE_ENV, PIN_ENV, Pkcs11Signer, decryptKeystore, openKey, readPassphrase } from '../../device/index.ts';
 import type { Command, CliIo } from './args.ts';
 import { UsageError, defineCommand, defineCommandGroup } from './args.ts';
 

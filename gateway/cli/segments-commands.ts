@@ -8,23 +8,22 @@
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { DatagateError, bytesToHex, hasCode, hexToBytes } from '../chain/index.ts';
+import { bytesToHex, hasCode, hexToBytes, openSealedBox, parseReaderPublicKey, readerKeyPair, sealToReader } from '../../chain/index.ts';
 import type { Command } from './args.ts';
 import { UsageError, defineCommand, defineCommandGroup } from './args.ts';
-import type { ApiAccess } from './content/admin-api.ts';
-import { API_FILE, readApiAccess } from './content/admin-api.ts';
-import { UnixFsContentStore } from './content/unixfs-store.ts';
+import { NodeApiClient, NodeApiError } from '../api/client.ts';
+import { UnixFsContentStore } from '../content/unixfs-store.ts';
 import { fetchVerified } from './ipfs-commands.ts';
-import { P_SEGMENT, decodeSegment, keyNumber, numberKey, prefixRange } from './pipeline/pipeline-records.ts';
-import { segmentLine } from './pipeline/segments-api.ts';
-import type { Db } from './pipeline/segment-steps.ts';
-import { openPipelineDb, segmentRecordOf } from './pipeline/segment-steps.ts';
-import { loadOrCreateMasterKey, openSegment, readManifest, unwrapKey } from './pipeline/segment-crypto.ts';
-import type { VerifyStoreReport } from './pipeline/verify-store.ts';
-import { verifyStore } from './pipeline/verify-store.ts';
+import { P_SEGMENT, decodeSegment, keyNumber, numberKey, prefixRange } from '../pipeline/pipeline-records.ts';
+import { segmentLine } from '../api/segments-api.ts';
+import type { Db } from '../pipeline/segment-steps.ts';
+import { openPipelineDb, segmentRecordOf } from '../pipeline/segment-steps.ts';
+import { loadOrCreateMasterKey, openSegment, readManifest, unwrapKey } from '../pipeline/segment-crypto.ts';
+import type { VerifyStoreReport } from '../pipeline/verify-store.ts';
+import { verifyStore } from '../pipeline/verify-store.ts';
 
-/** A running node's API could not be reached or gave no usable answer. */
-export class NodeApiError extends DatagateError<'NODE_API_UNREACHABLE' | 'NODE_API_REFUSED' | 'NODE_API_BAD_ANSWER'> {}
+/** A list or a verify of a large store streams for a long time; a stuck node still gets noticed. */
+const LONG_CALL_MS = 10 * 60_000;
 
 const dataDir = {
   'data-dir': { type: 'string', valueName: 'dir', default: './data/dev', description: 'Data directory of the node (while the node runs: its API, from <dir>/api.json)' },
@@ -34,29 +33,13 @@ const dataDir = {
  * `local()` on the data of a stopped node in `dir`; when a running node holds its databases (the LevelDB
  * lock), `remote(api)` through that node's API instead. Returns what the one that ran returns.
  */
-async function localOrApi<T>(dir: string, local: () => Promise<T>, remote: (api: ApiAccess) => Promise<T>): Promise<T> {
+async function localOrApi<T>(dir: string, local: () => Promise<T>, remote: (api: NodeApiClient) => Promise<T>): Promise<T> {
   try {
     return await local();
   } catch (err) {
     if (!hasCode(err, 'PIPELINE_LOCKED') && !hasCode(err, 'CONTENT_STORE_LOCKED')) throw err;
   }
-  const api = await readApiAccess(dir);
-  if (api === null) throw new UsageError(`the node using ${dir} is running (its databases are locked) but there is no ${join(dir, API_FILE)} to reach its API; wait until it has started, or stop it`);
-  return remote(api);
-}
-
-/** `method path` on the node's API with its token. Returns the response when 2xx; throws NodeApiError (fields.status) otherwise. */
-async function callApi(api: ApiAccess, method: 'GET' | 'POST', path: string): Promise<Response> {
-  let res: Response;
-  try {
-    res = await fetch(`${api.url}${path}`, { method, headers: { authorization: `Bearer ${api.token}` } });
-  } catch (err) {
-    throw new NodeApiError('NODE_API_UNREACHABLE', `cannot reach the node's API at ${api.url} (from ${API_FILE}): ${(err as Error).message}; is the node still running?`, { url: api.url }, { cause: err });
-  }
-  if (res.ok) return res;
-  const body = (await res.json().catch(() => ({}))) as { error?: string; code?: string };
-  const why = res.status === 401 ? `it refused the token of ${API_FILE} (api-token replaced while the node runs? restart the node)` : `${res.status} ${body.error ?? res.statusText}`;
-  throw new NodeApiError('NODE_API_REFUSED', `the node's API at ${api.url}: ${why}`, { status: res.status, code: body.code });
+  return remote(await NodeApiClient.open(dir, `the node using ${dir} is running (its databases are locked) but its API cannot be reached`));
 }
 
 async function withDb<T>(dir: string, fn: (db: Db) => Promise<T>): Promise<T> {
@@ -86,7 +69,7 @@ const list = defineCommand({
           }
         }),
       async (api) => {
-        const res = await callApi(api, 'GET', `/api/v0/segments${stream !== undefined ? `?stream=${encodeURIComponent(stream)}` : ''}`);
+        const res = await api.call(`/api/v0/segments${stream !== undefined ? `?stream=${encodeURIComponent(stream)}` : ''}`, { timeoutMs: LONG_CALL_MS });
         const text = new TextDecoder();
         try {
           for await (const chunk of res.body ?? []) stdout.write(text.decode(chunk, { stream: true }));
@@ -102,13 +85,18 @@ const list = defineCommand({
 
 const key = defineCommand({
   name: 'segments key',
-  summary: 'Write the decryption key of one segment to a file (mode 0600), as a seller hands it to a buyer',
+  summary: 'Write the decryption key of one segment to a file (mode 0600), or sealed to a buyer with --to',
   positionals: [{ name: 'ID', description: 'Segment id from `segments list`', required: true }],
-  options: { output: { type: 'string', valueName: 'file', description: 'Key file to write (refuses to overwrite)' }, ...dataDir },
+  options: {
+    output: { type: 'string', valueName: 'file', description: 'Key file to write (refuses to overwrite)' },
+    to: { type: 'string', valueName: 'pubkey', description: "Seal the key to this reader: an X25519 public key in base64 (eth_getEncryptionPublicKey's format, or `segments reader-key`); the file then holds an EIP-1024 sealed box, not the key" },
+    ...dataDir,
+  },
   async run({ options, positionals, stdout }) {
     if (options.output === undefined) throw new UsageError('--output FILE is required');
     const id = Number(positionals[0]);
     if (!/^[0-9]+$/.test(positionals[0]!) || !Number.isSafeInteger(id)) throw new UsageError('ID must be a segment id from `datagate segments list`');
+    const reader = options.to === undefined ? null : readerPublicKeyOf(options.to);
     const dir = resolve(options['data-dir']);
     const notFound = (): never => {
       throw new UsageError(`no segment ${id}; see datagate segments list`);
@@ -134,7 +122,7 @@ const key = defineCommand({
       async (api) => {
         let res: Response;
         try {
-          res = await callApi(api, 'POST', `/api/v0/segments/${id}/key`);
+          res = await api.call(`/api/v0/segments/${id}/key`, { method: 'POST' });
         } catch (err) {
           if (err instanceof NodeApiError && err.fields.status === 404) return notFound();
           if (err instanceof NodeApiError && err.fields.status === 410) return dropped();
@@ -149,7 +137,10 @@ const key = defineCommand({
       },
     );
     try {
-      await writeFile(options.output, bytesToHex(segmentKey) + '\n', { mode: 0o600, flag: 'wx' });
+      // Sealed, the key text (hex) is what a wallet's eth_decrypt shows.
+      const text = bytesToHex(segmentKey);
+      const out = reader === null ? text : JSON.stringify(sealToReader(new TextEncoder().encode(text), reader));
+      await writeFile(options.output, out + '\n', { mode: 0o600, flag: 'wx' });
     } finally {
       segmentKey.fill(0);
     }
@@ -162,10 +153,14 @@ const open = defineCommand({
   name: 'segments open',
   summary: 'Decrypt a segment by CID and print its readings as NDJSON, after checking every proof',
   positionals: [{ name: 'CID', description: 'The segment envelope CID', required: true }],
-  options: { 'key-file': { type: 'string', valueName: 'file', description: 'File holding the segment key (hex)' }, ...dataDir },
+  options: {
+    'key-file': { type: 'string', valueName: 'file', description: 'File holding the segment key (hex), or the key sealed to you (JSON, from `segments key --to`)' },
+    'reader-key': { type: 'string', valueName: 'file', description: 'Your reader secret key (from `segments reader-key`), to open a sealed key file' },
+    ...dataDir,
+  },
   async run({ options, positionals, stdout, stderr }) {
     if (options['key-file'] === undefined) throw new UsageError('--key-file FILE is required');
-    const segmentKey = hexToBytes((await readFile(options['key-file'], 'utf8')).trim());
+    const segmentKey = await readSegmentKey(options['key-file'], options['reader-key']);
     const dir = resolve(options['data-dir']);
     const envelope = await localOrApi(
       dir,
@@ -187,6 +182,50 @@ const open = defineCommand({
     return 0;
   },
 });
+
+const readerKey = defineCommand({
+  name: 'segments reader-key',
+  summary: "Make an X25519 reader key pair for receiving sealed segment keys; prints the public key (base64)",
+  options: { output: { type: 'string', valueName: 'file', description: 'Secret key file to write (mode 0600; refuses to overwrite)' } },
+  async run({ options, stdout }) {
+    if (options.output === undefined) throw new UsageError('--output FILE is required');
+    const pair = readerKeyPair();
+    try {
+      await writeFile(options.output, bytesToHex(pair.secretKey) + '\n', { mode: 0o600, flag: 'wx' });
+    } finally {
+      pair.secretKey.fill(0);
+    }
+    stdout.write(`${Buffer.from(pair.publicKey).toString('base64')}\n`);
+    return 0;
+  },
+});
+
+function readerPublicKeyOf(base64: string): Uint8Array {
+  try {
+    return parseReaderPublicKey(base64);
+  } catch (err) {
+    throw new UsageError(`--to: ${(err as Error).message}`);
+  }
+}
+
+/** The segment key of a key file: hex, or an EIP-1024 box sealed to the secret key in `readerKeyFile`. */
+async function readSegmentKey(keyFile: string, readerKeyFile: string | undefined): Promise<Uint8Array> {
+  const text = (await readFile(keyFile, 'utf8')).trim();
+  if (!text.startsWith('{')) return hexToBytes(text);
+  if (readerKeyFile === undefined) throw new UsageError(`${keyFile} holds a sealed key: name your reader secret key with --reader-key FILE`);
+  let box: unknown;
+  try {
+    box = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`${keyFile} is neither a hex key nor a sealed key (JSON): ${(err as Error).message}`);
+  }
+  const secret = hexToBytes((await readFile(readerKeyFile, 'utf8')).trim());
+  try {
+    return hexToBytes(new TextDecoder().decode(openSealedBox(box, secret)));
+  } finally {
+    secret.fill(0);
+  }
+}
 
 /** The content store of data directory `dir`, refusing to create one in a directory no node used (a mistyped --data-dir). */
 async function openExistingStore(dir: string): Promise<UnixFsContentStore> {
@@ -222,7 +261,7 @@ const verify = defineCommand({
           await store.close();
         }
       },
-      async (api) => reportOf(await (await callApi(api, 'POST', '/api/v0/segments/verify')).json()),
+      async (api) => reportOf(await api.json('/api/v0/segments/verify', { method: 'POST', timeoutMs: LONG_CALL_MS })),
     );
     for (const line of report.details) stdout.write(`${line}\n`);
     stdout.write(`segments: ${report.segments}, readings: ${report.readings}, gaps: ${report.gaps}, duplicates: ${report.duplicates}, corrupt: ${report.corrupt}\n`);
@@ -231,4 +270,4 @@ const verify = defineCommand({
 });
 
 /** `datagate segments <list|key|open|verify>`. */
-export const segmentsCommand: Command = defineCommandGroup('segments', 'List, verify and open the encrypted data segments', [list, key, open, verify]);
+export const segmentsCommand: Command = defineCommandGroup('segments', 'List, verify and open the encrypted data segments', [list, key, readerKey, open, verify]);

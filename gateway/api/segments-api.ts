@@ -14,10 +14,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../chain/index.ts';
 import { hasCode, nopLogger } from '../../chain/index.ts';
-import { authorized, sendJson } from '../content/admin-api.ts';
-import type { Pipeline } from './pipeline.ts';
-import type { PipelineContentStore, SegmentRecord } from './pipeline-options.ts';
-import { verifyPipeline } from './verify-store.ts';
+import { authorized, sendJson } from './content-api.ts';
+import type { Pipeline } from '../pipeline/pipeline.ts';
+import type { PipelineContentStore, SegmentRecord } from '../pipeline/pipeline-options.ts';
+import { verifyPipeline } from '../pipeline/verify-store.ts';
 
 /** Largest request body these endpoints read (and discard): they take none. */
 export const MAX_BODY_BYTES = 4096;

@@ -3,7 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { DatagateError } from '../chain/index.ts';
+import { DatagateError } from '../../chain/index.ts';
 
 const PROGRAM = 'datagate';
 
@@ -308,7 +308,7 @@ function generalHelp(commands: readonly Command[]): string {
 
 /** The version in package.json. */
 export function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
   return String(pkg.version);
 }
 

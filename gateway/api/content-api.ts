@@ -6,11 +6,12 @@
 // Reading needs no token: anyone fetches and verifies content through the trustless gateway (/ipfs/...).
 // The segments endpoints on the same token are in ../pipeline/segments-api.ts, the status ones in ../status-api.ts.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { link, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { ContentStore, Logger } from '../../chain/index.ts';
 import { DatagateError, hasCode, nopLogger } from '../../chain/index.ts';
+import { writeFileAtomic } from '../../device/index.ts';
 
 export const TOKEN_FILE = 'api-token';
 
@@ -33,22 +34,10 @@ export async function loadOrCreateApiToken(dataDir: string): Promise<string> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  const tmp = join(dataDir, `.${TOKEN_FILE}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  try {
-    const fh = await open(tmp, 'wx', 0o600);
-    try {
-      await fh.writeFile(`${randomBytes(32).toString('hex')}\n`);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    // link() never replaces: a node started at the same moment that made the file first wins, and both read it.
-    await link(tmp, file).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EEXIST') throw err;
-    });
-  } finally {
-    await rm(tmp, { force: true });
-  }
+  // exclusive: never replaces, so a node started at the same moment that made the file first wins, and both read it.
+  await writeFileAtomic(file, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600, exclusive: true }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err;
+  });
   return readToken(file);
 }
 
@@ -74,15 +63,7 @@ export const API_FILE = 'api.json';
 /** Write `<dataDir>/api.json` (atomically, mode 0600) with the API's URL and token. */
 export async function writeApiAccess(dataDir: string, url: string, token: string): Promise<ApiAccess> {
   const access = { url, token };
-  const tmp = join(dataDir, `.${API_FILE}.${process.pid}.tmp`);
-  const fh = await open(tmp, 'w', 0o600);
-  try {
-    await fh.writeFile(JSON.stringify(access));
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, join(dataDir, API_FILE));
+  await writeFileAtomic(join(dataDir, API_FILE), JSON.stringify(access), { mode: 0o600 });
   return access;
 }
 

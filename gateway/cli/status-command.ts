@@ -1,49 +1,22 @@
 // `datagate status`: the status of the node running on a data directory, from its admin API (URL and bearer
 // token from <data dir>/api.json; the endpoint is in status-api.ts), printed as indented JSON. The exit code is
 // for scripts and monitoring (EXIT_CODES, also in --help); each problem is said in one line on stderr.
-import { join, resolve } from 'node:path';
-import { DatagateError } from '../chain/index.ts';
+import { resolve } from 'node:path';
 import { defineCommand } from './args.ts';
-import type { ApiAccess } from './content/admin-api.ts';
-import { API_FILE, readApiAccess } from './content/admin-api.ts';
-import type { NodeStatus } from './status-api.ts';
-import { STATUS_PATH } from './status-api.ts';
-
-/** No status could be had from a node on the data directory. */
-export class NodeStatusError extends DatagateError<'NODE_NOT_RUNNING' | 'NODE_API_UNREACHABLE' | 'NODE_API_REFUSED' | 'NODE_API_BAD_ANSWER'> {}
+import { NodeApiClient, NodeApiError } from '../api/client.ts';
+import type { NodeStatus } from '../api/status-api.ts';
+import { STATUS_PATH } from '../api/status-api.ts';
 
 /** How long `datagate status` waits for the node's answer. */
 export const STATUS_TIMEOUT_MS = 10_000;
 
-/** The status of the node that wrote `<dir>/api.json`. Throws NodeStatusError. */
+/** The status of the node that wrote `<dir>/api.json`. Throws NodeApiError. */
 export async function fetchNodeStatus(dir: string, signal?: AbortSignal): Promise<NodeStatus> {
-  const file = join(dir, API_FILE);
-  let api: ApiAccess | null;
-  try {
-    api = await readApiAccess(dir);
-  } catch (err) {
-    throw new NodeStatusError('NODE_NOT_RUNNING', (err as Error).message, { file }, { cause: err });
-  }
-  if (api === null) {
-    throw new NodeStatusError('NODE_NOT_RUNNING', `no node runs on ${dir}: there is no ${file} (a node writes it once started and removes it when it stops); start one with "datagate dev --data-dir ${dir}" or name its directory with --data-dir`, { file });
-  }
-  const timeout = AbortSignal.timeout(STATUS_TIMEOUT_MS);
-  let res: Response;
-  try {
-    res = await fetch(`${api.url}${STATUS_PATH}`, { headers: { authorization: `Bearer ${api.token}` }, signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]) });
-  } catch (err) {
-    const why = timeout.aborted ? `no answer within ${STATUS_TIMEOUT_MS / 1000} s` : ((err as Error).cause as { code?: string } | undefined)?.code ?? (err as Error).message;
-    throw new NodeStatusError('NODE_API_UNREACHABLE', `no node answers at ${api.url} (from ${file}): ${why}; if no node runs there, that file was left by one that did not stop cleanly`, { url: api.url }, { cause: err });
-  }
-  const body = (await res.json().catch(() => null)) as unknown;
-  if (!res.ok) {
-    const error = (body as { error?: unknown } | null)?.error;
-    const why = res.status === 401 ? `it refused the token of ${file} (api-token replaced while the node runs? restart the node)` : `${res.status} ${typeof error === 'string' ? error : res.statusText}`;
-    throw new NodeStatusError('NODE_API_REFUSED', `the node's API at ${api.url}: ${why}`, { status: res.status });
-  }
+  const api = await NodeApiClient.open(dir, `no node runs on ${dir}`);
+  const body = await api.json(STATUS_PATH, { timeoutMs: STATUS_TIMEOUT_MS, ...(signal !== undefined ? { signal } : {}) });
   const s = body as { pipeline?: Partial<NodeStatus['pipeline']>; sensors?: unknown; limits?: unknown } | null;
   if (s === null || typeof s !== 'object' || typeof s.pipeline?.alarm !== 'boolean' || !Array.isArray(s.pipeline.alarmOn) || (s.pipeline.failed !== null && typeof s.pipeline.failed !== 'string') || !Array.isArray(s.sensors) || typeof s.limits !== 'object') {
-    throw new NodeStatusError('NODE_API_BAD_ANSWER', `the node's API at ${api.url} sent no status (pipeline, sensors, limits); is it a datagate node of this version?`, { url: api.url });
+    throw new NodeApiError('NODE_API_BAD_ANSWER', `the node's API at ${api.url} sent no status (pipeline, sensors, limits); is it a datagate node of this version?`, { url: api.url });
   }
   return body as NodeStatus;
 }
@@ -106,7 +79,7 @@ export const statusCommand = defineCommand({
     try {
       status = await fetchNodeStatus(dir, signal);
     } catch (err) {
-      if (!(err instanceof NodeStatusError)) throw err;
+      if (!(err instanceof NodeApiError)) throw err;
       stderr.write(`error: ${err.message} [${err.code}]\n`);
       return EXIT_CODES.noStatus;
     }
