@@ -8,6 +8,8 @@ export type NetErrorCode =
   | 'NET_FRAME_MALFORMED'
   /** The peer's authentication proof is missing, malformed or does not verify. */
   | 'NET_AUTH_FAILED'
+  /** The peer closed the handshake before it finished (it may be restarting: it is not refused for it). */
+  | 'NET_AUTH_INCOMPLETE'
   /** The peer did not finish the authentication handshake in time. */
   | 'NET_AUTH_TIMEOUT'
   /** The transport options cannot work (e.g. a bootstrap address without /p2p/). */

@@ -226,7 +226,7 @@ export class Libp2pTransport implements LbftTransport {
     if (conn.direction === 'outbound') {
       conn.newStream(PROTOCOLS.auth).then(
         (stream) => this.handshake(stream, conn),
-        (err: unknown) => this.refuse(conn, 'the peer does not speak the authentication protocol', err),
+        (err: unknown) => this.refuse(conn, 'no authentication stream', err, false),
       );
     }
     // A connection that has not authenticated in time is dropped: it holds resources for nothing.
@@ -234,14 +234,15 @@ export class Libp2pTransport implements LbftTransport {
       const peer = this.peersById.get(id);
       if (conn.status !== 'open' || peer?.connection === conn) return;
       if (peer?.authenticated && peer.up) void conn.close().catch(() => {});
-      else this.refuse(conn, 'authentication timed out', new NetError('NET_AUTH_TIMEOUT', `no authentication within ${this.limits.authTimeoutMs} ms`));
+      else this.refuse(conn, 'authentication timed out', new NetError('NET_AUTH_TIMEOUT', `no authentication within ${this.limits.authTimeoutMs} ms`), false);
     }, this.limits.authTimeoutMs).unref();
   }
 
-  private refuse(conn: Connection, reason: string, err: unknown): void {
+  /** Close `conn`; with `ban`, refuse its peer for limits.banMs (a proof that failed, not a connection that did). */
+  private refuse(conn: Connection, reason: string, err: unknown, ban: boolean): void {
     const id = conn.remotePeer.toString();
-    this.log.warn('refusing peer', { peer: id, reason, error: err });
-    this.banned.set(id, Date.now() + this.limits.banMs);
+    this.log.warn('refusing peer', { peer: id, reason, banned: ban, error: err });
+    if (ban) this.banned.set(id, Date.now() + this.limits.banMs);
     conn.abort(new Error(reason));
   }
 
@@ -255,17 +256,18 @@ export class Libp2pTransport implements LbftTransport {
         const localNonce = newNonce();
         stream.send(frame(localNonce));
         const remoteNonce = (await frames.next()).value;
-        if (!(remoteNonce instanceof Uint8Array) || remoteNonce.length !== NONCE_BYTES) throw new NetError('NET_AUTH_FAILED', `the peer's challenge must be ${NONCE_BYTES} bytes`);
+        if (!(remoteNonce instanceof Uint8Array)) throw new NetError('NET_AUTH_INCOMPLETE', 'the peer closed the handshake before its challenge');
+        if (remoteNonce.length !== NONCE_BYTES) throw new NetError('NET_AUTH_FAILED', `the peer's challenge must be ${NONCE_BYTES} bytes`);
         const session = { chainId: this.opts.chainId, genesisHash: this.opts.genesisHash, localPeerId: this.peerId, remotePeerId: id, localNonce, remoteNonce };
         stream.send(frame(await makeProof(this.opts.signer, session)));
         const proof = (await frames.next()).value;
-        if (!(proof instanceof Uint8Array)) throw new NetError('NET_AUTH_FAILED', 'the peer closed the handshake without a proof');
+        if (!(proof instanceof Uint8Array)) throw new NetError('NET_AUTH_INCOMPLETE', 'the peer closed the handshake before its proof');
         const address = checkProof(proof, session, this.opts.committee);
         await frames.return(undefined);
         await stream.close().catch(() => {});
         return this.admit(conn, address);
       } catch (err) {
-        this.refuse(conn, 'authentication failed', err);
+        this.refuse(conn, 'authentication failed', err, err instanceof NetError && err.code === 'NET_AUTH_FAILED');
         return null;
       } finally {
         clearTimeout(timer);

@@ -2,6 +2,7 @@
 // committee of 4 validators, a proposer and followers, each with its own libp2p node, ledger and LbftNode.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { consensusDigest, createLibp2pTransport, decodeSignedTx, hexToBytes, engineBlock, PEER_PROTOCOLS } from '../../chain/index.ts';
 import type { Libp2pTransport } from '../../chain/index.ts';
@@ -10,7 +11,7 @@ import type { Message } from '../../chain/lbft/types.ts';
 import { MemorySigner } from '../../device/index.ts';
 import { frame } from '../../chain/net/frames.ts';
 import { tempDir } from '../helpers/chain.ts';
-import { ETH, user } from '../helpers/lbft-cluster.ts';
+import { ETH, startCluster, user, waitForHeight } from '../helpers/lbft-cluster.ts';
 import type { NetNode } from '../helpers/libp2p-net.ts';
 import { dialAddr, netSpec, startNetNode, stopNetNode, until } from '../helpers/libp2p-net.ts';
 
@@ -28,6 +29,7 @@ test('4 validators, a proposer and a follower commit blocks and a follower-submi
   const follower = await startNetNode(dir, 'f0', spec, null, [validatorAddrs[0]!]);
   nodes.push(follower);
   await until('every validator to see 4 authenticated peers', () => nodes.slice(0, 4).every((n) => n.transport.peers().filter((p) => p.up).length >= 4));
+  await until('the proposer to see the 4 validators', () => nodes[4]!.transport.peers().filter((p) => p.up && p.role === 'validator').length === 4);
   await until('the follower to be connected', () => follower.transport.peers().some((p) => p.up && p.role === 'validator'));
 
   const roles = new Map(nodes[0]!.transport.peers().map((p) => [p.address, p.role]));
@@ -71,6 +73,8 @@ test("a peer outside the committee cannot get consensus messages to the driver; 
   const member = await startNetNode(dir, 'v1', spec, validators[1]!, [dialAddr(victim.transport)]);
   nodes.push(rogue, member);
   await until('both authenticated at the victim', () => victim.transport.peers().filter((p) => p.up).length === 2);
+  // And the victim at both: a node sends nothing to a peer it has not authenticated yet.
+  await until('the victim authenticated at both', () => [rogue, member].every((n) => n.transport.peers().some((p) => p.up && p.address === validators[0]!.address)));
   assert.deepEqual(victim.transport.peers().map((p) => p.role).sort(), ['follower', 'validator']);
 
   const hash = '0x' + '11'.repeat(32);
@@ -103,6 +107,7 @@ test('garbage frames and an oversized frame get the peer disconnected', { timeou
   const big = await startNetNode(dir, 'b', spec, validators[1]!, [dialAddr(victim.transport)]);
   nodes.push(victim, garbler, big);
   await until('both authenticated', () => victim.transport.peers().filter((p) => p.up).length === 2);
+  await until('the victim authenticated at both', () => [garbler, big].every((n) => n.transport.peers().some((p) => p.up)));
   const victimId = victim.transport.libp2p.peerId;
 
   const stream = await garbler.transport.libp2p.dialProtocol(victimId, PEER_PROTOCOLS.lbft);
@@ -143,4 +148,44 @@ test('a bootstrap peer that restarts is redialled and authenticated again', { ti
   await until('the bootstrap peer seen down', () => !bUp());
   restarted.push(await start(addr.replace(/\/p2p\/.*$/, '')));
   await until('the restarted bootstrap peer authenticated again', bUp);
+});
+
+test('sync hands over only blocks whose certificate a quorum of the committee signed', { timeout: 60_000 }, async (t) => {
+  const cleanup: (() => Promise<unknown>)[] = [];
+  const dir = tempDir(t, cleanup);
+  // A chain of a few blocks, made by an in-memory committee: the honest and the forging server answer from it.
+  const cluster = await startCluster(join(dir, 'cluster'), { periodMs: 50 });
+  cleanup.push(() => cluster.stop());
+  await waitForHeight(cluster.nodes, 3n);
+  const ledger = cluster.nodes[0]!.ledger;
+  const genesisHash = (await ledger.blockByNumber(0n))!.hash;
+  const serve = async (forge: boolean) =>
+    createLibp2pTransport({
+      privateKey: await generateKeyPair('Ed25519'),
+      chainId: cluster.spec.chainId,
+      genesisHash,
+      committee: cluster.spec.committee,
+      proposers: cluster.spec.proposers,
+      signer: null,
+      deliver: () => {},
+      source: {
+        head: ledger.head,
+        blockByNumber: (n) => ledger.blockByNumber(n),
+        // One signature short of a quorum: a forger without the committee's keys can do no better.
+        certificate: async (hash) => {
+          const c = (await ledger.certificate(hash))!;
+          return forge ? { ...c, signatures: c.signatures.slice(0, 1) } : c;
+        },
+      },
+    });
+  for (const forge of [true, false]) {
+    const server = await serve(forge);
+    cleanup.push(() => server.stop());
+    const client = await createLibp2pTransport({ privateKey: await generateKeyPair('Ed25519'), bootstrap: [dialAddr(server)], chainId: cluster.spec.chainId, genesisHash, committee: cluster.spec.committee, proposers: cluster.spec.proposers, signer: null, deliver: () => {}, source: ledger });
+    cleanup.push(() => client.stop());
+    await until('the client authenticated', () => client.peers().some((p) => p.up));
+    const got = await client.fetchDecided(1n, 3n);
+    if (forge) assert.equal(got.length, 0, 'no block with a forged certificate comes back');
+    else assert.deepEqual(got.map((d) => d.block.hash), await Promise.all([1n, 2n, 3n].map(async (h) => (await ledger.blockByNumber(h))!.hash)));
+  }
 });
