@@ -64,7 +64,15 @@ export interface Libp2pTransportOptions {
 
 /** Start a libp2p node and the transport on it. */
 export async function createLibp2pTransport(opts: Libp2pTransportOptions): Promise<Libp2pTransport> {
-  const [{ createLibp2p }, { tcp }, { noise }, { yamux }, { multiaddr }] = await Promise.all([import('libp2p'), import('@libp2p/tcp'), import('@chainsafe/libp2p-noise'), import('@chainsafe/libp2p-yamux'), import('@multiformats/multiaddr')]);
+  const [{ createLibp2p }, { tcp }, { noise }, { yamux }, { identify }, { ping }, { multiaddr }] = await Promise.all([
+    import('libp2p'),
+    import('@libp2p/tcp'),
+    import('@chainsafe/libp2p-noise'),
+    import('@chainsafe/libp2p-yamux'),
+    import('@libp2p/identify'),
+    import('@libp2p/ping'),
+    import('@multiformats/multiaddr'),
+  ]);
   const bootstrap = (opts.bootstrap ?? []).map((a) => {
     const addr = multiaddr(a);
     const peerId = addr.getComponents().findLast((c) => c.name === 'p2p')?.value;
@@ -79,6 +87,9 @@ export async function createLibp2pTransport(opts: Libp2pTransportOptions): Promi
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
+    // identify tells peers our listen addresses and protocols (what a later circuit relay builds on); ping
+    // measures round trips for the peer list.
+    services: { identify: identify(), ping: ping() },
     connectionGater: {
       // Committee nodes on one LAN or host talk over private addresses: allow them; refuse banned peers.
       denyDialMultiaddr: () => false,
