@@ -60,6 +60,8 @@ export interface Libp2pTransportOptions {
   readonly verifier?: LbftVerifier;
   readonly logger?: Logger;
   readonly limits?: Partial<NetLimits>;
+  /** Most open connections (libp2p's connection manager); default libp2p's. */
+  readonly maxConnections?: number;
 }
 
 /** Start a libp2p node and the transport on it. */
@@ -90,6 +92,7 @@ export async function createLibp2pTransport(opts: Libp2pTransportOptions): Promi
     // identify tells peers our listen addresses and protocols (what a later circuit relay builds on); ping
     // measures round trips for the peer list.
     services: { identify: identify(), ping: ping() },
+    ...(opts.maxConnections !== undefined ? { connectionManager: { maxConnections: opts.maxConnections } } : {}),
     connectionGater: {
       // Committee nodes on one LAN or host talk over private addresses: allow them; refuse banned peers.
       denyDialMultiaddr: () => false,

@@ -31,6 +31,8 @@ export interface ChainNodeOptions {
   /** The transport, or a function that builds it once the ledger is open (a peer transport serves sync from it). */
   readonly transport: LbftTransport | ((ledger: Ledger) => LbftTransport | Promise<LbftTransport>);
   readonly txpool: TxPoolLimits;
+  /** Keep a transaction pool (default: every role but validator). A node serving JSON-RPC needs one. */
+  readonly withPool?: boolean;
   readonly logger: Logger;
   readonly metrics?: LbftNodeOptions['metrics'];
   readonly verifyCache?: Map<string, boolean>;
@@ -61,7 +63,7 @@ export async function openChainNode(life: Lifecycle, opts: ChainNodeOptions): Pr
   life.checkStop();
   const signer = key === null ? null : await GuardedSigner.open({ inner: key, stateFile: join(dir, 'sign-state.json'), signedOnChain: await signedOnChain(ledger, key.address) });
   const pool =
-    role === 'validator'
+    !(opts.withPool ?? role !== 'validator')
       ? null
       : new TxPool({ nonceOf: (a) => ledger.state.account(a).nonce, minFee: spec.baseFee, blockGasLimit: spec.gasLimit, maxTotal: opts.txpool.maxTotal, maxPerSender: opts.txpool.maxPerSender });
   const transport = typeof opts.transport === 'function' ? await opts.transport(ledger) : opts.transport;
