@@ -90,6 +90,10 @@ test('init on 5 nodes, genesis from their records, tampered record refused', { t
   // The same records and flags give the same genesis hash (a second founder can check the first).
   const twin = await ok(['genesis', '--chain-id', '4242', '--records', ...files, '--alloc', alloc, '--period-ms', '500', '--timeout-ms', '1500', '--out', join(dir, 'twin.json')]);
   assert.match(twin, new RegExp(`genesis hash ${hash}`));
+  // Several allocations after one --alloc, as plain arguments.
+  const second = '0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc=5';
+  await ok(['genesis', '--chain-id', '4242', '--out', join(dir, 'two-allocs.json'), '--records', ...files, '--alloc', alloc, second]);
+  assert.equal((await loadGenesisFile(join(dir, 'two-allocs.json'))).spec.alloc.get('0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc'), 5n);
   const exists = await run(['genesis', '--chain-id', '4242', '--records', ...files, '--out', genesisPath]);
   assert.equal(exists.code, 1);
   assert.match(exists.stderr, /\[GENESIS_EXISTS\]/);
