@@ -16,11 +16,11 @@ class GenesisFileError extends DatagateError<'GENESIS_EXISTS'> {}
 export const genesisCommand: Command = defineCommand({
   name: 'genesis',
   summary: "Write a committee chain's genesis file from the nodes' enrolment records and print its genesis hash",
-  usage: '--chain-id N --out FILE [options] --records RECORD.json [RECORD.json...]',
+  usage: '--chain-id N --out FILE [options] --records RECORD.json [RECORD.json...] [--alloc ADDRESS=WEI...]',
   options: {
     'chain-id': { type: 'integer', valueName: 'n', description: 'EIP-155 chain id of the new chain (1337, the dev chain\'s, only with --dev)' },
     records: { type: 'string', valueName: 'file', multiple: true, description: 'Enrolment records made by datagate init; more may follow as plain arguments' },
-    alloc: { type: 'string', valueName: 'addr=wei', multiple: true, description: 'Initial balance: ADDRESS=WEI (comma-separate several, or repeat the flag)' },
+    alloc: { type: 'string', valueName: 'addr=wei', multiple: true, description: 'Initial balance: ADDRESS=WEI; more may follow as plain arguments or comma-separated' },
     'base-fee': { type: 'string', valueName: 'wei', description: `Constant base fee per gas in wei (default ${DEFAULT_BASE_FEE})` },
     'gas-limit': { type: 'integer', valueName: 'gas', default: DEFAULT_GAS_LIMIT, description: 'Gas limit of each block' },
     'period-ms': { type: 'integer', valueName: 'ms', default: DEFAULT_PERIOD_MS, description: 'Target time between blocks' },
@@ -31,7 +31,7 @@ export const genesisCommand: Command = defineCommand({
     'allow-small-committee': { type: 'boolean', description: 'Accept fewer than 4 validators (such a chain stops when any validator does)' },
     dev: { type: 'boolean', description: 'Allow the dev chain id 1337' },
   },
-  positionals: [{ name: 'record', description: 'More enrolment record files', variadic: true }],
+  positionals: [{ name: 'record', description: 'More enrolment record files (or ADDRESS=WEI allocations after --alloc)', variadic: true }],
   notes: [
     'Validators form the committee and proposers the schedule in the order their records are given; follower',
     'records only add bootstrap peers. Every record must verify (signed by the key it enrols); a proposer key must',
@@ -43,7 +43,10 @@ export const genesisCommand: Command = defineCommand({
     const chainId = options['chain-id'];
     if (chainId === undefined || chainId < 1) throw new UsageError('--chain-id N (a positive integer) is required; run "datagate genesis --help"');
     if (options.out === undefined) throw new UsageError('--out FILE is required: where to write the genesis file');
-    const files = [...options.records, ...positionals];
+    // Plain arguments follow --records or --alloc: `--records a.json b.json --alloc A=1 B=2` reads as written.
+    const isAlloc = (arg: string): boolean => /^0x[0-9a-fA-F]{40}=/.test(arg);
+    const files = [...options.records, ...positionals.filter((p) => !isAlloc(p))];
+    const allocs = [...options.alloc, ...positionals.filter(isAlloc)];
     if (files.length === 0) throw new UsageError('no enrolment records: give --records FILE... (made by datagate init on each node)');
     const baseFeeText = options['base-fee'] ?? DEFAULT_BASE_FEE.toString();
     if (!/^\d+$/.test(baseFeeText)) throw new UsageError(`--base-fee must be a whole number of wei (got "${baseFeeText}")`, { flag: '--base-fee' });
@@ -55,7 +58,7 @@ export const genesisCommand: Command = defineCommand({
     for (const file of files) records.push({ source: file, record: await readEnrolmentFile(file) });
     const { spec, bootstrap } = buildGenesis(records, {
       chainId: BigInt(chainId),
-      alloc: parseAllocs(options.alloc),
+      alloc: parseAllocs(allocs),
       baseFee: BigInt(baseFeeText),
       gasLimit: BigInt(options['gas-limit']),
       periodMs: options['period-ms'],

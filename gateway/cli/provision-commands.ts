@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { openKey } from '../../device/index.ts';
 import type { Signer } from '../../chain/index.ts';
 import { writeFileAtomic } from '../../device/index.ts';
-import { ENROLMENT_ROLES, createEnrolment } from '../enrolment.ts';
+import { ENROLMENT_ROLES, checkRoleKey, createEnrolment } from '../enrolment.ts';
 import { withPeerId, peerAddressProblem } from '../multiaddrs.ts';
 import { loadOrCreatePeerKey } from '../peer-key.ts';
 import { DEFAULT_LISTEN, DEFAULT_NODE_DATA_DIR } from '../config/node-config.ts';
@@ -21,6 +21,21 @@ function openWith(uri: string, options: SecretFlags): Promise<Signer> {
     ...(options['passphrase-file'] !== undefined ? { passphraseFile: options['passphrase-file'] } : {}),
     ...(options['pin-file'] !== undefined ? { pinFile: options['pin-file'] } : {}),
     ...(options['pkcs11-module'] !== undefined ? { modulePath: options['pkcs11-module'] } : {}),
+  });
+}
+
+/** The --listen values as record addresses: canonical, ending in /p2p/<peerId>, dialable. */
+function listenAddresses(given: readonly string[], peerId: string): string[] {
+  return (given.length === 0 ? [DEFAULT_LISTEN] : given).map((addr) => {
+    let full: string;
+    try {
+      full = withPeerId(addr, peerId);
+    } catch (err) {
+      throw new UsageError(`--listen ${addr}: ${(err as Error).message}`, { flag: '--listen' });
+    }
+    const problem = peerAddressProblem(full, peerId);
+    if (problem !== undefined) throw new UsageError(`--listen ${addr}: ${problem}`, { flag: '--listen' });
+    return full;
   });
 }
 
@@ -46,19 +61,7 @@ const init = defineCommand({
   async run({ options, stdout }) {
     if (options.role === undefined) throw new UsageError('--role is required (validator, proposer or follower); run "datagate init --help"');
     if (options.key === undefined) throw new UsageError('--key URI is required: the key this node signs with as a ' + options.role);
-    const peer = await loadOrCreatePeerKey(options['data-dir']);
-    const peerId = peer.peerId.toString();
-    const listen = (options.listen.length === 0 ? [DEFAULT_LISTEN] : options.listen).map((addr) => {
-      let full: string;
-      try {
-        full = withPeerId(addr, peerId);
-      } catch (err) {
-        throw new UsageError(`--listen ${addr}: ${(err as Error).message}`, { flag: '--listen' });
-      }
-      const problem = peerAddressProblem(full, peerId);
-      if (problem !== undefined) throw new UsageError(`--listen ${addr}: ${problem}`, { flag: '--listen' });
-      return full;
-    });
+    // The keys open first: a wrong URI or passphrase must not leave a new data directory behind.
     let deviceAddress: string | undefined;
     if (options['device-key'] !== undefined) {
       const device = await openWith(options['device-key'], options);
@@ -68,6 +71,9 @@ const init = defineCommand({
     const signer = await openWith(options.key, options);
     let record;
     try {
+      checkRoleKey(options.role, signer.keyType, `${options.key} (${signer.address})`);
+      const peerId = (await loadOrCreatePeerKey(options['data-dir'])).peerId.toString();
+      const listen = listenAddresses(options.listen, peerId);
       record = await createEnrolment({ role: options.role, signer, peerId, listen, ...(deviceAddress !== undefined ? { deviceAddress } : {}) });
     } finally {
       await closeSigner(signer);
@@ -78,7 +84,7 @@ const init = defineCommand({
     } else {
       const out = resolve(options.out);
       await writeFileAtomic(out, text, { mode: 0o644 });
-      stdout.write(`${options.role} ${record.address} (${record.keyType}), peer ${peerId}: record written to ${out}\n`);
+      stdout.write(`${options.role} ${record.address} (${record.keyType}), peer ${record.peerId}: record written to ${out}\n`);
     }
     return 0;
   },

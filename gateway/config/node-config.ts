@@ -3,6 +3,7 @@
 // (dev-config.ts); what is new is the node's role, its keys by URI, and its libp2p peer settings. Role and keys
 // are checked against each other here, so a validator without a validator key fails at load, not at its first
 // vote. See docs/architecture.md "Provisioning a committee".
+import type { JsonNode } from './config-json.ts';
 import { field, type Infer } from './config.ts';
 import { logSchema, pipelineSchema, rpcSchema, txpoolSchema } from './dev-config.ts';
 import { sensorsSchema } from './sensors-config.ts';
@@ -29,27 +30,24 @@ const keysSchema = field.object({
   pkcs11Module: path('PKCS#11 module for key URIs without a module-path'),
 });
 
-const p2pSchema = field.object(
-  {
-    listen: field.array(field.string({ minLength: 1 }), { minLength: 1, default: [DEFAULT_LISTEN], description: 'Multiaddrs this node listens on for its peers' }),
-    bootstrap: field.array(field.string({ minLength: 1 }), { default: [], description: "Peers dialled at start besides the genesis file's bootstrap list, each ending in /p2p/<peer id>" }),
-    maxPeers: field.integer({ min: 1, max: 1000, default: 50, description: 'Most connected peers' }),
-  },
-  {
-    refine(v) {
-      for (const [i, addr] of v.listen.entries()) {
-        const parsed = parseMultiaddr(addr);
-        if (!parsed.ok) return `listen[${i}]: ${addr} is not a multiaddr (${parsed.reason})`;
-        if (!parsed.components.some((c) => c.name === 'tcp')) return `listen[${i}]: ${addr} needs a /tcp/<port> part (the committee transport is TCP)`;
-      }
-      for (const [i, addr] of v.bootstrap.entries()) {
-        const problem = peerAddressProblem(addr);
-        if (problem !== undefined) return `bootstrap[${i}]: ${addr}: ${problem}`;
-      }
-      return undefined;
-    },
-  },
-);
+const itemsOf = (node: JsonNode): JsonNode[] => (node.type === 'array' ? node.items : []);
+
+const p2pSchema = field.object({
+  listen: field.refined(field.array(field.string({ minLength: 1 }), { minLength: 1, default: [DEFAULT_LISTEN], description: 'Multiaddrs this node listens on for its peers' }), (v, node, path) =>
+    v.flatMap((addr, i) => {
+      const parsed = parseMultiaddr(addr);
+      const problem = !parsed.ok ? `is not a multiaddr (${parsed.reason})` : parsed.components.some((c) => c.name === 'tcp') ? undefined : 'needs a /tcp/<port> part (the committee transport is TCP)';
+      return problem === undefined ? [] : [{ node: itemsOf(node)[i], path: `${path}[${i}]`, text: `${path}[${i}]: ${addr} ${problem}` }];
+    }),
+  ),
+  bootstrap: field.refined(field.array(field.string({ minLength: 1 }), { default: [], description: "Peers dialled at start besides the genesis file's bootstrap list, each ending in /p2p/<peer id>" }), (v, node, path) =>
+    v.flatMap((addr, i) => {
+      const problem = peerAddressProblem(addr);
+      return problem === undefined ? [] : [{ node: itemsOf(node)[i], path: `${path}[${i}]`, text: `${path}[${i}]: ${addr}: ${problem}` }];
+    }),
+  ),
+  maxPeers: field.integer({ min: 1, max: 1000, default: 50, description: 'Most connected peers' }),
+});
 
 /** What each role needs and must not have: a key a role does not use is a mistake in the file, not a spare. */
 function roleProblem(role: NodeRole, keys: { validator?: string | undefined; proposer?: string | undefined }): string | undefined {

@@ -11,22 +11,23 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { loadGenesisFile } from '../../gateway/config/genesis-file.ts';
-import type { EnrolmentRecord } from '../../gateway/enrolment.ts';
+import { parseEnrolment, type EnrolmentRecord } from '../../gateway/enrolment.ts';
+import { setupSoftHsm, softHsmSkipReason } from '../helpers/softhsm.ts';
 
 const BIN = fileURLToPath(new URL('../../gateway/bin/datagate.mjs', import.meta.url));
 let dir: string;
 let pass: string;
 
-function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, DATAGATE_KEYSTORE_PASSPHRASE: '' } }, (err, stdout, stderr) => {
+    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, DATAGATE_KEYSTORE_PASSPHRASE: '', ...env } }, (err, stdout, stderr) => {
       resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr });
     });
   });
 }
 
-async function ok(args: string[]): Promise<string> {
-  const r = await run(args);
+async function ok(args: string[], env: Record<string, string> = {}): Promise<string> {
+  const r = await run(args, env);
   assert.equal(r.code, 0, `datagate ${args.join(' ')}\n${r.stderr}`);
   return r.stdout;
 }
@@ -89,6 +90,10 @@ test('init on 5 nodes, genesis from their records, tampered record refused', { t
   // The same records and flags give the same genesis hash (a second founder can check the first).
   const twin = await ok(['genesis', '--chain-id', '4242', '--records', ...files, '--alloc', alloc, '--period-ms', '500', '--timeout-ms', '1500', '--out', join(dir, 'twin.json')]);
   assert.match(twin, new RegExp(`genesis hash ${hash}`));
+  // Several allocations after one --alloc, as plain arguments.
+  const second = '0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc=5';
+  await ok(['genesis', '--chain-id', '4242', '--out', join(dir, 'two-allocs.json'), '--records', ...files, '--alloc', alloc, second]);
+  assert.equal((await loadGenesisFile(join(dir, 'two-allocs.json'))).spec.alloc.get('0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc'), 5n);
   const exists = await run(['genesis', '--chain-id', '4242', '--records', ...files, '--out', genesisPath]);
   assert.equal(exists.code, 1);
   assert.match(exists.stderr, /\[GENESIS_EXISTS\]/);
@@ -122,4 +127,20 @@ test('a P-256 key cannot enrol as proposer; usage errors exit 2; help lists the 
   for (const flag of ['--role', '--key', '--device-key', '--data-dir', '--listen', '--out', '--passphrase-file', '--pin-file', '--pkcs11-module']) assert.ok(help.includes(flag), flag);
   const ghelp = await ok(['genesis', '--help']);
   for (const flag of ['--chain-id', '--records', '--alloc', '--period-ms', '--timeout-ms', '--out', '--allow-small-committee', '--dev']) assert.ok(ghelp.includes(flag), flag);
+});
+
+test('a validator key on a PKCS#11 token (SoftHSM2, P-256) with a device key: the record verifies', { timeout: 120_000, skip: softHsmSkipReason() }, async (t) => {
+  const hsm = setupSoftHsm({ tokens: ['gw'] });
+  t.after(() => hsm.cleanup());
+  const pin = join(dir, 'pin');
+  writeFileSync(pin, `${hsm.pin}\n`, { mode: 0o600 });
+  const env = { SOFTHSM2_CONF: process.env['SOFTHSM2_CONF']! };
+  const created = JSON.parse(await ok(['key', 'new', '--type', 'p256', '--pkcs11-module', hsm.modulePath, '--token', 'gw', '--label', 'validator', '--pin-file', pin], env)) as { uri: string; publicKey: string };
+  const device = await newKey('device', 'secp256k1');
+  const out = await ok(['init', '--role', 'validator', '--key', created.uri, '--pin-file', pin, '--device-key', device, '--passphrase-file', pass, '--data-dir', join(dir, 'data', 'hsm'), '--listen', '/dns4/gw7.example.org/tcp/30340'], env);
+  const record = parseEnrolment(out, 'stdout');
+  assert.equal(record.keyType, 'p256');
+  assert.equal(record.publicKey, created.publicKey);
+  assert.match(record.deviceAddress ?? '', /^0x[0-9a-f]{40}$/);
+  assert.deepEqual(record.listen, [`/dns4/gw7.example.org/tcp/30340/p2p/${record.peerId}`]);
 });

@@ -52,9 +52,9 @@ test('malformed fields are named with file:line:col', { timeout: 30_000 }, () =>
   assert.match(refused({ genesis: 'g.json', role: 'leader' }), /node\.json:\d+:\d+: role: must be one of "validator", "proposer", "validator\+proposer", "follower"/);
   assert.match(refused({ genesis: 'g.json', role: 'validator', keys: { validator: '/etc/validator.json' } }), /keys\.validator: must be a key URI/);
   assert.match(refused({ genesis: 'g.json', role: 'follower', keys: { pin: 'x' } }), /unknown field keys\.pin/);
-  assert.match(refused({ genesis: 'g.json', role: 'follower', p2p: { listen: ['/ip4/127.0.0.1/udp/1'] } }), /p2p: listen\[0\]: .*needs a \/tcp\//);
-  assert.match(refused({ genesis: 'g.json', role: 'follower', p2p: { listen: ['nonsense'] } }), /p2p: listen\[0\]: nonsense is not a multiaddr/);
-  assert.match(refused({ genesis: 'g.json', role: 'follower', p2p: { bootstrap: ['/ip4/192.0.2.1/tcp/30340'] } }), /p2p: bootstrap\[0\]: .*\/p2p\/<peer id>/);
+  assert.match(refused({ genesis: 'g.json', role: 'follower', p2p: { listen: ['/ip4/127.0.0.1/udp/1'] } }), /node\.json:\d+:\d+: p2p\.listen\[0\]: .*needs a \/tcp\//);
+  assert.match(refused({ genesis: 'g.json', role: 'follower', p2p: { listen: ['nonsense'] } }), /p2p\.listen\[0\]: nonsense is not a multiaddr/);
+  assert.match(refused({ genesis: 'g.json', role: 'follower', p2p: { bootstrap: ['/ip4/192.0.2.1/tcp/30340'] } }), /node\.json:\d+:\d+: p2p\.bootstrap\[0\]: .*\/p2p\/<peer id>/);
   assert.match(refused({ genesis: 'g.json', role: 'follower', p2p: { maxPeers: 0 } }), /p2p\.maxPeers: must be an integer between 1 and 1000/);
   assert.match(refused({ genesis: 'g.json', role: 'follower', txpool: { maxTotal: 1, maxPerSender: 2 } }), /maxPerSender \(2\) must not exceed maxTotal/);
 });
