@@ -4,6 +4,8 @@
 import type { Command } from './args.ts';
 import { runCli } from './args.ts';
 import { devCommand } from './dev-command.ts';
+import { startCommand } from './start-command.ts';
+import { testnetCommand } from './testnet-command.ts';
 import { ipfsCommand } from './ipfs-commands.ts';
 import { genesisCommand, initCommand } from './provision-commands.ts';
 import { keyCommand } from './key-commands.ts';
@@ -13,7 +15,7 @@ import { statusCommand } from './status-command.ts';
 
 export { STOP_DEADLINE_MS, stopDeadlineMs } from './serve.ts';
 
-export const commands: readonly Command[] = [devCommand, initCommand, genesisCommand, statusCommand, keyCommand, sensorsCommand, ipfsCommand, segmentsCommand];
+export const commands: readonly Command[] = [devCommand, startCommand, initCommand, genesisCommand, testnetCommand, statusCommand, keyCommand, sensorsCommand, ipfsCommand, segmentsCommand];
 
 /**
  * Unless the process ended by itself within `ms` of `why` (a signal, or the command's end with handles still
