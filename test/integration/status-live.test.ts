@@ -1,8 +1,8 @@
 // The status of a real `datagate dev` from outside: GET /api/v0/status shows the simulator connected and the
 // pipeline's counters growing, GET /metrics is well-formed Prometheus text with datagate_lbft_height growing,
 // both need the token of api.json, and `datagate status` prints the JSON (exit 0), then exit 2 once the node
-// has stopped. With a 64 KiB store bound and a fast simulator under stop-accepting, the store alarm goes on: `datagate status` exits 1 saying so, and
-// datagate_pipeline_alarm{bound="store"} is 1.
+// has stopped. With a 64 KiB store bound and a fast simulator under stop-accepting, the store alarm goes on:
+// `datagate status` exits 1 saying so, and datagate_pipeline_alarm{bound="store"} is 1.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
