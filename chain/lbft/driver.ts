@@ -446,6 +446,7 @@ export class LbftNode {
   private async sync(height: bigint): Promise<void> {
     const from = this.opts.ledger.head.header.number + 1n;
     if (height < from) return;
+    this.metrics.syncing(height);
     // At most as many heights as the engine buffers ahead; a later VALIDATE asks for the rest.
     const to = height - 1n < from + 15n ? height - 1n : from + 15n;
     try {

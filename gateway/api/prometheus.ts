@@ -8,12 +8,17 @@
 /** The Content-Type of formatMetrics' text. */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
-export type MetricType = 'counter' | 'gauge';
+export type MetricType = 'counter' | 'gauge' | 'histogram' | 'summary';
+
+/** What a histogram's samples append to the family name (`_bucket` with an `le` label); a summary's too, bar `_bucket`. */
+export type SampleSuffix = '_bucket' | '_sum' | '_count';
 
 export interface MetricSample {
   /** Label name -> value, printed in this order. */
   readonly labels?: Readonly<Record<string, string>>;
   readonly value: number;
+  /** Only in histogram and summary families, and required there. */
+  readonly suffix?: SampleSuffix;
 }
 
 export interface MetricFamily {
@@ -60,8 +65,8 @@ function labelText(family: string, labels: Readonly<Record<string, string>> | un
 
 /**
  * The exposition text of `families`: per family one HELP and one TYPE line, then its samples, each line ending
- * in a line feed. Throws TypeError on an invalid metric or label name, a counter not named `..._total`, or a
- * family name given twice (programming errors, not input).
+ * in a line feed. Throws TypeError on an invalid metric or label name, a counter not named `..._total`, a family
+ * name given twice, or a sample suffix the family's type does not have (programming errors, not input).
  */
 export function formatMetrics(families: readonly MetricFamily[]): string {
   const seen = new Set<string>();
@@ -72,7 +77,13 @@ export function formatMetrics(families: readonly MetricFamily[]): string {
     if (f.type === 'counter' && !f.name.endsWith('_total')) throw new TypeError(`counter ${f.name} must be named ..._total`);
     seen.add(f.name);
     lines.push(`# HELP ${f.name} ${escapeHelp(f.help)}`, `# TYPE ${f.name} ${f.type}`);
-    for (const s of f.samples) lines.push(`${f.name}${labelText(f.name, s.labels)} ${formatValue(s.value)}`);
+    for (const s of f.samples) {
+      const allowed = f.type === 'histogram' ? ['_bucket', '_sum', '_count'] : f.type === 'summary' ? ['_sum', '_count'] : [];
+      if (allowed.length === 0 ? s.suffix !== undefined : s.suffix === undefined || !allowed.includes(s.suffix)) {
+        throw new TypeError(`metric ${f.name}: a ${f.type} sample takes ${allowed.length === 0 ? 'no suffix' : `one of the suffixes ${allowed.join(', ')}`}`);
+      }
+      lines.push(`${f.name}${s.suffix ?? ''}${labelText(f.name, s.labels)} ${formatValue(s.value)}`);
+    }
   }
   return lines.map((l) => l + '\n').join('');
 }

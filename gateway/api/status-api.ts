@@ -5,7 +5,8 @@
 // sends it with `authorization: {credentials_file: ...}`.
 //
 //   GET /api/v0/status  200 application/json: the NodeStatus of nodeStatus()
-//   GET /metrics        200 text/plain; version=0.0.4: statusMetrics() in the Prometheus text format
+//   GET /metrics        200 text/plain; version=0.0.4: statusMetrics() in the Prometheus text format, then
+//                       with a consensus source the datagate_lbft_* families of consensusMetrics()
 //
 // Other methods answer 405, a missing or wrong token 401, a request that carries a body (none is expected) 413.
 // Errors are JSON {error, code}.
@@ -17,6 +18,8 @@ import { authorized, sendJson } from './content-api.ts';
 import { DISK_BOUNDS } from '../pipeline/disk-bounds.ts';
 import type { Pipeline } from '../pipeline/pipeline.ts';
 import type { FullPolicy, PipelineStatus } from '../pipeline/pipeline-options.ts';
+import type { ConsensusSource } from './consensus-metrics.ts';
+import { consensusMetrics } from './consensus-metrics.ts';
 import type { MetricFamily } from './prometheus.ts';
 import { PROMETHEUS_CONTENT_TYPE, formatMetrics } from './prometheus.ts';
 
@@ -58,6 +61,8 @@ export interface StatusSources {
 
 export interface StatusApiOptions extends StatusSources {
   readonly token: string;
+  /** The consensus driver the node's API speaks for: its families are appended to /metrics. */
+  readonly consensus?: ConsensusSource;
   readonly logger?: Logger;
 }
 
@@ -157,7 +162,10 @@ export function createStatusApiHandler(opts: StatusApiOptions): (req: IncomingMe
     let body: string;
     try {
       const status = nodeStatus(opts);
-      body = pathname === STATUS_PATH ? JSON.stringify(status) : formatMetrics(statusMetrics(status));
+      body =
+        pathname === STATUS_PATH
+          ? JSON.stringify(status)
+          : formatMetrics([...statusMetrics(status), ...(opts.consensus === undefined ? [] : consensusMetrics(opts.consensus))]);
     } catch (err) {
       log.warn('reading the node status failed', { error: err });
       sendJson(res, 500, { error: `reading the node status failed: ${(err as Error).message}`, code: 'INTERNAL' });

@@ -137,6 +137,8 @@ async function startIn(life: Lifecycle, dataDir: string, config: DevConfig, logg
   for (const n of nodes) await n.node.start();
 
   const front = nodes.find((n) => n.role === 'follower' || n.role === 'validator+proposer')!;
+  // The node the recorder listens to (validator-0, or the solo node): status and metrics speak for it.
+  const recorded = nodes.find((n) => n.role !== 'proposer' && n.role !== 'follower') ?? front;
   // Segment manifests are signed by the gateway's device key (derived from the dev mnemonic at m/44'/60'/3'/0/0).
   const dataPlane = await openDataPlane(life, {
     dataDir,
@@ -154,7 +156,9 @@ async function startIn(life: Lifecycle, dataDir: string, config: DevConfig, logg
     onTransaction: (tx) => front.node.submitTransactions([tx]),
     consensus: {
       recorder,
-      status: () => (nodes.find((n) => n.role !== 'proposer' && n.role !== 'follower') ?? front).node.status(),
+      status: () => recorded.node.status(),
+      // The recorder's target outlives a sync that a commit overtook: only a height beyond the head counts.
+      syncTarget: () => (recorder.syncTarget !== null && recorder.syncTarget > recorded.ledger.head.header.number ? recorder.syncTarget : null),
       peers: () => nodes.map((n) => ({ address: n.address, role: n.role === 'validator+proposer' ? 'validator' : n.role, head: n.ledger.head.header.number, up: !n.down })),
     },
     dataPlane,

@@ -24,7 +24,8 @@ export interface NodeApiOptions {
   readonly pool: TxPool;
   /** A transaction entered `pool`: pass it on (to the proposers, through the transport). */
   readonly onTransaction: (tx: SignedTx) => void;
-  readonly consensus: Omit<LbftInfo, 'ledger'>;
+  /** What the lbft_* methods and the datagate_lbft_* metrics read (syncTarget: the metrics only). */
+  readonly consensus: Omit<LbftInfo, 'ledger'> & { syncTarget(): bigint | null };
   readonly dataPlane: DataPlane | null;
   readonly logger: Logger;
 }
@@ -49,7 +50,7 @@ export async function startNodeApi(life: Lifecycle, opts: NodeApiOptions): Promi
       : [
           createTrustlessGatewayHandler({ blocks: dataPlane.content.blocks, logger: logger.child({ module: 'ipfs-gateway' }) }),
           createSegmentsApiHandler({ pipeline: dataPlane.pipeline, contentStore: dataPlane.content, token, logger: apiLog }),
-          createStatusApiHandler({ pipeline: dataPlane.pipeline, drivers: dataPlane.sensors.drivers, limits: dataPlane.limits, chainHead: () => ledger.head.header.number, token, logger: apiLog }),
+          createStatusApiHandler({ pipeline: dataPlane.pipeline, drivers: dataPlane.sensors.drivers, limits: dataPlane.limits, chainHead: () => ledger.head.header.number, consensus: opts.consensus, token, logger: apiLog }),
           createContentApiHandler({ store: dataPlane.content, token, logger: apiLog }),
         ];
   const rpc: RpcServer = createRpcServer({
@@ -62,7 +63,7 @@ export async function startNodeApi(life: Lifecycle, opts: NodeApiOptions): Promi
     logger: logger.child({ module: 'rpc' }),
     methods: {
       ...createEthApi({ ledger, pool: opts.pool, onTransaction: opts.onTransaction, clientVersion: `datagate/v${VERSION}/node-${process.version}`, maxLogRange: opts.rpc.maxLogRange }),
-      ...createLbftApi({ ledger, ...opts.consensus }),
+      ...createLbftApi({ ledger, recorder: opts.consensus.recorder, status: opts.consensus.status, peers: opts.consensus.peers }),
     },
   });
   const bound = await life.open('JSON-RPC server', () => rpc.listen(), () => rpc.close());

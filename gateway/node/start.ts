@@ -130,6 +130,7 @@ async function startIn(life: Lifecycle, dataDir: string, config: NodeConfig, log
     consensus: {
       recorder,
       status: () => chain.node.status(),
+      syncTarget: () => (recorder.syncTarget !== null && recorder.syncTarget > chain.ledger.head.header.number ? recorder.syncTarget : null),
       // A peer's head is not known here until sync reports it; the list says who is connected and as what.
       peers: () => peers().map((p) => ({ address: p.address ?? `peer:${p.peerId}`, role: p.role === 'validator+proposer' ? 'validator' : p.role, head: -1n, up: p.up })),
     },

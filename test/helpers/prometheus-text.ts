@@ -1,5 +1,6 @@
 // A strict reader of the Prometheus text format 0.0.4 for tests: every line must be a HELP, a TYPE (one of each
-// per family, before its samples) or a sample `name{labels} value`; the text ends with a line feed.
+// per family, before its samples) or a sample `name{labels} value` (a histogram's `name_bucket`, `name_sum`,
+// `name_count`, a summary's `name_sum`, `name_count`); the text ends with a line feed.
 import assert from 'node:assert/strict';
 
 export interface ParsedSample {
@@ -49,7 +50,10 @@ export function parsePrometheusText(text: string): ParsedMetrics {
     assert.ok(m !== null, `not a sample line: ${JSON.stringify(line)}`);
     const labels: Record<string, string> = {};
     for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"/g)) labels[l[1]!] = unescape(l[2]!);
-    assert.ok(types.has(m[1]!), `sample of ${m[1]} after its TYPE line`);
+    // A histogram's or summary's samples carry a suffix after the family name.
+    const family = /^(.*)(_bucket|_sum|_count)$/.exec(m[1]!);
+    const typed = types.has(m[1]!) || (family !== null && /^(histogram|summary)$/.test(types.get(family[1]!) ?? '') && (family[2] !== '_bucket' || types.get(family[1]!) === 'histogram'));
+    assert.ok(typed, `sample of ${m[1]} after its TYPE line`);
     samples.push({ name: m[1]!, labels, value: parseValue(m[3]!) });
   }
   return { samples, types, helps };

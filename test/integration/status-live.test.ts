@@ -1,8 +1,8 @@
 // The status of a real `datagate dev` from outside: GET /api/v0/status shows the simulator connected and the
-// pipeline's counters growing, GET /metrics is well-formed Prometheus text, both need the token of api.json, and
-// `datagate status` prints the JSON (exit 0), then exit 2 once the node has stopped. With a 64 KiB store bound
-// and a fast simulator under stop-accepting, the store alarm goes on: `datagate status` exits 1 saying so, and
-// datagate_pipeline_alarm{bound="store"} is 1.
+// pipeline's counters growing, GET /metrics is well-formed Prometheus text with datagate_lbft_height growing,
+// both need the token of api.json, and `datagate status` prints the JSON (exit 0), then exit 2 once the node
+// has stopped. With a 64 KiB store bound and a fast simulator under stop-accepting, the store alarm goes on:
+// `datagate status` exits 1 saying so, and datagate_pipeline_alarm{bound="store"} is 1.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -79,6 +79,16 @@ test('a running node shows its status and metrics; datagate status prints them',
   assert.ok(sampleValue(m, 'datagate_sensor_readings_total', { driver: 'simulator' }) > 0);
   assert.equal(sampleValue(m, 'datagate_pipeline_alarm', { bound: 'store' }), 0);
   assert.ok(sampleValue(m, 'datagate_chain_head') >= second.chain.head);
+  // Consensus: the height the committee decides grows from one scrape to a later one.
+  const height = sampleValue(m, 'datagate_lbft_height');
+  assert.ok(height >= 1);
+  assert.equal(sampleValue(m, 'datagate_lbft_peers', { state: 'down' }), 0);
+  const later = await until('datagate_lbft_height to grow', 10_000, async () => {
+    const n = parsePrometheusText(await (await get('/metrics')).text());
+    return sampleValue(n, 'datagate_lbft_height') > height ? n : undefined;
+  }, node.output);
+  assert.ok(sampleValue(later, 'datagate_lbft_rounds_per_height_count') >= 1);
+  assert.equal(sampleValue(later, 'datagate_lbft_rounds_per_height_bucket', { le: '+Inf' }), sampleValue(later, 'datagate_lbft_rounds_per_height_count'));
 
   for (const path of ['/metrics', '/api/v0/status']) {
     assert.equal((await get(path, null)).status, 401, path);
