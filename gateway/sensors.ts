@@ -119,39 +119,46 @@ export async function startSensors(
  */
 export const PUMP_WINDOW = 1024;
 
+/** What the pump feeds: a pipeline's ingest, and its callback form when it has one (Pipeline.take). */
+export interface PumpTarget {
+  ingest(r: Reading): Promise<void>;
+  take?(r: Reading, done: (r: Reading, err: unknown) => void): void;
+}
+
 /**
  * Feed `driver`'s readings into `pipeline`, keeping up to PUMP_WINDOW ingests in flight. A reading the
  * pipeline refuses (full, or unsealable) is logged and counted there; the pump goes on with the next.
+ * With `take`, one callback settles every reading: no promise and no closures per reading, which at a full
+ * window of MQTT readings were a large share of the garbage collector's work (docs/architecture.md "Pipeline").
  */
-export async function pumpInto(driver: SensorDriver, pipeline: { ingest(r: Reading): Promise<void> }, log: Logger): Promise<void> {
+export async function pumpInto(driver: SensorDriver, pipeline: PumpTarget, log: Logger): Promise<void> {
   // A counter and one waiter, not Promise.race over the window: race attaches a reaction to every promise in
   // flight each time, thousands of allocations per reading at a full window.
   let inflight = 0;
   let room: (() => void) | null = null;
-  const settled = (): void => {
+  // A full pipeline refuses every reading until it has room: at sensor rates that is thousands a second, so
+  // at most 5 lines per cause every 10 s, then how many were left out (the pipeline counts them all).
+  const refused = new RateLimitedLog(log, Date.now);
+  const done = (r: Reading, err: unknown): void => {
     inflight--;
     const wake = room;
     room = null;
     wake?.();
+    if (err === null) {
+      driver.acknowledge?.(r);
+      return;
+    }
+    // Not acknowledged: an MQTT source has its broker deliver it again; others count it in the pipeline.
+    driver.refuse?.(r);
+    const code = (err as { code?: string }).code;
+    refused.warn(`refused:${code ?? 'error'}`, 'reading not taken by the pipeline', { driver: driver.name, stream: r.stream, seq: r.seq, code });
   };
-  // A full pipeline refuses every reading until it has room: at sensor rates that is thousands a second, so
-  // at most 5 lines per cause every 10 s, then how many were left out (the pipeline counts them all).
-  const refused = new RateLimitedLog(log, Date.now);
+  const take = pipeline.take !== undefined
+    ? pipeline.take.bind(pipeline)
+    : (r: Reading, cb: typeof done): void => void pipeline.ingest(r).then(() => cb(r, null), (err: unknown) => cb(r, err));
   for await (const r of driver.readings()) {
     inflight++;
-    pipeline.ingest(r).then(
-      () => {
-        settled();
-        driver.acknowledge?.(r);
-      },
-      // Not acknowledged: an MQTT source has its broker deliver it again; others count it in the pipeline.
-      (err: unknown) => {
-        settled();
-        driver.refuse?.(r);
-        const code = (err as { code?: string }).code;
-        refused.warn(`refused:${code ?? 'error'}`, 'reading not taken by the pipeline', { driver: driver.name, stream: r.stream, seq: r.seq, code });
-      },
-    );
+    take(r, done);
     while (inflight >= PUMP_WINDOW) await new Promise<void>((resolve) => (room = resolve));
   }
   while (inflight > 0) await new Promise<void>((resolve) => (room = resolve));

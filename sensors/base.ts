@@ -1,18 +1,12 @@
 // The machinery every driver shares: a bounded reading queue consumed as an async iterator (the source is
 // paused when it is full: backpressure), per-stream sequence numbers, counters, status with change events,
-// rate-limited logging of rejects, and capped exponential backoff for reconnects.
+// rate-limited logging of rejects, and the one reconnect path (reconnect.ts) every driver uses.
 import { EventEmitter } from 'node:events';
 import type { DriverContext, DriverCounters, DriverStatus } from './driver.ts';
 import type { Reading, SensorLogger } from './reading.ts';
+import { Reconnector, type ReconnectPolicy, type TimeoutTimers } from './reconnect.ts';
 
-/** Reconnect delays: base * 2^attempt, capped, with +-20% jitter from `random` (injectable for tests). */
-export function backoffDelay(attempt: number, opts: { baseMs?: number; maxMs?: number; random?: () => number } = {}): number {
-  const base = opts.baseMs ?? 500;
-  const max = opts.maxMs ?? 30_000;
-  const raw = Math.min(max, base * 2 ** Math.min(attempt, 30));
-  const jitter = 0.8 + 0.4 * (opts.random ?? Math.random)();
-  return Math.round(Math.min(max, raw * jitter));
-}
+export { backoffDelay } from './reconnect.ts';
 
 /** Logs at most `perWindow` lines per `windowMs` per key, then one summary of what was suppressed. */
 export class RateLimitedLog {
@@ -53,7 +47,7 @@ export abstract class DriverBase extends EventEmitter {
   private readonly seqs = new Map<string, number>();
   private readonly rejectCounts: Record<string, number> = {};
   private readingCount = 0;
-  protected reconnectCount = 0;
+  private reconnector: Reconnector | null = null;
   private readonly queue: Reading[] = [];
   private waiter: ((r: IteratorResult<Reading>) => void) | null = null;
   private ended = false;
@@ -83,7 +77,16 @@ export abstract class DriverBase extends EventEmitter {
   }
 
   counters(): DriverCounters {
-    return { readings: this.readingCount, rejects: { ...this.rejectCounts }, reconnects: this.reconnectCount };
+    return { readings: this.readingCount, rejects: { ...this.rejectCounts }, reconnects: this.reconnector?.reconnects ?? 0 };
+  }
+
+  /**
+   * The driver's reconnect path (reconnect.ts): `attempt` is its connect function, run when a retry's delay
+   * is over. Statuses go out through setStatus; reconnects are counted in counters().
+   */
+  protected reconnects(policy: ReconnectPolicy | undefined, attempt: () => void, opts: { timers?: TimeoutTimers | undefined; random?: (() => number) | undefined } = {}): Reconnector {
+    this.reconnector = new Reconnector(policy ?? {}, { now: this.now, status: (s) => this.setStatus(s), timers: opts.timers, random: opts.random }, attempt);
+    return this.reconnector;
   }
 
   protected setStatus(s: DriverStatus): void {

@@ -5,9 +5,10 @@
 // johnny-five is CommonJS without types: the small surface used here is declared below, and the module is
 // loaded lazily (createRequire) so importing sensors/ never loads johnny-five or serialport 8.
 import { createRequire } from 'node:module';
-import { DriverBase, backoffDelay } from './base.ts';
+import { DriverBase } from './base.ts';
 import type { DriverContext, SensorDriver } from './driver.ts';
 import { SensorError, isFiniteNumber } from './reading.ts';
+import type { Reconnector, TimeoutTimers } from './reconnect.ts';
 
 /** One sensor on the board. */
 export type FirmataSensorConfig =
@@ -109,6 +110,10 @@ export interface FirmataDeps {
   readonly createIo?: () => unknown;
   /** Readings buffered before the components are disabled (default 1024). */
   readonly highWater?: number;
+  /** Timers of the reconnect; default the real setTimeout. */
+  readonly timers?: TimeoutTimers;
+  /** Jitter source of the reconnect backoff, [0, 1); default Math.random. */
+  readonly random?: () => number;
 }
 
 /** Analog thermometer controllers of johnny-five 2.1 that read a pin (the I2C ones belong to kind 'i2c'). */
@@ -216,9 +221,7 @@ const DEFAULT_FREQ_MS = 1000;
 export class FirmataDriver extends DriverBase implements SensorDriver {
   private readonly config: FirmataConfig;
   private session: Session | null = null;
-  private retryTimer: ReturnType<typeof setTimeout> | null = null;
-  private attempt = 0;
-  private everConnected = false;
+  private readonly reconnect: Reconnector;
   private started = false;
   private stopped = false;
   private sourcePaused = false;
@@ -234,6 +237,7 @@ export class FirmataDriver extends DriverBase implements SensorDriver {
     super(config.name, ctx, deps.highWater);
     this.config = structuredClone(config);
     this.five = deps.five ?? null;
+    this.reconnect = this.reconnects(this.config.reconnect, () => this.connect(), { timers: deps.timers, random: deps.random });
   }
 
   async start(): Promise<void> {
@@ -249,8 +253,7 @@ export class FirmataDriver extends DriverBase implements SensorDriver {
     if (this.stopped) return;
     this.stopped = true;
     this.ctx.signal?.removeEventListener('abort', this.onAbort);
-    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
-    this.retryTimer = null;
+    this.reconnect.stop();
     const s = this.session;
     this.session = null;
     if (s !== null) await this.teardown(s);
@@ -274,7 +277,6 @@ export class FirmataDriver extends DriverBase implements SensorDriver {
   }
 
   private connect(): void {
-    this.retryTimer = null;
     if (this.stopped) return;
     let board: FiveBoard;
     try {
@@ -328,10 +330,7 @@ export class FirmataDriver extends DriverBase implements SensorDriver {
         if (this.now() - s.lastByteAt > silenceMs) this.lost(s, `no data from the board for ${silenceMs} ms`);
       }, Math.min(1000, silenceMs));
     }
-    if (this.everConnected) this.reconnectCount++;
-    this.everConnected = true;
-    this.attempt = 0;
-    this.setStatus({ state: 'connected', since: this.now() });
+    this.reconnect.connected();
     this.log.info('firmata board ready', { port: this.config.port, sensors: s.components.length });
   }
 
@@ -387,11 +386,7 @@ export class FirmataDriver extends DriverBase implements SensorDriver {
   }
 
   private retry(reason: string): void {
-    if (this.stopped) return;
-    const delay = backoffDelay(this.attempt, { baseMs: this.config.reconnect?.baseMs, maxMs: this.config.reconnect?.maxMs });
-    this.attempt++;
-    this.setStatus({ state: 'retrying', reason, nextAttemptAt: this.now() + delay, attempt: this.attempt });
-    this.retryTimer = setTimeout(() => this.connect(), delay);
+    if (!this.stopped) this.reconnect.retry(reason);
   }
 
   /** Stops every timer, listener and the port of a session; johnny-five keeps boards in a cache: drop it there. */

@@ -2,7 +2,9 @@
 // MQTT topics into Readings. Imports nothing from chain/, device/ or gateway/.
 export * from './reading.ts';
 export type * from './driver.ts';
-export { DriverBase, RateLimitedLog, backoffDelay } from './base.ts';
+export { DriverBase, RateLimitedLog } from './base.ts';
+export { Reconnector, backoffDelay } from './reconnect.ts';
+export type { ReconnectPolicy, ReconnectPorts, ScheduledRetry } from './reconnect.ts';
 export { LineFramer } from './line-framer.ts';
 export type { FramedLines } from './line-framer.ts';
 export { createLineParser, PARSE_REJECT_REASONS } from './formats.ts';

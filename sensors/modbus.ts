@@ -8,9 +8,10 @@
 // modbus-serial, loaded lazily so importing sensors/ never loads serialport.
 import { createRequire } from 'node:module';
 import type { ModbusRTU } from 'modbus-serial/ModbusRTU.js';
-import { DriverBase, backoffDelay } from './base.ts';
+import { DriverBase } from './base.ts';
 import type { DriverContext, SensorDriver } from './driver.ts';
 import { SensorError, isFiniteNumber } from './reading.ts';
+import type { Reconnector, TimeoutTimers } from './reconnect.ts';
 
 export type ModbusTable = 'holding' | 'input' | 'coil' | 'discrete';
 export type ModbusValueType = 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32' | 'bool';
@@ -258,6 +259,10 @@ export interface ModbusDeps {
   readonly open?: ModbusOpener;
   /** Readings buffered before polling pauses (default 1024). */
   readonly highWater?: number;
+  /** Timers of the port reopen; default the real setTimeout. */
+  readonly timers?: TimeoutTimers;
+  /** Jitter source of the reopen backoff, [0, 1); default Math.random. */
+  readonly random?: () => number;
 }
 
 /** Polls the devices of one Modbus RTU bus; reopens the port by itself. */
@@ -267,9 +272,7 @@ export class ModbusRtuDriver extends DriverBase implements SensorDriver {
   private readonly open: ModbusOpener;
   private master: ModbusMaster | null = null;
   private loop: Promise<void> | null = null;
-  private retryTimer: ReturnType<typeof setTimeout> | null = null;
-  private attempt = 0;
-  private everConnected = false;
+  private readonly reconnect: Reconnector;
   private started = false;
   private stopped = false;
   private sourcePaused = false;
@@ -285,6 +288,7 @@ export class ModbusRtuDriver extends DriverBase implements SensorDriver {
     super(config.name, ctx, deps.highWater);
     this.config = structuredClone(config);
     this.open = deps.open ?? modbusSerialOpener;
+    this.reconnect = this.reconnects(this.config.reconnect, () => void this.connect(), { timers: deps.timers, random: deps.random });
     this.devices = this.config.devices.map((cfg) => ({
       cfg,
       batches: planModbusBatches(cfg.registers).map((batch) => ({ batch, backoff: { failures: 0, until: 0 } })),
@@ -311,8 +315,7 @@ export class ModbusRtuDriver extends DriverBase implements SensorDriver {
     if (this.stopped) return;
     this.stopped = true;
     this.ctx.signal?.removeEventListener('abort', this.onAbort);
-    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
-    this.retryTimer = null;
+    this.reconnect.stop();
     this.wake();
     const m = this.master;
     this.master = null;
@@ -352,7 +355,6 @@ export class ModbusRtuDriver extends DriverBase implements SensorDriver {
   }
 
   private async connect(): Promise<void> {
-    this.retryTimer = null;
     if (this.stopped) return;
     let master: ModbusMaster;
     try {
@@ -367,10 +369,7 @@ export class ModbusRtuDriver extends DriverBase implements SensorDriver {
     }
     this.master = master;
     master.onLost((reason) => this.lost(master, reason));
-    if (this.everConnected) this.reconnectCount++;
-    this.everConnected = true;
-    this.attempt = 0;
-    this.setStatus({ state: 'connected', since: this.now() });
+    this.reconnect.connected();
     this.log.info('modbus port open', { path: this.config.path, devices: this.devices.map((d) => d.cfg.unitId) });
     const now = this.now();
     for (const d of this.devices) d.nextDueAt = Math.max(d.nextDueAt, now);
@@ -387,11 +386,7 @@ export class ModbusRtuDriver extends DriverBase implements SensorDriver {
   }
 
   private retry(reason: string): void {
-    if (this.stopped) return;
-    const delay = backoffDelay(this.attempt, { baseMs: this.config.reconnect?.baseMs, maxMs: this.config.reconnect?.maxMs });
-    this.attempt++;
-    this.setStatus({ state: 'retrying', reason, nextAttemptAt: this.now() + delay, attempt: this.attempt });
-    this.retryTimer = setTimeout(() => void this.connect(), delay);
+    if (!this.stopped) this.reconnect.retry(reason);
   }
 
   private dueAt(d: DeviceState): number {

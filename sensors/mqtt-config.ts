@@ -2,6 +2,7 @@
 // SENSOR_CONFIG_INVALID naming the field); the driver itself is mqtt.ts.
 import { SensorError } from './reading.ts';
 import type { DeliveryLog } from './reading.ts';
+import type { TimeoutTimers } from './reconnect.ts';
 import { compileSubscription, type CompiledSubscription, type MqttSubscription } from './mqtt-topics.ts';
 
 export interface MqttDriverConfig {
@@ -71,6 +72,8 @@ export interface MqttDriverOptions {
   readonly deliveries?: DeliveryLog;
   /** Jitter source of the backoff, [0, 1); default Math.random. */
   readonly random?: () => number;
+  /** Timers of the reconnect; default the real setTimeout. */
+  readonly timers?: TimeoutTimers;
   /**
    * A watcher beside the gateway (`sensors watch`): a client id of its own ('dgwatch-' + random) and a clean
    * session that ends with the connection, so it never takes the gateway's session over, never

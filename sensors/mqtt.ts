@@ -33,18 +33,20 @@
 // Streams. A wildcard level in a stream template makes one stream per topic; a source takes at most
 // `maxStreams` (default 1000) and rejects readings of further streams as 'stream-limit' (counted).
 //
-// Reconnects use our capped exponential backoff (backoffDelay) with status 'retrying' and nextAttemptAt:
+// Reconnects go through the drivers' one reconnect path (reconnect.ts: capped exponential backoff, status
+// 'retrying' with nextAttemptAt):
 // mqtt.js's reconnectPeriod is a fixed interval, so it is set to 0 and the driver calls client.reconnect().
 // Retained messages replayed on subscribe are stale values with no arrival time of their own: they are
 // counted as 'retained' rejects, not readings (live messages reach subscribers without the retain flag).
 import { hash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
-import { DriverBase, backoffDelay } from './base.ts';
+import { DriverBase } from './base.ts';
 import type { DriverContext, SensorDriver } from './driver.ts';
 import { AckWindow } from './mqtt-acks.ts';
 import { DEFAULT_MAX_STREAMS, RECEIVE_MAXIMUM, SESSION_EXPIRY_SEC, redactUrl, validateMqttConfig, type MqttDriverConfig, type MqttDriverOptions } from './mqtt-config.ts';
 import { SensorError } from './reading.ts';
+import type { Reconnector } from './reconnect.ts';
 import type { DeliveryLog, DeliveryTag, Reading } from './reading.ts';
 import { matchTopic, parsePayload, resolveStream, type CompiledSubscription } from './mqtt-topics.ts';
 
@@ -66,11 +68,8 @@ export class MqttDriver extends DriverBase implements SensorDriver {
   private readonly subs: readonly CompiledSubscription[];
   private readonly clientId: string;
   private readonly signal: AbortSignal | undefined;
-  private readonly random: () => number;
+  private readonly reconnect: Reconnector;
   private client: MqttClient | null = null;
-  private attempt = 0;
-  private retryTimer: NodeJS.Timeout | null = null;
-  private everConnected = false;
   /** Counts CONNACKs, so a subscribe that outlived its connection can tell. */
   private connections = 0;
   private subscribed = false;
@@ -106,7 +105,9 @@ export class MqttDriver extends DriverBase implements SensorDriver {
     this.observer = opts.observer ?? false;
     this.clientId = this.observer ? `dgwatch-${randomBytes(6).toString('hex')}` : (config.clientId ?? `datagate-${config.name}`);
     this.signal = ctx.signal;
-    this.random = opts.random ?? Math.random;
+    this.reconnect = this.reconnects(config.reconnect, () => {
+      if (!this.stopping) this.client?.reconnect();
+    }, { timers: opts.timers, random: opts.random });
     this.deferAck = opts.ackAfterConsumer ?? false;
     this.deliveries = this.deferAck ? (opts.deliveries ?? null) : null;
     this.maxStreams = config.maxStreams ?? DEFAULT_MAX_STREAMS;
@@ -161,8 +162,7 @@ export class MqttDriver extends DriverBase implements SensorDriver {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
-    this.retryTimer = null;
+    this.reconnect.stop();
     this.held = null; // never acknowledged: the broker delivers it again to the next session
     this.acks = null;
     const client = this.client;
@@ -215,7 +215,7 @@ export class MqttDriver extends DriverBase implements SensorDriver {
 
   private async onConnect(client: MqttClient, sessionPresent: boolean): Promise<void> {
     const gen = ++this.connections;
-    this.attempt = 0;
+    this.reconnect.resetAttempts();
     this.lastError = null;
     // A resumed session still holds our subscriptions; a new one (first start, expired, broker without
     // persistence) needs them made. The first connect of this driver always subscribes: the configuration
@@ -225,7 +225,7 @@ export class MqttDriver extends DriverBase implements SensorDriver {
       if (failure === 'closed' || gen !== this.connections || this.stopping) return; // onClose retries, or stop() won
       if (failure !== null) {
         this.log.error('subscription refused by the broker; check its ACL and the topic filter', { reason: failure });
-        this.setStatus({ state: 'failed', reason: failure });
+        this.reconnect.fail(failure);
         this.stopping = true;
         client.end(true);
         this.endReadings();
@@ -234,10 +234,8 @@ export class MqttDriver extends DriverBase implements SensorDriver {
       }
       this.subscribed = true;
     }
-    if (this.everConnected) this.reconnectCount++;
-    this.everConnected = true;
     this.log.info('connected', { url: redactUrl(this.cfg.url), sessionPresent });
-    this.setStatus({ state: 'connected', since: this.now() });
+    this.reconnect.connected();
     this.settle();
   }
 
@@ -267,15 +265,8 @@ export class MqttDriver extends DriverBase implements SensorDriver {
     if (this.stopping || client !== this.client) return;
     this.acks = this.newAckWindow(client);
     const reason = this.lastError ?? 'connection closed';
-    const delay = backoffDelay(this.attempt + this.refusals, { ...this.cfg.reconnect, random: this.random });
-    this.attempt++;
-    this.log.warn('disconnected; retrying', { reason, delayMs: delay, attempt: this.attempt });
-    this.setStatus({ state: 'retrying', reason, nextAttemptAt: this.now() + delay, attempt: this.attempt });
-    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      if (!this.stopping) client.reconnect();
-    }, delay);
+    const next = this.reconnect.retry(reason, this.refusals);
+    if (next !== null) this.log.warn('disconnected; retrying', { reason, delayMs: next.delayMs, attempt: next.attempt });
     this.settle();
   }
 

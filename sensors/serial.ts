@@ -3,12 +3,13 @@
 // exponential backoff, forever, without a process restart. It pauses the port while the consumer is behind.
 // The port is a small interface (SerialPortLike); production opens serialport's SerialPort, tests inject
 // serialport's own SerialPortMock or a script. Input never throws: bad lines become counted rejections.
-import { DriverBase, backoffDelay } from './base.ts';
+import { DriverBase } from './base.ts';
 import type { DriverContext, SensorDriver } from './driver.ts';
 import { createLineParser } from './formats.ts';
 import type { LineFormatConfig, LineParser } from './formats.ts';
 import { LineFramer } from './line-framer.ts';
 import { SensorError } from './reading.ts';
+import { systemTimeoutTimers, type Reconnector, type TimeoutTimers } from './reconnect.ts';
 import { excerpt } from './values.ts';
 
 export interface SerialLineConfig {
@@ -60,16 +61,7 @@ export interface SerialPortLike {
 
 export type SerialPortFactory = (opts: SerialOpenOptions) => SerialPortLike;
 
-/** One-shot timer port, so tests can run reconnect delays by hand. */
-export interface TimeoutTimers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const systemTimeoutTimers: TimeoutTimers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
+export { systemTimeoutTimers, type TimeoutTimers };
 
 export interface SerialLineOptions {
   /** Default: serialport's SerialPort (its native binding is loaded on start()). */
@@ -143,13 +135,9 @@ export class SerialLineDriver extends DriverBase implements SensorDriver {
   private readonly parse: LineParser;
   private readonly openOptions: SerialOpenOptions;
   private readonly maxLineBytes: number;
-  private readonly timers: TimeoutTimers;
-  private readonly random: () => number;
+  private readonly reconnect: Reconnector;
   private openPort: SerialPortFactory | undefined;
   private conn: Connection | null = null;
-  private timer: unknown = null;
-  private attempt = 0;
-  private everConnected = false;
   /** Reason of the retry logged at warn level last; null while connected. */
   private warnedReason: string | null = null;
   private sourcePaused = false;
@@ -178,8 +166,7 @@ export class SerialLineDriver extends DriverBase implements SensorDriver {
       autoOpen: false,
     };
     this.openPort = opts.openPort;
-    this.timers = opts.timers ?? systemTimeoutTimers;
-    this.random = opts.random ?? Math.random;
+    this.reconnect = this.reconnects(this.config.reconnect, () => this.connect(), { timers: opts.timers, random: opts.random });
     if (/^\/dev\/tty(USB|ACM)\d+$/.test(config.path)) {
       this.log.warn('serial path may name another adapter after a replug or reboot; prefer /dev/serial/by-id/...', { path: config.path });
     }
@@ -199,7 +186,7 @@ export class SerialLineDriver extends DriverBase implements SensorDriver {
       } catch (err) {
         const reason = `serialport's native binding did not load: ${err instanceof Error ? err.message : String(err)} (reinstall with npm_config_nodedir=/usr npm ci)`;
         this.log.error('serial source failed', { reason });
-        this.setStatus({ state: 'failed', reason });
+        this.reconnect.fail(reason);
         return;
       }
       if (this.stopped) return;
@@ -214,8 +201,7 @@ export class SerialLineDriver extends DriverBase implements SensorDriver {
     if (this.stopped) return;
     this.stopped = true;
     this.ctx.signal?.removeEventListener('abort', this.onAbort);
-    if (this.timer !== null) this.timers.clearTimeout(this.timer);
-    this.timer = null;
+    this.reconnect.stop();
     const c = this.conn;
     this.conn = null;
     if (c !== null) {
@@ -240,7 +226,6 @@ export class SerialLineDriver extends DriverBase implements SensorDriver {
 
   /** One open attempt; every outcome ends in a status change. */
   private connect(): void {
-    this.timer = null;
     if (this.stopped || this.openPort === undefined) return;
     let port: SerialPortLike;
     try {
@@ -276,12 +261,9 @@ export class SerialLineDriver extends DriverBase implements SensorDriver {
         this.openFailed(err);
         return;
       }
-      if (this.everConnected) this.reconnectCount++;
-      this.everConnected = true;
-      this.attempt = 0;
       this.warnedReason = null;
       this.log.info('serial port open', { path: this.config.path, baudRate: this.config.baudRate });
-      this.setStatus({ state: 'connected', since: this.now() });
+      this.reconnect.connected();
     };
     try {
       port.open(opened);
@@ -322,25 +304,21 @@ export class SerialLineDriver extends DriverBase implements SensorDriver {
     const { fatal, reason } = classifyOpenError(err);
     if (fatal) {
       this.log.error('serial source failed', { path: this.config.path, reason });
-      this.setStatus({ state: 'failed', reason });
+      this.reconnect.fail(reason);
       return;
     }
     this.scheduleRetry(reason);
   }
 
   private scheduleRetry(reason: string): void {
-    if (this.stopped) return;
-    const delay = backoffDelay(this.attempt, { ...this.config.reconnect, random: this.random });
-    this.attempt++;
-    const nextAttemptAt = this.now() + delay;
+    const next = this.reconnect.retry(reason);
+    if (next === null) return;
     // An absent device must show in the log, but not once per attempt for as long as it stays absent: a new
     // reason (the first failure, an unplug, another error) is a warning, the same reason again is debug.
-    const fields = { path: this.config.path, reason, attempt: this.attempt, retryInMs: delay };
+    const fields = { path: this.config.path, reason, attempt: next.attempt, retryInMs: next.delayMs };
     if (reason === this.warnedReason) this.log.debug('serial port still unavailable; retrying', fields);
     else this.log.warn('serial port unavailable; retrying', fields);
     this.warnedReason = reason;
-    this.timer = this.timers.setTimeout(() => this.connect(), delay);
-    this.setStatus({ state: 'retrying', reason, nextAttemptAt, attempt: this.attempt });
   }
 
   /** Stops listening to a port and counts its unfinished line; a late 'error' from it is swallowed. */

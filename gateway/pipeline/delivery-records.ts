@@ -23,7 +23,8 @@ export function checkDeliveryTag(tag: unknown): DeliveryTag | undefined {
   if (typeof t.key !== 'string' || t.key.length === 0 || t.key.length > MAX_TAG_KEY) throw invalid('reading.delivery.key', `must be a string of 1 to ${MAX_TAG_KEY} characters`);
   if (typeof t.digest !== 'string' || t.digest.length === 0 || t.digest.length > MAX_TAG_DIGEST) throw invalid('reading.delivery.digest', `must be a string of 1 to ${MAX_TAG_DIGEST} characters`);
   if (typeof t.redelivered !== 'boolean') throw invalid('reading.delivery.redelivered', 'must be a boolean');
-  return { key: t.key, digest: t.digest, redelivered: t.redelivered };
+  // The tag itself, not a copy: it lives as long as its reading is in flight, and its fields are strings.
+  return t as DeliveryTag;
 }
 
 export class DeliveryRecords implements DeliveryLog {

@@ -118,7 +118,9 @@ export function prefixRange(prefix: number): { gte: Uint8Array; lt: Uint8Array }
 
 export const metaKey = (name: string): Uint8Array => prefixed(P_META, enc.encode(name));
 export const streamKey = (stream: string): Uint8Array => prefixed(P_STREAM, enc.encode(stream));
-export const deliveryKey = (key: string): Uint8Array => prefixed(P_DELIVERY, enc.encode(key));
+/** One encode, no copy: the prefix byte is below 0x80, so it is its own UTF-8 encoding. */
+const DELIVERY_PREFIX = String.fromCharCode(P_DELIVERY);
+export const deliveryKey = (key: string): Uint8Array => enc.encode(DELIVERY_PREFIX + key);
 
 export function corrupt(what: string, fields: Record<string, unknown> = {}): PipelineRuntimeError {
   return new PipelineRuntimeError('PIPELINE_STATE_CORRUPT', `pipeline database: ${what}; the database is damaged, restore it or move it away and start empty`, fields);

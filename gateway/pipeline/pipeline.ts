@@ -15,6 +15,7 @@ import { nopLogger } from '../../chain/index.ts';
 import type { DeliveryLog, DeliveryTag, Reading } from '../../sensors/index.ts';
 import { DeliveryRecords, checkDeliveryTag } from './delivery-records.ts';
 import { DISK_BOUNDS, DiskBounds } from './disk-bounds.ts';
+import { GroupCommit, type IngestDone, type PendingReading } from './group-commit.ts';
 import { PipelineRuntimeError } from './pipeline-errors.ts';
 import type { PipelineOptions, PipelineStatus, ResolvedOptions, SegmentRecord } from './pipeline-options.ts';
 import { invalid, prepareReading, resolveOptions } from './pipeline-options.ts';
@@ -25,10 +26,11 @@ import {
 import { loadOrCreateMasterKey, unwrapKey } from './segment-crypto.ts';
 import type { Db, Op, StepContext } from './segment-steps.ts';
 import { dropOldestStep, gcAfterDrops, openPipelineDb, sealStep, segmentRecordOf, storeStep } from './segment-steps.ts';
-import type { ClosedSegment, QueuedReading } from './segmenter.ts';
+import type { ClosedSegment } from './segmenter.ts';
 import { Segmenter } from './segmenter.ts';
 
 export { openPipelineDb, segmentRecordOf } from './segment-steps.ts';
+export type { IngestDone } from './group-commit.ts';
 
 export type { FullPolicy, PipelineContentStore, PipelineLimits, PipelineOptions, PipelineStatus, SegmentRecord } from './pipeline-options.ts';
 
@@ -40,15 +42,6 @@ const ENVELOPE_SLACK = 2048;
 const SEAL_BACKLOG_SEGMENTS = 8;
 /** Under 'drop-oldest-unsold', a round of drops frees the store down to this fraction of maxStoreBytes. */
 const DROP_LOW_WATER = 0.98;
-
-interface Pending {
-  readonly q: QueuedReading;
-  readonly key: Uint8Array;
-  readonly value: Uint8Array;
-  readonly delivery: DeliveryTag | undefined;
-  readonly resolve: () => void;
-  readonly reject: (err: unknown) => void;
-}
 
 type WorkResult = { kind: 'idle' } | { kind: 'full' } | { kind: 'error'; error: unknown };
 const IDLE: WorkResult = { kind: 'idle' };
@@ -70,13 +63,11 @@ export class Pipeline implements DeliveryLog {
   readonly #segmenter: Segmenter;
   readonly #sealQueue: ClosedSegment[] = [];
   readonly #storeQueue: StoreJob[] = [];
-  #pending: Pending[] = [];
+  readonly #commits: GroupCommit;
   /** Delivery tags of readings taken and not yet released by their source (DeliveryLog). */
   readonly #deliveries: DeliveryRecords;
   /** Commit loops waiting for the seal backlog to shrink. */
   #backlogWaiters: (() => void)[] = [];
-  #commitTimer: { cancel(): void } | null = null;
-  #committing: Promise<void> | null = null;
   #worker: Promise<WorkResult> | null = null;
   #blocked: WorkResult | null = null;
   #queuedReadings = 0;
@@ -100,6 +91,7 @@ export class Pipeline implements DeliveryLog {
     this.#disk = new DiskBounds(o, this.#log, this.#c, storeBytes);
     this.#steps = { db, write: (ops) => this.#write(ops), content: opts.contentStore, signer: opts.signer, master, now: this.#now };
     this.#segmenter = new Segmenter({ windowMs: o.windowMs, maxSegmentBytes: o.maxSegmentBytes }, lastSeq);
+    this.#commits = new GroupCommit(o, (batch) => this.#commitBatch(batch), () => this.#sealBacklogRoom());
   }
 
   /**
@@ -151,7 +143,7 @@ export class Pipeline implements DeliveryLog {
       this.#queuedReadings++;
       queued++;
       this.#nextQueueNo = queueNo + 1;
-      this.#sealQueue.push(...this.#segmenter.add({ queueNo, reading, leaf, size, queueBytes: k.length + v.length, arrivedAt }));
+      this.#segmenter.add({ queueNo, reading, leaf, size, queueBytes: k.length + v.length, arrivedAt }, this.#sealQueue);
       if (this.#blocked === null && this.#sealBacklogBytes() > SEAL_BACKLOG_SEGMENTS * this.#o.maxSegmentBytes) await this.#kick();
     }
     if (queued + awaitingStore > 0) this.#log.info('pipeline resumed', { queuedReadings: queued, awaitingStore, sealedWhileResuming: this.#c.sealed, stillQueued: this.#queuedReadings });
@@ -170,18 +162,25 @@ export class Pipeline implements DeliveryLog {
    * Take `reading` (ts floored to an integer) and resolve once it is durable: in a group-committed queue
    * batch written with fsync. Await it before acknowledging upstream (backpressure). Rejects with
    * PIPELINE_INVALID_INPUT (a reading that cannot be sealed), PIPELINE_FULL (a disk bound: do not ack),
-   * PIPELINE_CLOSED, PIPELINE_FAILED.
+   * PIPELINE_CLOSED, PIPELINE_FAILED. `take` is the same without a promise per reading.
    */
   ingest(reading: Reading): Promise<void> {
-    // Not an async function: that would wrap #take's promise in one more, per reading.
+    return new Promise<void>((resolve, reject) => this.take(reading, (_r, err) => (err === null ? resolve() : reject(err))));
+  }
+
+  /**
+   * Take `reading`; `done(reading, null)` once it is durable, `done(reading, err)` when it was not taken (the
+   * errors of ingest; invalid input and a full or closed pipeline are told before take returns). Never throws.
+   */
+  take(reading: Reading, done: IngestDone): void {
     try {
-      return this.#take(reading);
+      this.#commits.add(this.#admit(reading, done)); // add() does not throw: what throws is admission
     } catch (err) {
-      return Promise.reject(err);
+      done(reading, err);
     }
   }
 
-  #take(reading: Reading): Promise<void> {
+  #admit(reading: Reading, done: IngestDone): PendingReading {
     if (this.#failed !== null) throw this.#failed;
     if (this.#closed) throw new PipelineRuntimeError('PIPELINE_CLOSED', 'the pipeline is closed; open it again to ingest');
     let prepared;
@@ -203,13 +202,9 @@ export class Pipeline implements DeliveryLog {
     // Held from now on, before it is durable: a repeat that arrives meanwhile (the connection dropped while
     // this reading waits for its commit) must not be emitted again.
     if (delivery !== undefined) this.#deliveries.take(delivery);
-    const q: QueuedReading = { queueNo, reading: prepared.reading, leaf: prepared.leaf, size: prepared.size, queueBytes, arrivedAt };
-    return new Promise<void>((resolve, reject) => {
-      this.#pending.push({ q, key, value, delivery, resolve, reject });
-      this.#disk.pendingBytes += queueBytes;
-      this.#disk.update();
-      this.#scheduleCommit();
-    });
+    this.#disk.pendingBytes += queueBytes;
+    this.#disk.update();
+    return { queueNo, reading: prepared.reading, leaf: prepared.leaf, size: prepared.size, queueBytes, arrivedAt, key, value, delivery, source: reading, done };
   }
 
   /** DeliveryLog: a reading with this tag was taken (stored, or being stored) and not yet released. */
@@ -237,7 +232,7 @@ export class Pipeline implements DeliveryLog {
    */
   async flush(): Promise<void> {
     this.#assertUsable();
-    await this.#drainCommits();
+    await this.#commits.drain();
     this.#sealQueue.push(...this.#segmenter.closeAll('flush'));
     this.#blocked = null;
     for (;;) {
@@ -288,7 +283,7 @@ export class Pipeline implements DeliveryLog {
       this.#wakeBacklogWaiters();
       if (this.#tickTimer !== null) clearInterval(this.#tickTimer);
       this.#disk.stopWatching();
-      await this.#drainCommits();
+      await this.#commits.drain();
       if (this.#worker !== null) await this.#worker;
       // Records of released tags go now; if this write fails they stay, which is harmless: a stale record only
       // matters to a redelivered message with the same key and digest, and the broker redelivers only unacked ones.
@@ -307,66 +302,42 @@ export class Pipeline implements DeliveryLog {
     if (this.#closed) throw new PipelineRuntimeError('PIPELINE_CLOSED', 'the pipeline is closed');
   }
 
-  #scheduleCommit(): void {
-    if (this.#committing !== null) return; // the running commit loop takes these next
-    if (this.#pending.length >= this.#o.maxBatchReadings) return this.#startCommit();
-    if (this.#commitTimer !== null) return;
-    if (this.#o.commitDelayMs > 0) {
-      const h = setTimeout(() => this.#startCommit(), this.#o.commitDelayMs);
-      this.#commitTimer = { cancel: () => clearTimeout(h) };
-    } else {
-      const h = setImmediate(() => this.#startCommit());
-      this.#commitTimer = { cancel: () => clearImmediate(h) };
+  /** One batch of the group commit (group-commit.ts): written with fsync, handed to the segmenter, settled. */
+  async #commitBatch(batch: PendingReading[]): Promise<boolean> {
+    let bytes = 0;
+    const ops: Op[] = this.#deliveries.takeReleased();
+    for (const p of batch) {
+      bytes += p.queueBytes;
+      ops.push({ type: 'put', key: p.key, value: p.value });
+      if (p.delivery !== undefined) ops.push(this.#deliveries.recordOp(p.delivery));
     }
-  }
-
-  #startCommit(): void {
-    this.#commitTimer?.cancel();
-    this.#commitTimer = null;
-    if (this.#committing !== null || this.#pending.length === 0) return;
-    this.#committing = this.#commitLoop().finally(() => {
-      this.#committing = null;
-      if (this.#pending.length > 0) this.#scheduleCommit();
-    });
-  }
-
-  async #drainCommits(): Promise<void> {
-    while (this.#committing !== null || this.#pending.length > 0) {
-      if (this.#committing === null) this.#startCommit();
-      await this.#committing;
+    try {
+      await this.#write(ops);
+    } catch (err) {
+      for (const p of batch) this.#settle(p, err);
+      return false;
     }
+    this.#disk.pendingBytes -= bytes;
+    this.#disk.queueBytes += bytes;
+    this.#queuedReadings += batch.length;
+    this.#c.ingested += batch.length;
+    this.#c.commits++;
+    for (const p of batch) this.#segmenter.add(p, this.#sealQueue);
+    if (this.#disk.queueBytes >= this.#o.alarmRatio * this.#o.maxQueueBytes && this.#blocked === null) {
+      this.#sealQueue.push(...this.#segmenter.closeAll('pressure')); // seal early rather than fill the queue
+    }
+    this.#disk.update();
+    for (const p of batch) this.#settle(p, null);
+    this.#maybeKick();
+    return true;
   }
 
-  /** Write pending readings in batches of at most maxBatchReadings, each fsync'd; then hand them to the segmenter and acknowledge. */
-  async #commitLoop(): Promise<void> {
-    while (this.#pending.length > 0) {
-      await this.#sealBacklogRoom();
-      const batch = this.#pending.splice(0, this.#o.maxBatchReadings);
-      let bytes = 0;
-      const ops: Op[] = this.#deliveries.takeReleased();
-      for (const p of batch) {
-        bytes += p.q.queueBytes;
-        ops.push({ type: 'put', key: p.key, value: p.value });
-        if (p.delivery !== undefined) ops.push(this.#deliveries.recordOp(p.delivery));
-      }
-      try {
-        await this.#write(ops);
-      } catch (err) {
-        for (const p of batch) p.reject(err);
-        return;
-      }
-      this.#disk.pendingBytes -= bytes;
-      this.#disk.queueBytes += bytes;
-      this.#queuedReadings += batch.length;
-      this.#c.ingested += batch.length;
-      this.#c.commits++;
-      for (const p of batch) this.#sealQueue.push(...this.#segmenter.add(p.q));
-      if (this.#disk.queueBytes >= this.#o.alarmRatio * this.#o.maxQueueBytes && this.#blocked === null) {
-        this.#sealQueue.push(...this.#segmenter.closeAll('pressure')); // seal early rather than fill the queue
-      }
-      this.#disk.update();
-      for (const p of batch) p.resolve();
-      this.#maybeKick();
+  /** Tell a reading's consumer; a consumer that throws must not stop the commit loop (its error is logged). */
+  #settle(p: PendingReading, err: unknown): void {
+    try {
+      p.done(p.source, err);
+    } catch (thrown) {
+      this.#log.error('an ingest callback threw', { error: (thrown as Error).message });
     }
   }
 
@@ -408,10 +379,8 @@ export class Pipeline implements DeliveryLog {
     } catch (err) {
       this.#failed = new PipelineRuntimeError('PIPELINE_FAILED', `a write to the pipeline database failed (${(err as Error).message}); fix the disk and restart datagate, it resumes from the database`, {}, { cause: err });
       this.#log.error('pipeline database write failed: the pipeline stops', { error: (err as Error).message });
-      const pending = this.#pending;
-      this.#pending = [];
       this.#disk.pendingBytes = 0;
-      for (const p of pending) p.reject(this.#failed);
+      for (const p of this.#commits.takeAll()) this.#settle(p, this.#failed);
       throw this.#failed;
     }
   }

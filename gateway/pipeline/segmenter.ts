@@ -73,10 +73,9 @@ export class Segmenter {
     this.#lastSeq = new Map(lastSeq);
   }
 
-  /** Add a durable reading; returns the segments this closes (at most two: a seq reset, then size). */
-  add(q: QueuedReading): ClosedSegment[] {
+  /** Add a durable reading; returns `out` with the segments this closes appended (at most two: a seq reset, then size). */
+  add(q: QueuedReading, out: ClosedSegment[] = []): ClosedSegment[] {
     const { stream, seq } = q.reading;
-    const out: ClosedSegment[] = [];
     const last = this.#lastSeq.get(stream);
     const reset = last === undefined || seq <= last;
     let open = this.#open.get(stream);
