@@ -33,6 +33,18 @@ export const startCommand = defineCommand({
       },
       signal,
     });
+    // Started by `datagate testnet` in a process group of its own: stop when that process is gone.
+    if (process.env.DATAGATE_STOP_WITH_PARENT === '1') {
+      const parent = process.ppid;
+      const watch = setInterval(() => {
+        if (process.ppid === parent) return;
+        logger.warn('the process that started this node is gone; stopping');
+        stopped.abort();
+      }, 1000);
+      watch.unref();
+      stopped.signal.addEventListener('abort', () => clearInterval(watch), { once: true });
+      signal.addEventListener('abort', () => clearInterval(watch), { once: true });
+    }
     const who = node.address === null ? '' : ` ${node.address}`;
     stdout.write(`datagate start: ${node.role}${who} on chain ${node.genesis.spec.chainId} (genesis ${node.genesis.genesisHash}); peer ${node.listen.join(' ')}; JSON-RPC ${node.rpcUrl}\n`);
     await serveUntilStopped({ stop: () => node.stop(), signal, stopped: stopped.signal, logger });

@@ -4,7 +4,7 @@
 // testnet` and the end-to-end tests use it. Everything listens on 127.0.0.1.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -17,6 +17,8 @@ import { writeGenesisFile } from '../config/genesis-file.ts';
 import type { EnrolmentRole } from '../enrolment.ts';
 import { createEnrolment } from '../enrolment.ts';
 import { loadOrCreatePeerKey } from '../peer-key.ts';
+
+import { GATEWAY_NODE_FLAGS } from '../bin/node-flags.mjs';
 
 const BIN = fileURLToPath(new URL('../bin/datagate.mjs', import.meta.url));
 /** Chain id of a testnet unless told otherwise (not the dev chain's: testnet keys are made fresh). */
@@ -119,42 +121,42 @@ export interface TestnetProcess extends TestnetNodeSpec {
   readonly exited: Promise<number | string>;
 }
 
-/** Output kept in memory per node for diagnostics; the whole of it goes to `<data dir>/node.log`. */
+/** How much of `<data dir>/node.log` output() returns. */
 const KEPT_OUTPUT = 64 * 1024;
 
-/** Start one node as a `datagate start` process, its output appended to `<data dir>/node.log`; resolves once it printed its start line. */
+/**
+ * Start one node as a `datagate start` process writing to `<data dir>/node.log` (straight to the file, so its
+ * log outlives this process); resolves once it printed its start line.
+ */
 export async function startTestnetNode(node: TestnetNodeSpec, env: NodeJS.ProcessEnv = process.env): Promise<TestnetProcess> {
-  const child = spawn(process.execPath, [BIN, 'start', '--config', node.configFile], { stdio: ['ignore', 'pipe', 'pipe'], env });
-  const log = createWriteStream(join(node.dataDir, 'node.log'), { flags: 'a', mode: 0o600 });
-  child.once('exit', () => log.end());
-  let out = '';
-  const started = new Promise<void>((ok, fail) => {
-    const timer = setTimeout(() => fail(new TestnetError('TESTNET_NODE_FAILED', `${node.name} printed no start line within ${START_TIMEOUT_MS / 1000} s; its output:\n${out.slice(-4000)}`)), START_TIMEOUT_MS);
-    const onData = (chunk: Buffer) => {
-      log.write(chunk);
-      out += chunk.toString();
-      if (out.length > KEPT_OUTPUT) out = out.slice(-KEPT_OUTPUT);
-      if (out.includes('datagate start:')) {
-        clearTimeout(timer);
-        ok();
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      fail(new TestnetError('TESTNET_NODE_FAILED', `${node.name} exited (${code ?? signal}) before it started; its output:\n${out.slice(-4000)}`));
-    });
-  });
-  const exited = new Promise<number | string>((done) => child.once('exit', (code, signal) => done(code ?? signal ?? 'unknown')));
+  const logFile = join(node.dataDir, 'node.log');
+  const fd = openSync(logFile, 'a', 0o600);
+  const from = fstatSync(fd).size;
+  let child: ChildProcess;
   try {
-    await started;
-  } catch (err) {
-    child.kill('SIGKILL');
-    throw err;
+    // Each node in a process group of its own: Ctrl-C reaches the testnet alone, which stops the nodes once each
+    // (a second signal would make a node exit at once, without a clean stop). A node stops by itself if the
+    // testnet process is killed (DATAGATE_STOP_WITH_PARENT), so none is left behind.
+    child = spawn(process.execPath, [...GATEWAY_NODE_FLAGS, BIN, 'start', '--config', node.configFile], { stdio: ['ignore', fd, fd], env: { ...env, DATAGATE_STOP_WITH_PARENT: '1' }, detached: true });
+  } finally {
+    closeSync(fd);
   }
-  // Keep draining the pipes: a full pipe would block the node's logging.
-  return { ...node, child, exited, output: () => out };
+  const output = (): string => {
+    const text = readFileSync(logFile);
+    return text.subarray(Math.max(from, text.length - KEPT_OUTPUT)).toString();
+  };
+  const exited = new Promise<number | string>((done) => child.once('exit', (code, signal) => done(code ?? signal ?? 'unknown')));
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    if (output().includes('datagate start:')) break;
+    if (child.exitCode !== null || child.signalCode !== null) throw new TestnetError('TESTNET_NODE_FAILED', `${node.name} exited (${child.exitCode ?? child.signalCode}) before it started; its output:\n${output().slice(-4000)}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new TestnetError('TESTNET_NODE_FAILED', `${node.name} printed no start line within ${START_TIMEOUT_MS / 1000} s; its output:\n${output().slice(-4000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { ...node, child, exited, output };
 }
 
 /** Stop `nodes` with SIGTERM; any still running after `graceMs` gets SIGKILL. Resolves once all have exited. */
