@@ -15,8 +15,8 @@ export interface LbftInfo {
   /** Consensus position of this node (or of the node the RPC speaks for). */
   status(): { height: bigint; round: number; decided: boolean };
   readonly recorder: LbftRecorder;
-  /** Known peers with their role and head height. */
-  peers(): { address: Address; role: 'validator' | 'proposer' | 'follower'; head: bigint; up: boolean }[];
+  /** Known peers with their role and head height (null when this node does not know it). */
+  peers(): { address: Address; role: 'validator' | 'proposer' | 'follower'; head: bigint | null; up: boolean; peerId?: string }[];
 }
 
 const MAX_SCHEDULE = 1024;
@@ -76,6 +76,6 @@ export function createLbftApi(info: LbftInfo): Record<string, RpcHandler> {
 
     lbft_rejections: () => ({ ...info.recorder.rejections }),
 
-    lbft_peers: () => info.peers().map((p) => ({ ...p, head: quantity(p.head) })),
+    lbft_peers: () => info.peers().map((p) => ({ ...p, head: p.head === null ? null : quantity(p.head) })),
   };
 }

@@ -13,7 +13,7 @@ import { diskFullOr } from '../disk-space.ts';
 import { loadOrCreatePeerKey } from '../peer-key.ts';
 import { checkDataDirGenesis, checkStartKey } from '../start-checks.ts';
 import type { ChainNode, ChainRole } from './chain-node.ts';
-import { openChainNode } from './chain-node.ts';
+import { FOLLOWER_ADDRESS, openChainNode } from './chain-node.ts';
 import type { DataPlane } from './data-plane.ts';
 import { openDataPlane } from './data-plane.ts';
 import { Lifecycle } from './lifecycle.ts';
@@ -131,8 +131,8 @@ async function startIn(life: Lifecycle, dataDir: string, config: NodeConfig, log
       recorder,
       status: () => chain.node.status(),
       syncTarget: () => (recorder.syncTarget !== null && recorder.syncTarget > chain.ledger.head.header.number ? recorder.syncTarget : null),
-      // A peer's head is not known here until sync reports it; the list says who is connected and as what.
-      peers: () => peers().map((p) => ({ address: p.address ?? `peer:${p.peerId}`, role: p.role === 'validator+proposer' ? 'validator' : p.role, head: -1n, up: p.up })),
+      // A peer's head is not known here; the list says who is connected, as what, under which peer id.
+      peers: () => peers().map((p) => ({ address: p.address ?? FOLLOWER_ADDRESS, peerId: p.peerId, role: p.role === 'validator+proposer' ? 'validator' : p.role, head: null, up: p.up })),
     },
     dataPlane,
     logger,
