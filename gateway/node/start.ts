@@ -62,7 +62,6 @@ export async function startNode(config: NodeConfig, logger: Logger, opts: StartO
 async function startIn(life: Lifecycle, dataDir: string, config: NodeConfig, logger: Logger, opts: StartOptions): Promise<RunningNode> {
   const genesis = await loadGenesisFile(config.genesis);
   const { spec } = genesis;
-  await checkDataDirGenesis(dataDir, genesis.genesisHash);
   // A PKCS#11 key holds a session open: closed last, after everything that signs with it (also when a later key fails to open).
   const keys: OpenedKeys = {};
   life.defer('keys', async () => {
@@ -71,6 +70,8 @@ async function startIn(life: Lifecycle, dataDir: string, config: NodeConfig, log
   await openKeys(config, spec.chainId, opts.environment ?? process.env, keys);
   const role = config.role as ChainRole;
   const consensusKey = checkRoleKeys(role, keys, spec.committee.map((m) => m.address), spec.proposers);
+  // Only a start that passed every check binds a new data directory to its genesis.
+  await checkDataDirGenesis(dataDir, genesis.genesisHash);
   const peerKey = await loadOrCreatePeerKey(dataDir);
   const peerId = peerKey.peerId.toString();
   const recorder = new LbftRecorder();
