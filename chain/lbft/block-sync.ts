@@ -8,7 +8,6 @@ import { ChainError } from '../errors.ts';
 import type { Ledger } from '../ledger.ts';
 import type { Logger } from '../logger.ts';
 import type { EngineBlock } from './codec.ts';
-import type { LbftTransport, Timers } from './driver.ts';
 import type { Decided } from './types.ts';
 
 /** Where a sync stands, in the terms of eth_syncing: the head when it began, the head now, the height sought. */
@@ -20,8 +19,10 @@ export interface SyncProgress {
 
 export interface BlockSyncHost {
   readonly ledger: Ledger;
-  readonly transport: Pick<LbftTransport, 'fetchDecided'>;
-  readonly timers: Timers;
+  /** The transport's fetchDecided: decided blocks from..to from peers, in order; may return fewer. */
+  readonly transport: { fetchDecided(from: bigint, to: bigint): Promise<Decided<EngineBlock>[]> };
+  /** The driver's timer port, for the backoff between failed requests. */
+  readonly timers: { setTimeout(fn: () => void, ms: number): unknown; clearTimeout(handle: unknown): void };
   readonly log: Logger;
   /** Heights one request asks for. */
   readonly batch: number;
