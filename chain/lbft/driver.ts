@@ -6,11 +6,12 @@
 // (fsync'd) before it signs the block's seal, so after a restart it seals that same block again rather than
 // building another one the guard would refuse. A refused signature is logged and counted, never fatal: the
 // node stays silent for that message and the committee's timeouts take over.
+// A node behind catches up outside the reducer (block-sync.ts): those commits are not in the WAL, so a restart
+// begins the height after the head afresh. Heights the ledger already holds are not executed, built or sealed.
 import type { Block } from '../block.ts';
 import { headerHash, sealHash } from '../block.ts';
 import type { CommitCertificate } from '../certificate.ts';
-import { memberSigned } from '../certificate.ts';
-import { signerOf } from '../certificate.ts';
+import { memberSigned, signerOf } from '../certificate.ts';
 import { bytesToHex } from '../crypto/index.ts';
 import { ChainError } from '../errors.ts';
 import type { Candidate, Ledger } from '../ledger.ts';
@@ -21,6 +22,7 @@ import type { SignPurpose, Signer } from '../signing.ts';
 import { consensusDigest } from '../signing.ts';
 import type { TxPool } from '../txpool.ts';
 import type { Address, SignedTx } from '../types.ts';
+import { BlockSync, type SyncProgress } from './block-sync.ts';
 import type { EngineBlock } from './codec.ts';
 import { encodeEvent, engineBlock } from './codec.ts';
 import type { LbftMetrics } from './metrics.ts';
@@ -76,6 +78,8 @@ export interface LbftNodeOptions {
   readonly verifyCache?: Map<string, boolean>;
   /** Called when the driver stopped on an error it cannot recover from; without it the error is thrown. */
   readonly onFatal?: (err: unknown) => void;
+  /** Heights one sync request asks for (the libp2p transport answers at most its maxSyncBatch); default 32. */
+  readonly syncBatch?: number;
 }
 
 /** Verifies consensus signatures against the chain's committee (and proposer addresses for round-0 proposals). */
@@ -127,6 +131,11 @@ export class LbftNode {
   private signRefusals = 0;
   private readonly debugTrace = process.env.DATAGATE_LBFT_TRACE === '1';
   private walFileAtLastPrune = -1;
+  /** Height of the last 'start' given to the engine (replayed or enqueued). */
+  private begun = 0n;
+  private readonly blockSync: BlockSync;
+  /** Ledger commits of the engine and of the sync loop, one at a time: each must extend the head it checked. */
+  private ledgerLock: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: LbftNodeOptions) {
     const spec = opts.ledger.spec;
@@ -145,11 +154,26 @@ export class LbftNode {
       maxFutureMessages: 4096,
       verifier: ledgerVerifier(opts.ledger, opts.verifyCache),
     });
+    this.blockSync = new BlockSync({
+      ledger: opts.ledger,
+      transport: opts.transport,
+      timers: this.timers,
+      log: this.log,
+      batch: opts.syncBatch ?? 32,
+      withLedger: (fn) => this.withLedger(fn),
+      committed: (block) => opts.pool?.onBlock(block.txs),
+      done: () => this.catchUpEngine(),
+    });
   }
 
   /** Where the engine is: height, round, decided. */
-  status(): { height: bigint; round: number; decided: boolean; rejections: Readonly<Record<string, number>>; signRefusals: number } {
-    return { height: this.state.height, round: this.state.round, decided: this.state.decided, rejections: this.state.rejections, signRefusals: this.signRefusals };
+  status(): { height: bigint; round: number; decided: boolean; rejections: Readonly<Record<string, number>>; signRefusals: number; syncTarget: bigint | null } {
+    return { height: this.state.height, round: this.state.round, decided: this.state.decided, rejections: this.state.rejections, signRefusals: this.signRefusals, syncTarget: this.blockSync.target };
+  }
+
+  /** The sync under way (for eth_syncing), or false when the node is not catching up. */
+  syncing(): SyncProgress | false {
+    return this.blockSync.progress();
   }
 
   /** Replay the WAL of the current height (if any), then begin the height after the ledger's head. */
@@ -160,6 +184,7 @@ export class LbftNode {
       const from = events.findLastIndex((e) => e.type === 'start' && e.height === head + 1n);
       if (from >= 0) {
         this.replaying = true;
+        this.begun = head + 1n;
         for (const event of events.slice(from)) await this.apply(event);
         this.replaying = false;
         // Work the replayed events asked for (commit, execute, build) was not carried out again: ask for it.
@@ -179,6 +204,7 @@ export class LbftNode {
     for (const t of this.pendingTimers) this.timers.clearTimeout(t);
     this.pendingTimers.clear();
     await this.idle.catch(() => {});
+    await this.blockSync.stop();
     for (const t of this.pendingTimers) this.timers.clearTimeout(t);
     this.pendingTimers.clear();
   }
@@ -236,6 +262,7 @@ export class LbftNode {
     const head = this.opts.ledger.head;
     this.candidates.clear();
     this.unsealed.clear();
+    this.begun = head.header.number + 1n;
     const impeachment = this.opts.ledger.buildImpeachment();
     const block = engineBlock({ header: impeachment.header, hash: headerHash(impeachment.header), txs: [] });
     this.candidates.set(block.hash, impeachment);
@@ -331,8 +358,18 @@ export class LbftNode {
         return;
       }
       case 'sync':
-        void this.sync(a.height);
+        if (this.stopped) return;
+        this.metrics.syncing(a.height);
+        this.blockSync.want(a.height);
         return;
+      case 'validate':
+      case 'build':
+      case 'seal':
+        // The ledger is past this height (a sync committed it): nothing to execute, build or seal for it.
+        if (a.height <= ledger.head.header.number) return;
+        break;
+    }
+    switch (a.type) {
       case 'validate': {
         if (this.phase.proposal === 0) this.phase.proposal = now;
         let valid = true;
@@ -422,12 +459,23 @@ export class LbftNode {
     return engineBlock(block);
   }
 
+  /** Run `fn` once the ledger commits before it finished. */
+  private withLedger<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.ledgerLock.then(fn);
+    this.ledgerLock = run.catch(() => {});
+    return run;
+  }
+
   private async commit(block: EngineBlock, certificate: CommitCertificate, now: number): Promise<void> {
     const { ledger, pool } = this.opts;
-    // Already in the ledger (a sync got there first): just move on to the next height.
-    if (block.number <= ledger.head.header.number) return this.beginHeight();
-    const candidate = this.candidates.get(block.hash) ?? ledger.validateBlock(block);
-    await ledger.commit(candidate, certificate);
+    const fresh = await this.withLedger(async () => {
+      if (block.number <= ledger.head.header.number) return false;
+      const candidate = this.candidates.get(block.hash) ?? ledger.validateBlock(block);
+      await ledger.commit(candidate, certificate);
+      return true;
+    });
+    // Already in the ledger (a sync got there first): move on after the head, or let the sync loop do so.
+    if (!fresh) return this.catchUpEngine();
     pool?.onBlock(block.txs);
     const p = this.phase;
     const since = (t: number, from: number) => (t > 0 && from > 0 ? t - from : null);
@@ -443,16 +491,8 @@ export class LbftNode {
     this.beginHeight();
   }
 
-  private async sync(height: bigint): Promise<void> {
-    const from = this.opts.ledger.head.header.number + 1n;
-    if (height < from) return;
-    this.metrics.syncing(height);
-    // At most as many heights as the engine buffers ahead; a later VALIDATE asks for the rest.
-    const to = height - 1n < from + 15n ? height - 1n : from + 15n;
-    try {
-      for (const d of await this.opts.transport.fetchDecided(from, to)) this.deliver(d);
-    } catch (err) {
-      this.log.warn('block sync failed', { from, to: height, error: err });
-    }
+  /** Begin the height after the head unless the engine is there already or a sync will do it when done. */
+  private catchUpEngine(): void {
+    if (this.blockSync.target === null && !this.stopped && this.begun <= this.opts.ledger.head.header.number) this.beginHeight();
   }
 }

@@ -36,6 +36,20 @@ export interface EthApiOptions {
   readonly logQueryBudgetMs?: number;
   /** Most reward percentiles one eth_feeHistory may ask for; more get -32602. Default 100 (geth's limit). */
   readonly maxFeeHistoryPercentiles?: number;
+  /** Peers connected now, for net_peerCount (e.g. the libp2p transport's peers that are up). Default 0. */
+  readonly peerCount?: () => number;
+  /**
+   * The block sync under way (LbftNode.syncing()), for eth_syncing in geth's format; false when caught up.
+   * Default: always false.
+   */
+  readonly syncing?: () => false | EthSyncProgress;
+}
+
+/** What eth_syncing reports while a node catches up: the head when the sync began, the head now, the height sought. */
+export interface EthSyncProgress {
+  readonly startingBlock: bigint;
+  readonly currentBlock: bigint;
+  readonly highestBlock: bigint;
 }
 
 const ADDRESS_RE = /^0x[0-9a-fA-F]{40}$/;
@@ -220,9 +234,12 @@ export function createEthApi(opts: EthApiOptions): Record<string, RpcHandler> {
     web3_clientVersion: () => opts.clientVersion,
     net_version: () => chainId.toString(),
     net_listening: () => true,
-    net_peerCount: () => '0x0',
+    net_peerCount: () => quantity(BigInt(opts.peerCount?.() ?? 0)),
     eth_chainId: () => quantity(chainId),
-    eth_syncing: () => false,
+    eth_syncing: () => {
+      const p = opts.syncing?.() ?? false;
+      return p === false ? false : { startingBlock: quantity(p.startingBlock), currentBlock: quantity(p.currentBlock), highestBlock: quantity(p.highestBlock) };
+    },
     eth_accounts: () => [],
     eth_blockNumber: () => quantity(head()),
     eth_gasPrice: () => quantity(ledger.spec.baseFee),

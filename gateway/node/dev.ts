@@ -154,6 +154,9 @@ async function startIn(life: Lifecycle, dataDir: string, config: DevConfig, logg
     pool: front.pool!,
     // A transaction accepted by the RPC node goes through its node and the transport to the proposers' pools.
     onTransaction: (tx) => front.node.submitTransactions([tx]),
+    // In one process every other node is a peer, connected while it is not stopped.
+    peerCount: () => nodes.filter((n) => n !== front && !n.down).length,
+    syncing: () => front.node.syncing(),
     consensus: {
       recorder,
       status: () => recorded.node.status(),

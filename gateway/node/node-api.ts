@@ -2,7 +2,7 @@
 // `eth_` and `lbft_` methods, and on the same port the HTTP APIs (IPFS trustless gateway, segments, status with
 // /metrics, content admin) when the node runs a data plane. It also keeps the chain log: impeachments as they
 // happen, and one summary of the chain (and the pipeline) a minute.
-import type { CommittedBlock, LbftInfo, Ledger, Logger, RpcServer, SignedTx, TxPool } from '../../chain/index.ts';
+import type { CommittedBlock, EthSyncProgress, LbftInfo, Ledger, Logger, RpcServer, SignedTx, TxPool } from '../../chain/index.ts';
 import { SubscriptionHub, createEthApi, createLbftApi, createRpcServer, formatHeader, formatLogs } from '../../chain/index.ts';
 import { createContentApiHandler, loadOrCreateApiToken, removeApiAccess, writeApiAccess } from '../api/content-api.ts';
 import { createSegmentsApiHandler } from '../api/segments-api.ts';
@@ -25,6 +25,9 @@ export interface NodeApiOptions {
   /** A transaction entered `pool`: pass it on (to the proposers, through the transport). */
   readonly onTransaction: (tx: SignedTx) => void;
   /** What the lbft_* methods and the datagate_lbft_* metrics read (syncTarget: the metrics only). */
+  /** Peers connected now (net_peerCount) and the block sync under way (eth_syncing). */
+  readonly peerCount: () => number;
+  readonly syncing: () => false | EthSyncProgress;
   readonly consensus: Omit<LbftInfo, 'ledger'> & { syncTarget(): bigint | null };
   readonly dataPlane: DataPlane | null;
   readonly logger: Logger;
@@ -62,7 +65,7 @@ export async function startNodeApi(life: Lifecycle, opts: NodeApiOptions): Promi
     subscriptions: hub,
     logger: logger.child({ module: 'rpc' }),
     methods: {
-      ...createEthApi({ ledger, pool: opts.pool, onTransaction: opts.onTransaction, clientVersion: `datagate/v${VERSION}/node-${process.version}`, maxLogRange: opts.rpc.maxLogRange }),
+      ...createEthApi({ ledger, pool: opts.pool, onTransaction: opts.onTransaction, peerCount: opts.peerCount, syncing: opts.syncing, clientVersion: `datagate/v${VERSION}/node-${process.version}`, maxLogRange: opts.rpc.maxLogRange }),
       ...createLbftApi({ ledger, recorder: opts.consensus.recorder, status: opts.consensus.status, peers: opts.consensus.peers }),
     },
   });

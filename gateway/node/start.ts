@@ -128,6 +128,8 @@ async function startIn(life: Lifecycle, dataDir: string, config: NodeConfig, log
     ledger: chain.ledger,
     pool: chain.pool!,
     onTransaction: (tx) => chain.node.submitTransactions([tx]),
+    peerCount: () => peers().filter((p) => p.up).length,
+    syncing: () => chain.node.syncing(),
     consensus: {
       recorder,
       status: () => chain.node.status(),

@@ -79,9 +79,12 @@ test('a testnet of separate processes: transfers, kill -9, SIGSTOP, a late follo
   const live = () => nodes.filter((n) => started.has(n.name) && started.get(n.name)!.child.exitCode === null && started.get(n.name)!.child.signalCode === null);
   const follower = byName.get('follower-0')!;
 
-  await t.test('blocks are made and every node has the same chain', async () => {
+  await t.test('blocks are made and every node has the same chain; the follower reports its peers and no sync', async () => {
     const h = await heightsMove(live(), 3);
     await sameChainAt(live(), h);
+    // The follower dials the six enrolled nodes of the genesis' bootstrap list.
+    await until('the follower connected to the 6 enrolled nodes', 60_000, async () => (Number(await rpc<string>(follower.rpcUrl, 'net_peerCount')) >= 6 ? true : undefined));
+    assert.equal(await rpc<unknown>(follower.rpcUrl, 'eth_syncing'), false);
   });
 
   await t.test('a transfer sent to the follower commits on every node in the same block', async () => {
