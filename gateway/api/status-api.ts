@@ -59,7 +59,9 @@ export interface StatusSources {
   readonly chainHead: () => number | bigint;
 }
 
-export interface StatusApiOptions extends StatusSources {
+export interface StatusApiOptions {
+  /** The data plane's sources; absent on a node without one (no device key), whose /metrics is consensus only. */
+  readonly data?: StatusSources;
   readonly token: string;
   /** The consensus driver the node's API speaks for: its families are appended to /metrics. */
   readonly consensus?: ConsensusSource;
@@ -159,13 +161,17 @@ export function createStatusApiHandler(opts: StatusApiOptions): (req: IncomingMe
       sendJson(res, 413, { error: `GET ${pathname} takes no request body`, code: 'BODY_TOO_LARGE' });
       return true;
     }
+    if (pathname === STATUS_PATH && opts.data === undefined) {
+      sendJson(res, 404, { error: 'this node runs no data plane (its config names no keys.device): no pipeline or sensor status; /metrics has its consensus', code: 'NO_DATA_PLANE' });
+      return true;
+    }
     let body: string;
     try {
-      const status = nodeStatus(opts);
+      const status = opts.data === undefined ? null : nodeStatus(opts.data);
       body =
         pathname === STATUS_PATH
           ? JSON.stringify(status)
-          : formatMetrics([...statusMetrics(status), ...(opts.consensus === undefined ? [] : consensusMetrics(opts.consensus))]);
+          : formatMetrics([...(status === null ? [] : statusMetrics(status)), ...(opts.consensus === undefined ? [] : consensusMetrics(opts.consensus))]);
     } catch (err) {
       log.warn('reading the node status failed', { error: err });
       sendJson(res, 500, { error: `reading the node status failed: ${(err as Error).message}`, code: 'INTERNAL' });

@@ -47,13 +47,15 @@ export async function startNodeApi(life: Lifecycle, opts: NodeApiOptions): Promi
   const token = await loadOrCreateApiToken(dataDir);
   const apiLog = logger.child({ module: 'api' });
   // The segments and status APIs come before the content API, which answers every other /api/v0/ path.
+  const chainHead = () => ledger.head.header.number;
+  const status = (data?: Parameters<typeof createStatusApiHandler>[0]['data']) => createStatusApiHandler({ ...(data !== undefined ? { data } : {}), consensus: opts.consensus, token, logger: apiLog });
   const httpHandlers =
     dataPlane === null
-      ? []
+      ? [status()]
       : [
           createTrustlessGatewayHandler({ blocks: dataPlane.content.blocks, logger: logger.child({ module: 'ipfs-gateway' }) }),
           createSegmentsApiHandler({ pipeline: dataPlane.pipeline, contentStore: dataPlane.content, token, logger: apiLog }),
-          createStatusApiHandler({ pipeline: dataPlane.pipeline, drivers: dataPlane.sensors.drivers, limits: dataPlane.limits, chainHead: () => ledger.head.header.number, consensus: opts.consensus, token, logger: apiLog }),
+          status({ pipeline: dataPlane.pipeline, drivers: dataPlane.sensors.drivers, limits: dataPlane.limits, chainHead }),
           createContentApiHandler({ store: dataPlane.content, token, logger: apiLog }),
         ];
   const rpc: RpcServer = createRpcServer({

@@ -48,8 +48,8 @@ function sources() {
 }
 
 /** Serve the handler on a free port (418 for paths it leaves alone); returns the base URL. */
-async function serve(t: { after(fn: () => Promise<void>): void }, src: StatusSources): Promise<string> {
-  const handler = createStatusApiHandler({ ...src, token: TOKEN });
+async function serve(t: { after(fn: () => Promise<void>): void }, src: StatusSources | undefined): Promise<string> {
+  const handler = createStatusApiHandler({ ...(src !== undefined ? { data: src } : {}), token: TOKEN });
   const server = createServer((req, res) => {
     if (!handler(req, res)) res.writeHead(418).end();
   });
@@ -57,6 +57,17 @@ async function serve(t: { after(fn: () => Promise<void>): void }, src: StatusSou
   t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
+
+test('a node without a data plane: /api/v0/status says so (404 NO_DATA_PLANE), /metrics still answers', { timeout: 10_000 }, async (t) => {
+  const url = await serve(t, undefined);
+  const status = await fetch(`${url}/api/v0/status`, { headers: AUTH });
+  assert.equal(status.status, 404);
+  assert.equal(((await status.json()) as { code: string }).code, 'NO_DATA_PLANE');
+  const metrics = await fetch(`${url}/metrics`, { headers: AUTH });
+  assert.equal(metrics.status, 200);
+  assert.doesNotMatch(await metrics.text(), /datagate_pipeline/);
+  assert.equal((await fetch(`${url}/metrics`)).status, 401);
+});
 
 test('GET /api/v0/status answers the snapshot as JSON', async (t) => {
   const { src } = sources();
