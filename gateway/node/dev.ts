@@ -8,16 +8,15 @@ import { join } from 'node:path';
 import type { Address, ChainSpec, Logger, Signer } from '../../chain/index.ts';
 import { DatagateError, LbftRecorder, MemoryTransport, validatorKeyOf } from '../../chain/index.ts';
 import { MemorySigner } from '../../device/index.ts';
-import { prepareDataDir } from '../config/config.ts';
 import type { DevConfig } from '../config/dev-config.ts';
 import type { DevAccount } from '../dev-accounts.ts';
 import { DEV_MNEMONIC, deriveAccounts } from '../dev-accounts.ts';
-import { diskFullOr } from '../disk-space.ts';
 import { checkValidatorKey } from '../validator-record.ts';
 import type { ChainNode, ChainRole } from './chain-node.ts';
 import { openChainNode } from './chain-node.ts';
 import { openDataPlane } from './data-plane.ts';
-import { Lifecycle } from './lifecycle.ts';
+import type { Lifecycle } from './lifecycle.ts';
+import { startInDataDir } from './lifecycle.ts';
 import { startNodeApi } from './node-api.ts';
 
 /** A dev chain that cannot start as configured (DEV_KEY_UNSUITABLE). */
@@ -75,13 +74,7 @@ export function devChainSpec(config: DevConfig, accounts: readonly DevAccount[],
  * must then be secp256k1. Throws DATA_DIR_UNUSABLE, DISK_FULL, NODE_START_STOPPED and the stores' errors.
  */
 export async function startDevNode(config: DevConfig, logger: Logger, opts: DevStartOptions = {}): Promise<DevNode> {
-  const dataDir = await prepareDataDir(config.dataDir);
-  const life = new Lifecycle(logger, opts.signal);
-  try {
-    return await life.starting(() => startIn(life, dataDir, config, logger, opts));
-  } catch (err) {
-    throw await diskFullOr(err, dataDir);
-  }
+  return startInDataDir(config.dataDir, logger, opts.signal, (life, dataDir) => startIn(life, dataDir, config, logger, opts));
 }
 
 async function startIn(life: Lifecycle, dataDir: string, config: DevConfig, logger: Logger, opts: DevStartOptions): Promise<DevNode> {

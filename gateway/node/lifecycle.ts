@@ -4,6 +4,8 @@
 // close, so one stuck store never keeps the others open.
 import type { Logger } from '../../chain/index.ts';
 import { DatagateError } from '../../chain/index.ts';
+import { prepareDataDir } from '../config/config.ts';
+import { diskFullOr } from '../disk-space.ts';
 
 /** A start that a stop signal interrupted (NODE_START_STOPPED): what was opened is closed again. */
 export class LifecycleError extends DatagateError<'NODE_START_STOPPED'> {}
@@ -63,5 +65,19 @@ export class Lifecycle {
       }
     })();
     return this.closing;
+  }
+}
+
+/**
+ * Make `dir` a usable data directory (0700) and run `start` on a new Lifecycle there: a start that fails closes
+ * what it opened, and one that failed on a full disk says DISK_FULL rather than what broke first.
+ */
+export async function startInDataDir<T>(dir: string, logger: Logger, signal: AbortSignal | undefined, start: (life: Lifecycle, dataDir: string) => Promise<T>): Promise<T> {
+  const dataDir = await prepareDataDir(dir);
+  const life = new Lifecycle(logger, signal);
+  try {
+    return await life.starting(() => start(life, dataDir));
+  } catch (err) {
+    throw await diskFullOr(err, dataDir);
   }
 }

@@ -5,18 +5,17 @@
 import type { Address, LbftNode, Logger, PeerInfo, Signer } from '../../chain/index.ts';
 import { DatagateError, LbftRecorder, createLibp2pTransport, ledgerVerifier } from '../../chain/index.ts';
 import { openKey } from '../../device/index.ts';
-import { prepareDataDir } from '../config/config.ts';
 import type { Genesis } from '../config/genesis-file.ts';
 import { loadGenesisFile } from '../config/genesis-file.ts';
 import type { NodeConfig } from '../config/node-config.ts';
-import { diskFullOr } from '../disk-space.ts';
 import { loadOrCreatePeerKey } from '../peer-key.ts';
 import { checkDataDirGenesis, checkStartKey } from '../start-checks.ts';
 import type { ChainNode, ChainRole } from './chain-node.ts';
 import { FOLLOWER_ADDRESS, openChainNode } from './chain-node.ts';
 import type { DataPlane } from './data-plane.ts';
 import { openDataPlane } from './data-plane.ts';
-import { Lifecycle } from './lifecycle.ts';
+import type { Lifecycle } from './lifecycle.ts';
+import { startInDataDir } from './lifecycle.ts';
 import { startNodeApi } from './node-api.ts';
 
 /** A key that does not fit the genesis or the role (START_KEY_MISMATCH). */
@@ -50,13 +49,7 @@ export interface RunningNode {
 
 /** Start the node `config` describes. Throws the start checks' errors, DATA_DIR_UNUSABLE, DISK_FULL, NODE_START_STOPPED. */
 export async function startNode(config: NodeConfig, logger: Logger, opts: StartOptions = {}): Promise<RunningNode> {
-  const dataDir = await prepareDataDir(config.dataDir);
-  const life = new Lifecycle(logger, opts.signal);
-  try {
-    return await life.starting(() => startIn(life, dataDir, config, logger, opts));
-  } catch (err) {
-    throw await diskFullOr(err, dataDir);
-  }
+  return startInDataDir(config.dataDir, logger, opts.signal, (life, dataDir) => startIn(life, dataDir, config, logger, opts));
 }
 
 async function startIn(life: Lifecycle, dataDir: string, config: NodeConfig, logger: Logger, opts: StartOptions): Promise<RunningNode> {

@@ -4,37 +4,8 @@ import { afterEach, beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Reconnector, backoffDelay } from '../../sensors/index.ts';
 import type { DriverStatus } from '../../sensors/index.ts';
-import type { TimeoutTimers } from '../../sensors/reconnect.ts';
+import { FakeClock } from '../helpers/fake-clock.ts';
 
-/** A stopped clock with one-shot timers that run only when the test moves time. */
-class FakeClock implements TimeoutTimers {
-  t = 1_000_000;
-  private seq = 0;
-  private readonly due = new Map<number, { at: number; fn: () => void }>();
-  readonly now = (): number => this.t;
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = ++this.seq;
-    this.due.set(id, { at: this.t + ms, fn });
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.due.delete(handle as number);
-  }
-  get pending(): number {
-    return this.due.size;
-  }
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      const next = [...this.due.entries()].filter(([, d]) => d.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
-      if (next === undefined) break;
-      this.due.delete(next[0]);
-      this.t = next[1].at;
-      next[1].fn();
-    }
-    this.t = end;
-  }
-}
 
 // The global timers fail the test if the reconnect path touches them.
 const realSetTimeout = globalThis.setTimeout;
@@ -58,7 +29,7 @@ afterEach(() => {
 });
 
 function setup(policy: { baseMs?: number; maxMs?: number; resetAfterMs?: number } = {}, random = (): number => 0.5) {
-  const clock = new FakeClock();
+  const clock = new FakeClock(1_000_000);
   const statuses: DriverStatus[] = [];
   let attempts = 0;
   const r = new Reconnector(policy, { now: clock.now, status: (s) => statuses.push(s), timers: clock, random }, () => attempts++);

@@ -11,41 +11,12 @@ import { nopSensorLogger } from '../../sensors/index.ts';
 import type { DriverStatus, Reading, SensorLogger } from '../../sensors/index.ts';
 import { recordingLogger } from '../helpers/pipeline-fixtures.ts';
 import { SerialLineDriver } from '../../sensors/serial.ts';
-import type { SerialLineConfig, SerialOpenOptions, SerialPortLike, TimeoutTimers } from '../../sensors/serial.ts';
+import type { SerialLineConfig, SerialOpenOptions, SerialPortLike } from '../../sensors/serial.ts';
+import { FakeClock } from '../helpers/fake-clock.ts';
 
 const PATH = '/dev/serial/by-id/usb-mock-if00';
 const binding = SerialPortMock.binding;
 
-/** A stopped clock with one-shot timers that run only when the test moves time. */
-class FakeClock implements TimeoutTimers {
-  t = 1_700_000_000_000;
-  private seq = 0;
-  private readonly due = new Map<number, { at: number; fn: () => void }>();
-  readonly now = (): number => this.t;
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = ++this.seq;
-    this.due.set(id, { at: this.t + ms, fn });
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.due.delete(handle as number);
-  }
-  get pending(): number {
-    return this.due.size;
-  }
-  /** Moves time forward by `ms`, running the timers that fall due, in order. */
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      const next = [...this.due.entries()].filter(([, d]) => d.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
-      if (next === undefined) break;
-      this.due.delete(next[0]);
-      this.t = next[1].at;
-      next[1].fn();
-    }
-    this.t = end;
-  }
-}
 
 function config(over: Partial<SerialLineConfig> = {}): SerialLineConfig {
   return { name: 'barn', path: PATH, baudRate: 9600, format: { kind: 'jsonl', stream: 'barn/t', fields: { t: 't' } }, ...over };
