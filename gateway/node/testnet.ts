@@ -4,11 +4,11 @@
 // testnet` and the end-to-end tests use it. Everything listens on 127.0.0.1.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Logger } from '../../chain/index.ts';
 import { DatagateError, genesisOf, publicKeyToAddress, secp256k1 } from '../../chain/index.ts';
 import { KeystoreSigner, MIN_SCRYPT_N, encryptKeystore } from '../../device/index.ts';
@@ -18,9 +18,16 @@ import type { EnrolmentRole } from '../enrolment.ts';
 import { createEnrolment } from '../enrolment.ts';
 import { loadOrCreatePeerKey } from '../peer-key.ts';
 
-import { GATEWAY_NODE_FLAGS } from '../bin/node-flags.mjs';
-
-const BIN = fileURLToPath(new URL('../bin/datagate.mjs', import.meta.url));
+/** The `datagate` entry point and its V8 flags, found from here in the sources and in dist/ alike. */
+async function entryPoint(): Promise<{ bin: string; flags: readonly string[] }> {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
+    const bin = join(dir, 'gateway', 'bin', 'datagate.mjs');
+    if (!existsSync(bin)) continue;
+    const { GATEWAY_NODE_FLAGS } = (await import(pathToFileURL(join(dir, 'gateway', 'bin', 'node-flags.mjs')).href)) as { GATEWAY_NODE_FLAGS: readonly string[] };
+    return { bin, flags: GATEWAY_NODE_FLAGS };
+  }
+  throw new Error('gateway/bin/datagate.mjs not found above ' + fileURLToPath(import.meta.url));
+}
 /** Chain id of a testnet unless told otherwise (not the dev chain's: testnet keys are made fresh). */
 export const TESTNET_CHAIN_ID = 4242;
 /** Time a node has to print its start line. */
@@ -129,6 +136,7 @@ const KEPT_OUTPUT = 64 * 1024;
  * log outlives this process); resolves once it printed its start line.
  */
 export async function startTestnetNode(node: TestnetNodeSpec, env: NodeJS.ProcessEnv = process.env): Promise<TestnetProcess> {
+  const entry = await entryPoint();
   const logFile = join(node.dataDir, 'node.log');
   const fd = openSync(logFile, 'a', 0o600);
   const from = fstatSync(fd).size;
@@ -137,7 +145,7 @@ export async function startTestnetNode(node: TestnetNodeSpec, env: NodeJS.Proces
     // Each node in a process group of its own: Ctrl-C reaches the testnet alone, which stops the nodes once each
     // (a second signal would make a node exit at once, without a clean stop). A node stops by itself if the
     // testnet process is killed (DATAGATE_STOP_WITH_PARENT), so none is left behind.
-    child = spawn(process.execPath, [...GATEWAY_NODE_FLAGS, BIN, 'start', '--config', node.configFile], { stdio: ['ignore', fd, fd], env: { ...env, DATAGATE_STOP_WITH_PARENT: '1' }, detached: true });
+    child = spawn(process.execPath, [...entry.flags, entry.bin, 'start', '--config', node.configFile], { stdio: ['ignore', fd, fd], env: { ...env, DATAGATE_STOP_WITH_PARENT: '1' }, detached: true });
   } finally {
     closeSync(fd);
   }
