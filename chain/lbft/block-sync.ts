@@ -47,8 +47,15 @@ export class BlockSync {
   private stopped = false;
   /** Ends the backoff wait early (stop()). */
   private wake: (() => void) | null = null;
+  /** Resolves at stop(), so that a request in flight is not waited for. */
+  private readonly stopping: Promise<Decided<EngineBlock>[]>;
+  private resolveStopping: () => void = () => {};
 
-  constructor(private readonly host: BlockSyncHost) {}
+  constructor(private readonly host: BlockSyncHost) {
+    this.stopping = new Promise((resolve) => {
+      this.resolveStopping = () => resolve([]);
+    });
+  }
 
   /** A decided height is known: beyond the head + 1, raise the target and run the loop unless it runs. */
   want(height: bigint): void {
@@ -72,6 +79,7 @@ export class BlockSync {
   /** End the loop (after the block being committed) and wait for it. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.resolveStopping();
     this.wake?.();
     await this.loop;
   }
@@ -96,7 +104,7 @@ export class BlockSync {
         const request = inflight.shift()!;
         let got: Decided<EngineBlock>[] = [];
         try {
-          got = await request.blocks;
+          got = await Promise.race([request.blocks, this.stopping]);
         } catch (err) {
           log.warn('block sync request failed', { from: request.from, to: request.to, error: err });
         }
