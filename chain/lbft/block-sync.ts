@@ -3,7 +3,6 @@
 // reducer, until the head reaches the highest decided height the node has heard of. The driver then begins
 // the engine at the new head + 1, as after any commit that a sync got to first.
 import type { Block } from '../block.ts';
-import { verifyCertificate } from '../certificate.ts';
 import { ChainError } from '../errors.ts';
 import type { Ledger } from '../ledger.ts';
 import type { Logger } from '../logger.ts';
@@ -37,6 +36,8 @@ export interface BlockSyncHost {
 /** First wait after a request that brought nothing usable; doubled per failure up to SYNC_RETRY_MAX_MS. */
 const SYNC_RETRY_MS = 100;
 const SYNC_RETRY_MAX_MS = 5_000;
+/** Requests in flight at once: peers read and send the next batches while this node commits one. */
+const SYNC_REQUESTS_AHEAD = 2;
 
 export class BlockSync {
   /** The height being caught up to; null when not syncing. */
@@ -46,8 +47,15 @@ export class BlockSync {
   private stopped = false;
   /** Ends the backoff wait early (stop()). */
   private wake: (() => void) | null = null;
+  /** Resolves at stop(), so that a request in flight is not waited for. */
+  private readonly stopping: Promise<Decided<EngineBlock>[]>;
+  private resolveStopping: () => void = () => {};
 
-  constructor(private readonly host: BlockSyncHost) {}
+  constructor(private readonly host: BlockSyncHost) {
+    this.stopping = new Promise((resolve) => {
+      this.resolveStopping = () => resolve([]);
+    });
+  }
 
   /** A decided height is known: beyond the head + 1, raise the target and run the loop unless it runs. */
   want(height: bigint): void {
@@ -71,40 +79,42 @@ export class BlockSync {
   /** End the loop (after the block being committed) and wait for it. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.resolveStopping();
     this.wake?.();
     await this.loop;
   }
 
   /**
-   * Fetch and commit batches until the head reaches the target; the next batch is fetched while one is
+   * Fetch and commit batches until the head reaches the target; the next batches are fetched while one is
    * committed. A request that brings nothing, or a block that does not verify, is retried with backoff
    * (the transport picks its peers afresh).
    */
   private async run(): Promise<void> {
     const { ledger, log } = this.host;
     let delay = SYNC_RETRY_MS;
-    let next: Request | null = null;
+    // Requests for consecutive ranges from the head + 1, answered while earlier ones are committed.
+    const inflight: Request[] = [];
     try {
       while (!this.stopped && this.target !== null) {
         const head = ledger.head.header.number;
         if (head >= this.target) break;
-        const request = next !== null && next.from === head + 1n ? next : this.fetch(head + 1n);
-        next = null;
+        if (inflight[0]?.from !== head + 1n) inflight.length = 0;
+        if (inflight.length === 0) inflight.push(this.fetch(head + 1n));
+        for (let last = inflight.at(-1)!; inflight.length < SYNC_REQUESTS_AHEAD && last.to < this.target; last = inflight.at(-1)!) inflight.push(this.fetch(last.to + 1n));
+        const request = inflight.shift()!;
         let got: Decided<EngineBlock>[] = [];
         try {
-          got = await request.blocks;
+          got = await Promise.race([request.blocks, this.stopping]);
         } catch (err) {
           log.warn('block sync request failed', { from: request.from, to: request.to, error: err });
         }
         if (this.stopped) break;
-        const last = got.at(-1)?.height;
-        if (last !== undefined && last < this.target) next = this.fetch(last + 1n);
         const committed = await this.commit(got);
         if (got.length > 0 && committed === got.length) {
           delay = SYNC_RETRY_MS;
           continue;
         }
-        next = null;
+        inflight.length = 0;
         // Peers may not have committed the target's own block yet: the engine takes it from consensus.
         if (ledger.head.header.number + 1n >= this.target) break;
         await this.sleep(delay);
@@ -129,13 +139,12 @@ export class BlockSync {
   }
 
   /**
-   * Commit `blocks` in order, each checked as the driver checks a decided block from consensus: its
-   * certificate against the committee, then the block executed on the head (the ledger verifies the
-   * certificate again as it commits). Returns how many are now in the ledger; stops at the first that fails.
+   * Commit `blocks` in order, each checked as the driver checks a decided block from consensus: executed on
+   * the head, and committed only with a certificate of a quorum of the committee (the ledger verifies it).
+   * Returns how many are now in the ledger; stops at the first that fails.
    */
   private async commit(blocks: readonly Decided<EngineBlock>[]): Promise<number> {
     const { ledger } = this.host;
-    const { chainId, committee } = ledger.spec;
     let done = 0;
     for (const d of blocks) {
       if (this.stopped) break;
@@ -147,7 +156,7 @@ export class BlockSync {
           if (d.height !== head + 1n || d.block.number !== d.height) {
             throw new ChainError('BLOCK_INVALID', `synced block ${d.block.number} (height ${d.height}) is not the one after the head ${head}; ask another peer`);
           }
-          verifyCertificate(d.certificate, chainId, d.height, d.block.hash, committee);
+          // The ledger verifies the certificate against the committee before it writes anything.
           const block = await ledger.commit(ledger.validateBlock(d.block), d.certificate);
           this.host.committed(block);
         });

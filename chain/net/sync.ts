@@ -37,13 +37,22 @@ export async function answerSync(stream: Stream, source: SyncSource, maxBatch: n
   let last = range.from + BigInt(maxBatch) - 1n;
   if (range.to < last) last = range.to;
   if (head < last) last = head;
-  for (let h = range.from; h <= last; h++) {
-    const block = await source.blockByNumber(h);
-    const certificate = block === undefined ? undefined : await source.certificate(block.hash);
-    if (block === undefined || certificate === undefined) break;
-    if (!stream.send(frame(encodeMessage({ type: 'decided', height: h, block: engineBlock(block), certificate })))) await stream.onDrain();
+  // All reads of the batch at once (the store serves them in parallel), sent in order as they complete.
+  const reads: Promise<{ block: Block; certificate: CommitCertificate } | undefined>[] = [];
+  for (let h = range.from; h <= last; h++) reads.push(readDecided(source, h));
+  for (const r of reads) r.catch(() => {});
+  for (let h = range.from, i = 0; h <= last; h++, i++) {
+    const decided = await reads[i]!;
+    if (decided === undefined) break;
+    if (!stream.send(frame(encodeMessage({ type: 'decided', height: h, block: engineBlock(decided.block), certificate: decided.certificate })))) await stream.onDrain();
   }
   await stream.close();
+}
+
+async function readDecided(source: SyncSource, height: bigint): Promise<{ block: Block; certificate: CommitCertificate } | undefined> {
+  const block = await source.blockByNumber(height);
+  const certificate = block === undefined ? undefined : await source.certificate(block.hash);
+  return block === undefined || certificate === undefined ? undefined : { block, certificate };
 }
 
 /**

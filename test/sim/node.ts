@@ -183,6 +183,8 @@ export class SimNode {
 
   private perform(a: SimAction): void {
     const w = this.world;
+    // As the driver: nothing to execute, build or seal for a height a sync already committed.
+    if ((a.type === 'validate' || a.type === 'build' || a.type === 'seal') && a.height <= this.head().number) return;
     switch (a.type) {
       case 'broadcast': {
         const signed = this.sign(a.message);
@@ -237,6 +239,20 @@ export class SimNode {
     this.chain.push({ block, certificate });
     if (certificate.round > 0) this.world.count(block.impeachment ? 'commit:I(h)' : 'commit:round>0');
     this.beginAfter(block);
+  }
+
+  /** A block a sync fetched: committed straight into the chain, as the driver's sync loop does (no engine input). */
+  syncCommit(block: SimBlock, certificate: CommitCertificate): void {
+    const parent = this.head();
+    if (block.number !== parent.number + 1n || block.parentHash !== parent.hash) return;
+    this.world.checkers.onCommit(this.world.now, this.label, this.honest, block, parent, certificate);
+    this.chain.push({ block, certificate });
+  }
+
+  /** The sync loop ended: the engine begins the height after the head unless it is there already. */
+  syncDone(): void {
+    const head = this.head();
+    if (this.up && this.state.height <= head.number) this.input({ type: 'start', height: head.number + 1n, parent: { hash: head.hash, timestamp: head.timestamp }, impeachment: this.impeachmentAfter(head) });
   }
 
   private beginAfter(head: SimBlock): void {
