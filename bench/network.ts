@@ -22,7 +22,7 @@ const HELP = `npm run bench:network [-- flags]
   --period-ms N       block period of the genesis (default 250)
   --senders N         funded sender accounts, transfers are spread over them round-robin (default 1000)
   --lanes N           concurrent HTTP keep-alive lanes sending JSON-RPC batches to the follower (default 4)
-  --batch N           transfers per JSON-RPC batch (default 200)
+  --batch N           transfers per JSON-RPC batch (default 100, the RPC server's batch limit)
   --rate N            most transfers pre-signed per second of window (default 4000)
   --outstanding N     most transfers accepted but not yet seen in a block before the lanes wait (default 15000)
   --grow-seconds N    after the load, seconds with one validator stopped before the late follower starts (default 5)
@@ -36,7 +36,7 @@ const { values } = parseArgs({
     'period-ms': { type: 'string', default: '250' },
     senders: { type: 'string', default: '1000' },
     lanes: { type: 'string', default: '4' },
-    batch: { type: 'string', default: '200' },
+    batch: { type: 'string', default: '100' },
     rate: { type: 'string', default: '4000' },
     outstanding: { type: 'string', default: '15000' },
     'grow-seconds': { type: 'string', default: '5' },
@@ -208,7 +208,8 @@ async function run(n: number, senders: Sender[], txs: { raw: string; hash: strin
         const now = performance.now();
         for (const t of chunk) sentAt.set(t.hash, now);
         const body = JSON.stringify(chunk.map((t, j) => ({ jsonrpc: '2.0', id: j, method: 'eth_sendRawTransaction', params: [t.raw] })));
-        const res = JSON.parse(await post(follower.rpcUrl, agent, body)) as { error?: { message: string } }[];
+        const res = JSON.parse(await post(follower.rpcUrl, agent, body)) as { error?: { message: string } }[] | { error: { message: string } };
+        if (!Array.isArray(res)) throw new Error(`batch refused: ${res.error.message}`);
         for (const r of res) {
           if (r.error === undefined) accepted++;
           else { rejected++; firstRejection ||= r.error.message; }
