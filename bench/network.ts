@@ -258,7 +258,8 @@ async function run(n: number, senders: Sender[], txs: { raw: string; hash: strin
     if (reached < target) console.log(`catch-up INCOMPLETE: the late follower reached ${reached} of ${target} blocks within --catch-up-limit ${CATCH_UP_LIMIT_S} s`);
     console.log(`catch-up: late follower reached height ${reached} (head ${target}) in ${catchUpS.toFixed(2)} s from spawn (${startS.toFixed(2)} s process start, ${syncS.toFixed(2)} s syncing = ${(reached / syncS).toFixed(1)} blocks/s), validator-0 stopped`);
     const rate = reached / syncS;
-    console.log(`  extrapolated (not measured) to 10,000 blocks: ${(startS + 10_000 / rate).toFixed(1)} s   (goal: < 10 s; these blocks carry the load's transfers)`);
+    if (reached === target && reached > 0) console.log(`  extrapolated (not measured) to 10,000 blocks at this rate: ${(startS + 10_000 / rate).toFixed(1)} s   (goal: < 10 s; these blocks carry the load's transfers)`);
+    else console.log('  no extrapolation to 10,000 blocks: the catch-up did not finish (goal: < 10 s)');
     console.log('RSS at the end of the load (VmRSS / VmHWM, MiB; goal for validators: < 150 MiB):');
     for (const m of mem) console.log(`  ${m.name.padEnd(12)} ${m.rss.toFixed(0).padStart(5)} / ${m.hwm.toFixed(0).padStart(5)}`);
     const maxValidatorHwm = Math.max(...mem.filter((m) => m.role === 'validator').map((m) => m.hwm));
