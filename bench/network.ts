@@ -64,13 +64,17 @@ const MIB = 1024;
 
 // Every process this script started, so that an error or Ctrl-C stops them all.
 const running: TestnetProcess[] = [];
+const dirs = new Set<string>();
 let stopping = false;
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
     if (stopping) return;
     stopping = true;
     console.log(`\n${sig}: stopping ${running.length} node process(es)...`);
-    void stopTestnetNodes(running, 10_000).finally(() => process.exit(130));
+    void stopTestnetNodes(running, 10_000).finally(() => {
+      if (!values.keep) for (const d of dirs) rmSync(d, { recursive: true, force: true });
+      process.exit(130);
+    });
   });
 }
 
@@ -141,6 +145,7 @@ interface RunResult { n: number; finalityP50: number; finalityP99: number; decis
 async function run(n: number, senders: Sender[], txs: { raw: string; hash: string }[]): Promise<RunResult> {
   console.log(`\n== n=${n} validators, 2 proposers, 1 follower (+1 late follower), period ${PERIOD_MS} ms, ${SECONDS} s window`);
   const dir = mkdtempSync(join(tmpdir(), `datagate-bench-network-${n}-`));
+  dirs.add(dir);
   const started: TestnetProcess[] = [];
   try {
     const { nodes } = await provisionTestnet({ dir, validators: n, proposers: 2, followers: 2, periodMs: PERIOD_MS, alloc: senders.map((s) => s.address), logger: createLogger({ level: 'error' }) });
