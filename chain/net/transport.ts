@@ -116,6 +116,8 @@ export class Libp2pTransport implements LbftTransport {
   private readonly pendingAuth = new Map<string, Promise<Peer | null>>();
   private readonly banned = new Map<string, number>();
   private dialer: BootstrapDialer | null = null;
+  private outgoingTxs: SignedTx[] = [];
+  private txFlush: NodeJS.Immediate | null = null;
 
   constructor(private readonly opts: Libp2pTransportOptions) {
     this.limits = { ...defaultLimits, ...opts.limits };
@@ -176,6 +178,8 @@ export class Libp2pTransport implements LbftTransport {
   }
 
   async stop(): Promise<void> {
+    if (this.txFlush !== null) clearImmediate(this.txFlush);
+    this.txFlush = null;
     this.dialer?.stop();
     for (const p of this.peersById.values()) p.close();
     await this.node.stop();
@@ -198,11 +202,24 @@ export class Libp2pTransport implements LbftTransport {
   }
 
   /** To the connected proposers; without one, to the connected validators, which pass them on to theirs. */
+  /**
+   * Transactions toward the proposers (validators when none is connected). JSON-RPC hands them over one at a
+   * time: they are gathered until the next macrotask and sent in frames of up to maxTxsPerFrame, so a busy
+   * follower sends a few frames a second rather than one per transaction (which the per-peer rate limit of
+   * the proposers would rightly refuse).
+   */
   sendTransactions(from: Address, txs: readonly SignedTx[]): void {
-    const up = [...this.peersById.values()].filter((p) => p.authenticated && p.up && p.address !== from);
-    let targets = up.filter((p) => this.proposerSet.has(p.address!));
-    if (targets.length === 0) targets = up.filter((p) => this.validators.has(p.address!));
-    this.sendTxsTo(targets, txs, 'txs');
+    for (const tx of txs) this.outgoingTxs.push(tx);
+    if (this.txFlush !== null) return;
+    this.txFlush = setImmediate(() => {
+      this.txFlush = null;
+      const batch = this.outgoingTxs;
+      this.outgoingTxs = [];
+      const up = [...this.peersById.values()].filter((p) => p.authenticated && p.up && p.address !== from);
+      let targets = up.filter((p) => this.proposerSet.has(p.address!));
+      if (targets.length === 0) targets = up.filter((p) => this.validators.has(p.address!));
+      this.sendTxsTo(targets, batch, 'txs');
+    });
   }
 
   async fetchDecided(from: bigint, to: bigint): Promise<Decided<EngineBlock>[]> {
