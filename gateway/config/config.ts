@@ -1,8 +1,7 @@
-// Configuration files: strict JSON checked against a small schema toolkit, with errors that name the file,
-// line and column of the offending value and its dotted path (`datagate.json:7:13: rpc.port: must be ...`).
-// Also command-line overrides on top of a loaded config. The JSON parser lives in config-json.ts; the dev
-// node's schema in dev-config.ts. And the data directory named by a config: checked and made private before
-// anything opens a store in it (prepareDataDir).
+// Configuration files: strict JSON checked against a small schema toolkit, with errors that name the file, line
+// and column of the offending value and its dotted path (`datagate.json:7:13: rpc.port: must be ...`); overrides
+// from the command line; and the data directory a config names, checked and made private before anything opens a
+// store in it (prepareDataDir). The JSON parser is in config-json.ts, the schemas in dev- and node-config.ts.
 
 import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
