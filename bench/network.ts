@@ -2,7 +2,9 @@
 // "Provisioning a committee"), n validators + 2 proposers + 1 follower (+1 follower started late), all on
 // 127.0.0.1. Per run it prints finality (proposal to commit, from the validators' own decision records in
 // lbft_status), inclusion latency measured here (send -> block seen on the follower), committed transfers/s
-// through the follower, catch-up of a fresh follower, and the RSS of every node. Prints figures; asserts nothing.
+// through the follower, catch-up of a fresh follower, and the RSS of every node. Validators run their data plane
+// on simulated sensors, and the nodes run the compiled code (the npm script builds dist/ first), as on a gateway.
+// Prints figures; asserts nothing.
 //   npm run bench:network [-- --validators 4,7 --seconds 30 --period-ms 250]
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
@@ -27,6 +29,8 @@ const HELP = `npm run bench:network [-- flags]
   --outstanding N     most transfers accepted but not yet seen in a block before the lanes wait (default 15000)
   --grow-seconds N    after the load, seconds with one validator stopped before the late follower starts (default 5)
   --catch-up-limit N  seconds the late follower gets to reach the head before its partial figure is printed (default 90)
+  --sensors N         simulated sensor streams each validator's data plane reads (default 8; 0: no data plane)
+  --sensor-rate N     readings per second of each stream (default 10)
   --keep              keep the testnet directories (default: removed)
   --help              this text`;
 
@@ -42,6 +46,8 @@ const { values } = parseArgs({
     outstanding: { type: 'string', default: '15000' },
     'grow-seconds': { type: 'string', default: '5' },
     'catch-up-limit': { type: 'string', default: '90' },
+    sensors: { type: 'string', default: '8' },
+    'sensor-rate': { type: 'string', default: '10' },
     keep: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
@@ -60,6 +66,8 @@ const RATE = Number(values.rate);
 const OUTSTANDING = Number(values.outstanding);
 const GROW_SECONDS = Number(values['grow-seconds']);
 const CATCH_UP_LIMIT_S = Number(values['catch-up-limit']);
+const SENSOR_STREAMS = Number(values.sensors);
+const SENSOR_RATE = Number(values['sensor-rate']);
 const MIB = 1024;
 
 // Every process this script started, so that an error or Ctrl-C stops them all.
@@ -148,7 +156,7 @@ async function run(n: number, senders: Sender[], txs: { raw: string; hash: strin
   dirs.add(dir);
   const started: TestnetProcess[] = [];
   try {
-    const { nodes } = await provisionTestnet({ dir, validators: n, proposers: 2, followers: 2, periodMs: PERIOD_MS, alloc: senders.map((s) => s.address), logger: createLogger({ level: 'error' }) });
+    const { nodes } = await provisionTestnet({ dir, validators: n, proposers: 2, followers: 2, periodMs: PERIOD_MS, alloc: senders.map((s) => s.address), ...(SENSOR_STREAMS > 0 ? { sensors: { streams: SENSOR_STREAMS, rateHz: SENSOR_RATE } } : {}), logger: createLogger({ level: 'error' }) });
     const late = nodes.find((x) => x.name === 'follower-1')!;
     const follower = nodes.find((x) => x.name === 'follower-0')!;
     const validator = nodes.find((x) => x.name === 'validator-0')!;
@@ -265,7 +273,8 @@ async function run(n: number, senders: Sender[], txs: { raw: string; hash: strin
     const rate = reached / syncS;
     if (reached === target && reached > 0) console.log(`  extrapolated (not measured) to 10,000 blocks at this rate: ${(startS + 10_000 / rate).toFixed(1)} s   (goal: < 10 s; these blocks carry the load's transfers)`);
     else console.log('  no extrapolation to 10,000 blocks: the catch-up did not finish (goal: < 10 s)');
-    console.log('RSS at the end of the load (VmRSS / VmHWM, MiB; goal for validators: < 150 MiB):');
+    const dataPlane = SENSOR_STREAMS > 0 ? `validators with their data plane reading ${SENSOR_STREAMS} simulated streams at ${SENSOR_RATE} Hz` : 'no data plane';
+    console.log(`RSS at the end of the load (VmRSS / VmHWM, MiB; ${dataPlane}; goal for validators: < 150 MiB):`);
     for (const m of mem) console.log(`  ${m.name.padEnd(12)} ${m.rss.toFixed(0).padStart(5)} / ${m.hwm.toFixed(0).padStart(5)}`);
     const maxValidatorHwm = Math.max(...mem.filter((m) => m.role === 'validator').map((m) => m.hwm));
     return { n, finalityP50: pct(fin, 50), finalityP99: pct(fin, 99), decisions: fin.length, inclP50: pct(latencies, 50), inclP99: pct(latencies, 99), tps, caughtUp: reached, catchUpS, syncRate: rate, startS, maxValidatorHwm };

@@ -46,6 +46,11 @@ export interface TestnetOptions {
   readonly timeoutMs?: number;
   /** Prefunded with 1,000,000 ether each (e.g. test senders). */
   readonly alloc?: readonly string[];
+  /**
+   * Gives every validator the data plane of a gateway: a device key and a simulator source of this many streams
+   * at `rateHz` each (the memory goal is for a validator with its data plane and sensors).
+   */
+  readonly sensors?: { readonly streams: number; readonly rateHz: number };
   readonly logger: Logger;
 }
 
@@ -58,6 +63,18 @@ export interface TestnetNodeSpec {
   readonly peerPort: number;
   readonly rpcPort: number;
   readonly rpcUrl: string;
+}
+
+/** A fresh secp256k1 key in a keystore file; returns its address. */
+async function writeTestKey(file: string, passphrase: string): Promise<string> {
+  const privateKey = randomSecpKey();
+  try {
+    // The minimum scrypt cost: a testnet starts many nodes on one machine, and these keys guard nothing.
+    await writeFile(file, await encryptKeystore(privateKey, new TextEncoder().encode(passphrase), { scryptN: MIN_SCRYPT_N }), { mode: 0o600, flag: 'wx' });
+    return publicKeyToAddress(secp256k1.publicKey(privateKey));
+  } finally {
+    privateKey.fill(0);
+  }
 }
 
 /** Keys, records, genesis and configs of a testnet in `dir` (which must be new or empty of testnet files). */
@@ -81,23 +98,31 @@ export async function provisionTestnet(opts: TestnetOptions): Promise<{ nodes: T
     const peerId = (await loadOrCreatePeerKey(dataDir)).peerId.toString();
     let keyFile: string | null = null;
     let address: string | null = null;
+    const keys: Record<string, string> = {};
+    let sensors: object | undefined;
     if (role !== 'follower') {
       keyFile = join(dataDir, 'key.json');
-      const privateKey = randomSecpKey();
-      // The minimum scrypt cost: a testnet starts many nodes on one machine, and these keys guard nothing.
-      await writeFile(keyFile, await encryptKeystore(privateKey, new TextEncoder().encode(passphrase), { scryptN: MIN_SCRYPT_N }), { mode: 0o600, flag: 'wx' });
-      address = publicKeyToAddress(secp256k1.publicKey(privateKey));
-      privateKey.fill(0);
+      address = await writeTestKey(keyFile, passphrase);
+      keys[role] = `keystore:${keyFile}`;
       const signer = await KeystoreSigner.open(keyFile, new TextEncoder().encode(passphrase));
       const listen = [`/ip4/127.0.0.1/tcp/${peerPort}/p2p/${peerId}`];
       records.push({ source: name, record: await createEnrolment({ role, signer, peerId, listen }) });
+      if (role === 'validator' && opts.sensors !== undefined) {
+        const deviceKeyFile = join(dataDir, 'device-key.json');
+        await writeTestKey(deviceKeyFile, passphrase);
+        keys.device = `keystore:${deviceKeyFile}`;
+        const { streams, rateHz } = opts.sensors;
+        const simulated = Array.from({ length: streams }, (_, i) => ({ stream: `sim/${name}/${i}`, shape: 'random-walk', rateHz, min: 0, max: 100, seed: i + 1 }));
+        sensors = { sources: [{ kind: 'simulator', name: 'sim', streams: simulated }] };
+      }
     }
     const configFile = join(dataDir, 'config.json');
     const config = {
       dataDir,
       genesis: join(dir, 'genesis.json'),
       role,
-      keys: keyFile === null ? {} : { [role]: `keystore:${keyFile}`, passphraseFile },
+      keys: keyFile === null ? {} : { ...keys, passphraseFile },
+      ...(sensors === undefined ? {} : { sensors }),
       p2p: { listen: [`/ip4/127.0.0.1/tcp/${peerPort}`] },
       rpc: { host: '127.0.0.1', port: rpcPort },
       log: { format: 'json' },
