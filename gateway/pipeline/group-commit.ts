@@ -18,9 +18,8 @@ export type IngestDone = (reading: Reading, err: unknown) => void;
 
 /** A reading admitted and waiting for its batch: its queue record, delivery tag and who to tell. */
 export interface PendingReading extends QueuedReading {
-  /** Queue record key and value (pipeline-records.ts, 0x02). */
-  readonly key: Uint8Array;
-  readonly value: Uint8Array;
+  /** Its one-reading readings bytes, for the batch's queue record (pipeline-records.ts, 0x08). */
+  readonly bytes: Uint8Array;
   readonly delivery: DeliveryTag | undefined;
   /** The reading as its source gave it (the driver acknowledges by identity). */
   readonly source: Reading;
