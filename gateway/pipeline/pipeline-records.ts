@@ -26,9 +26,16 @@
 //                            i & 7) set when reading firstQueueNo + i is in a sealed segment. Written in each
 //                            batch that seals some of the batch's readings but not the last; absent while
 //                            none is sealed; deleted with the batch.
+//   0x0A u64 firstQueueNo -> delivery group (schema 2): the DeliveryTags of the readings of the queue batch with
+//                            that number that carry one, in batch order, as the UTF-8 of, per tag,
+//                            `<key length>:<key><digest length>:<digest>` (lengths decimal, in UTF-16 code
+//                            units). Written in the batch that queues them; deleted once every tag is released.
+//   0x0B u64 firstQueueNo -> released map of that delivery group: bit i set when tag i is released (its
+//                            acknowledgement arrived, or a newer message took its key). Absent while none is.
 //
-// Schema 2 added 0x08 and 0x09 and writes no 0x02: a schema 1 database opens as schema 2 unchanged (its
-// queued 0x02 readings are read back and sealed as before, ahead of the batches).
+// Schema 2 added 0x08 to 0x0B and writes no 0x02 or 0x07: a schema 1 database opens as schema 2 unchanged
+// (its queued 0x02 readings are read back and sealed as before, ahead of the batches; its 0x07 records are
+// held and deleted as before).
 //
 // Segment record = RLP [ version = 1, state, stream, firstSeq, lastSeq, count, firstTs, lastTs,
 //                        manifestHash (32), runStart (0|1), envelopeBytes, sealedAt, wrappedKey, cid ]
@@ -59,6 +66,8 @@ export const P_UNSOLD = 0x06;
 export const P_DELIVERY = 0x07;
 export const P_BATCH = 0x08;
 export const P_CONSUMED = 0x09;
+export const P_DELIVERY_GROUP = 0x0A;
+export const P_DELIVERY_RELEASED = 0x0B;
 
 const RECORD_VERSION = 1;
 
@@ -289,6 +298,36 @@ export function decodeStreamKey(k: Uint8Array): string {
   } catch (err) {
     throw new PipelineRuntimeError('PIPELINE_STATE_CORRUPT', 'pipeline database: a stream key is not UTF-8', {}, { cause: err });
   }
+}
+
+/** A delivery group record (0x0A) of `tags`, in order. */
+export function encodeDeliveryGroup(tags: readonly { readonly key: string; readonly digest: string }[]): Uint8Array {
+  let text = '';
+  for (const t of tags) text += `${t.key.length}:${t.key}${t.digest.length}:${t.digest}`;
+  return enc.encode(text);
+}
+
+/** The tags of delivery group `first`. Throws PIPELINE_STATE_CORRUPT. */
+export function decodeDeliveryGroup(v: Uint8Array, first: number): { key: string; digest: string }[] {
+  const bad = (): PipelineRuntimeError => corrupt(`delivery group ${first} does not decode`, { first });
+  let text: string;
+  try {
+    text = dec.decode(v);
+  } catch {
+    throw bad();
+  }
+  const out: { key: string; digest: string }[] = [];
+  let at = 0;
+  const field = (): string => {
+    const colon = text.indexOf(':', at);
+    const length = colon < 0 ? NaN : Number(text.slice(at, colon));
+    if (!/^[1-9][0-9]*$/.test(text.slice(at, colon)) || colon + 1 + length > text.length) throw bad();
+    at = colon + 1 + length;
+    return text.slice(colon + 1, at);
+  };
+  while (at < text.length) out.push({ key: field(), digest: field() });
+  if (out.length === 0) throw bad();
+  return out;
 }
 
 /** A delivery record's tag key and digest. Throws PIPELINE_STATE_CORRUPT. */

@@ -195,10 +195,10 @@ export class Pipeline implements DeliveryLog {
     const queueNo = this.#queue.take();
     // Held from now on, before it is durable: a repeat that arrives meanwhile (the connection dropped while
     // this reading waits for its commit) must not be emitted again.
-    if (delivery !== undefined) this.#deliveries.take(delivery);
+    const held = delivery === undefined ? undefined : this.#deliveries.take(delivery);
     this.#disk.pendingBytes += queueBytes;
     this.#disk.update();
-    return { queueNo, reading: prepared.reading, leaf: prepared.leaf, size: prepared.size, queueBytes, arrivedAt, bytes: prepared.bytes, delivery, source: reading, done };
+    return { queueNo, reading: prepared.reading, leaf: prepared.leaf, size: prepared.size, queueBytes, arrivedAt, bytes: prepared.bytes, delivery: held, source: reading, done };
   }
 
   /** DeliveryLog: a reading with this tag was taken (stored, or being stored) and not yet released. */
@@ -302,10 +302,9 @@ export class Pipeline implements DeliveryLog {
     const first = batch[0]!.queueNo;
     const ops: Op[] = this.#deliveries.takeReleased();
     ops.push({ type: 'put', key: numberKey(P_BATCH, first), value: encodeBatch(batch) });
-    for (const p of batch) {
-      bytes += p.queueBytes;
-      if (p.delivery !== undefined) ops.push(this.#deliveries.recordOp(p.delivery));
-    }
+    const tags = this.#deliveries.recordBatch(first, batch);
+    if (tags !== null) ops.push(tags);
+    for (const p of batch) bytes += p.queueBytes;
     try {
       await this.#write(ops);
     } catch (err) {

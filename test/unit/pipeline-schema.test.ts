@@ -72,20 +72,28 @@ test('a schema 1 store written by the old code opens as schema 2: its sealed seg
   const before = await records();
   assert.equal(before.schema, '1');
   assert.equal(before.byPrefix.get(0x02), 13, 'the fixture holds 13 one-reading queue records');
+  assert.equal(before.byPrefix.get(0x07), 6, 'and 6 one-tag delivery records');
   let p = await open();
   assert.equal(p.status().queuedReadings, 13);
   assert.equal(p.status().awaitingStore, 1);
+  const v1tag = (i: number, digest = `d${i}`) => ({ key: `mqtt|v1|${i}|0`, digest, redelivered: true });
+  assert.deepEqual(range(0, 8).map((i) => p.has(v1tag(i))), [false, false, true, true, true, true, true, true]);
+  p.release(v1tag(2));
   // After the upgrade, more readings of both streams: these go into a queue batch record.
   const t0 = clock.now();
   const later: Reading[] = [...range(15, 20).map((s) => simReading('v1/temp', s, t0 + s)), ...range(8, 10).map((s) => simReading('v1/gps', s, t0 + s))];
+  later[0] = { ...later[0]!, delivery: v1tag(3, 'a newer message') }; // takes tag 3's key: its old record goes
   await Promise.all(later.map((r) => p.ingest(r)));
   await p.close();
   const mid = await records();
   assert.equal(mid.schema, '2');
   assert.equal(mid.byPrefix.get(0x02), 13, 'schema 1 records are read where they are, not rewritten');
   assert.equal(mid.byPrefix.get(0x08), 1, 'one batch record for the readings of one commit');
+  assert.deepEqual([mid.byPrefix.get(0x07), mid.byPrefix.get(0x0a)], [4, 1], 'tags 2 (released) and 3 (key taken again) deleted; the new tag in a group');
   p = await open();
   assert.equal(p.status().queuedReadings, 20);
+  assert.deepEqual(range(0, 8).map((i) => p.has(v1tag(i))), [false, false, false, false, true, true, true, true]);
+  assert.equal(p.has(v1tag(3, 'a newer message')), true);
   await p.flush();
   const seqs = await seqsByStream(p, content);
   assert.deepEqual(seqs.get('v1/temp'), range(0, 20));
@@ -125,4 +133,34 @@ test('a batch cut by a segment boundary: what was sealed is recorded in its cons
   assert.deepEqual([after.byPrefix.get(0x08), after.byPrefix.get(0x09)], [undefined, undefined]);
   const report = await verify();
   assert.deepEqual([report.readings, report.queued, report.duplicates, report.corrupt], [11, 0, 0, 0]);
+});
+
+test('delivery tags of a commit are one group record: released in part, a released map keeps what was released across a restart; wholly released, it goes', { timeout: 60_000 }, async (t) => {
+  const { clock, open, records } = setup(t);
+  let p = await open();
+  const tag = (i: number, digest = `d${i}`) => ({ key: `mqtt|c|${i}|0`, digest, redelivered: true });
+  const t0 = clock.now();
+  await Promise.all(range(0, 4).map((i) => p.ingest({ ...simReading('farm/a', i, t0 + i), delivery: tag(i) })));
+  assert.equal(p.status().commits, 1);
+  p.release(tag(1));
+  p.release(tag(2, 'another digest')); // not this tag: nothing changes
+  await p.close(); // writes the released map
+  const mid = await records();
+  assert.deepEqual([mid.byPrefix.get(0x0a), mid.byPrefix.get(0x0b), mid.byPrefix.get(0x07)], [1, 1, undefined]);
+  p = await open();
+  assert.deepEqual(range(0, 4).map((i) => p.has(tag(i))), [true, false, true, true]);
+  // A newer message takes tag 0's key in the next commit; tags 2 and 3 are released: the old group is done.
+  p.release(tag(2));
+  p.release(tag(3));
+  await p.ingest({ ...simReading('farm/a', 4, t0 + 4), delivery: tag(0, 'newer') });
+  assert.deepEqual([p.has(tag(0)), p.has(tag(0, 'newer'))], [false, true]);
+  await p.close();
+  const after = await records();
+  assert.deepEqual([after.byPrefix.get(0x0a), after.byPrefix.get(0x0b)], [1, undefined], 'only the new group is left');
+  p = await open();
+  assert.deepEqual([...range(0, 4).map((i) => p.has(tag(i))), p.has(tag(0, 'newer'))], [false, false, false, false, true]);
+  p.release(tag(0, 'newer'));
+  await p.close();
+  const empty = await records();
+  assert.deepEqual([empty.byPrefix.get(0x0a), empty.byPrefix.get(0x0b)], [undefined, undefined]);
 });
