@@ -63,6 +63,13 @@ export class DeliveryRecords implements DeliveryLog {
   #releasedSingles: string[] = [];
   /** Groups with entries released since the last takeReleased. */
   #touched = new Set<Group>();
+  /** Above every loaded group's number: new queue numbers start here at least, or a new group could overwrite one. */
+  #above = 0;
+
+  /** The lowest queue number no group on disk was loaded under or above. */
+  get numbersAbove(): number {
+    return this.#above;
+  }
 
   /** The records the database holds (tags stored before a stop and not released). Throws PIPELINE_STATE_CORRUPT. */
   static async load(db: Db): Promise<DeliveryRecords> {
@@ -77,6 +84,7 @@ export class DeliveryRecords implements DeliveryLog {
       const first = keyNumber(k);
       const entries = decodeDeliveryGroup(v, first);
       const map = maps.get(first);
+      records.#above = Math.max(records.#above, first + 1);
       const group: Group = { first, released: new Uint8Array((entries.length + 7) >> 3), live: 0, mapOnDisk: map !== undefined };
       if (map !== undefined) group.released.set(map.subarray(0, group.released.length));
       for (let i = 0; i < entries.length; i++) {

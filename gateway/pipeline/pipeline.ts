@@ -133,6 +133,7 @@ export class Pipeline implements DeliveryLog {
     // Segments sealed before the stop are stored first; segments sealed while resuming join the queue after them.
     for await (const k of this.#db.keys(prefixRange(P_ENVELOPE))) this.#storeQueue.push({ no: keyNumber(k) });
     const awaitingStore = this.#storeQueue.length;
+    this.#queue.startAtLeast(this.#deliveries.numbersAbove);
     let queued = 0;
     // The iterators read a snapshot, so sealing (which deletes queue entries) can run while they go on: a long
     // queue is sealed as it is read instead of being held in memory as closed segments all at once.

@@ -51,6 +51,11 @@ export class QueueBatches {
     return this.#nextQueueNo;
   }
 
+  /** Number readings from `n` on at least (groups keyed by queue numbers outlive their queue batches). */
+  startAtLeast(n: number): void {
+    this.#nextQueueNo = Math.max(this.#nextQueueNo, n);
+  }
+
   /** Hand out the next queue number. */
   take(): number {
     return this.#nextQueueNo++;

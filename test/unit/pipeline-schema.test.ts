@@ -164,3 +164,20 @@ test('delivery tags of a commit are one group record: released in part, a releas
   const empty = await records();
   assert.deepEqual([empty.byPrefix.get(0x0a), empty.byPrefix.get(0x0b)], [undefined, undefined]);
 });
+
+test('a delivery group outlives its queue batch: readings after a restart with an empty queue are numbered above it', { timeout: 60_000 }, async (t) => {
+  const { clock, open } = setup(t);
+  let p = await open();
+  const tag = (i: number) => ({ key: `mqtt|e|${i}|0`, digest: `d${i}`, redelivered: true });
+  await Promise.all(range(0, 3).map((i) => p.ingest({ ...simReading('farm/e', i, clock.now()), delivery: tag(i) })));
+  await p.flush(); // the queue is empty, the tags are not released (no PUBACK confirmed)
+  await p.close();
+  p = await open();
+  await Promise.all(range(3, 5).map((i) => p.ingest({ ...simReading('farm/e', i, clock.now()), delivery: tag(i) })));
+  p.release(tag(3));
+  p.release(tag(4));
+  await p.ingest(simReading('farm/e', 5, clock.now())); // writes the release: the new group goes
+  await p.close();
+  p = await open();
+  assert.deepEqual(range(0, 5).map((i) => p.has(tag(i))), [true, true, true, false, false], 'the older group is neither overwritten nor deleted');
+});
