@@ -7,7 +7,8 @@
 // garbage collection was a third of the gateway's busy time). A reading waiting here is one object, the
 // PendingReading, which is also what the segmenter takes once the batch is durable; its `done` is shared by
 // every reading of a consumer (the pump's one function), so settling allocates nothing.
-import type { DeliveryTag, Reading } from '../../sensors/index.ts';
+import type { Reading } from '../../sensors/index.ts';
+import type { HeldTag } from './delivery-records.ts';
 import type { QueuedReading } from './segmenter.ts';
 
 /**
@@ -18,10 +19,10 @@ export type IngestDone = (reading: Reading, err: unknown) => void;
 
 /** A reading admitted and waiting for its batch: its queue record, delivery tag and who to tell. */
 export interface PendingReading extends QueuedReading {
-  /** Queue record key and value (pipeline-records.ts, 0x02). */
-  readonly key: Uint8Array;
-  readonly value: Uint8Array;
-  readonly delivery: DeliveryTag | undefined;
+  /** Its one-reading readings bytes, for the batch's queue record (pipeline-records.ts, 0x08). */
+  readonly bytes: Uint8Array;
+  /** Its delivery tag as held by the pipeline (delivery-records.ts). */
+  readonly delivery: HeldTag | undefined;
   /** The reading as its source gave it (the driver acknowledges by identity). */
   readonly source: Reading;
   readonly done: IngestDone;

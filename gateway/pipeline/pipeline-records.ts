@@ -6,9 +6,9 @@
 //   0x01 meta/<name>      -> value      'schema' -> decimal PIPELINE_SCHEMA_VERSION;
 //                                        'storeBytes' -> decimal sum of the envelope bytes of every segment
 //                                        in state sealed or stored (what limits.maxStoreBytes bounds)
-//   0x02 u64 queueNo      -> queued reading: u64 arrival time (pipeline clock, ms) || the one-reading
-//                            readings bytes of segment-format.ts (encodeReadings([reading])). Numbers follow
-//                            ingest order; a reading leaves the queue in the batch that records its segment.
+//   0x02 u64 queueNo      -> (schema 1 only, still read) one queued reading: u64 arrival time (pipeline
+//                            clock, ms) || the one-reading readings bytes of segment-format.ts
+//                            (encodeReadings([reading])). Deleted in the batch that records its segment.
 //   0x03 u64 segmentNo    -> segment record (below); never deleted (a dropped segment keeps a tombstone)
 //   0x04 <stream UTF-8>   -> stream record: RLP [ lastSeq, segmentNo ] of the stream's latest sealed segment
 //   0x05 u64 segmentNo    -> envelope bytes, present only while the segment is in state sealed
@@ -18,6 +18,24 @@
 //                            acknowledgement to its source (MQTT PUBACK) may not have gone out; written in the
 //                            batch that queues the reading, deleted once the acknowledgement is sent. Added
 //                            without a schema change: older databases simply have none.
+//   0x08 u64 firstQueueNo -> queue batch (schema 2): the readings of one group commit, numbered firstQueueNo,
+//                            firstQueueNo + 1, ... in ingest order: a format byte (1), then per reading
+//                            u64 arrival time (pipeline clock, ms) || u32 length || the one-reading readings
+//                            bytes (as in 0x02). Deleted in the batch that seals its last reading.
+//   0x09 u64 firstQueueNo -> consumed map of the queue batch 0x08 with that number: bit i (byte i >> 3, bit
+//                            i & 7) set when reading firstQueueNo + i is in a sealed segment. Written in each
+//                            batch that seals some of the batch's readings but not the last; absent while
+//                            none is sealed; deleted with the batch.
+//   0x0A u64 firstQueueNo -> delivery group (schema 2): the DeliveryTags of the readings of the queue batch with
+//                            that number that carry one, in batch order, as the UTF-8 of, per tag,
+//                            `<key length>:<key><digest length>:<digest>` (lengths decimal, in UTF-16 code
+//                            units). Written in the batch that queues them; deleted once every tag is released.
+//   0x0B u64 firstQueueNo -> released map of that delivery group: bit i set when tag i is released (its
+//                            acknowledgement arrived, or a newer message took its key). Absent while none is.
+//
+// Schema 2 added 0x08 to 0x0B and writes no 0x02 or 0x07: a schema 1 database opens as schema 2 unchanged
+// (its queued 0x02 readings are read back and sealed as before, ahead of the batches; its 0x07 records are
+// held and deleted as before).
 //
 // Segment record = RLP [ version = 1, state, stream, firstSeq, lastSeq, count, firstTs, lastTs,
 //                        manifestHash (32), runStart (0|1), envelopeBytes, sealedAt, wrappedKey, cid ]
@@ -35,7 +53,9 @@ import { PipelineRuntimeError } from './pipeline-errors.ts';
 import { decodeReadings } from './segment-format.ts';
 
 /** Version of the on-disk format above. */
-export const PIPELINE_SCHEMA_VERSION = 1;
+export const PIPELINE_SCHEMA_VERSION = 2;
+/** Schemas opened as PIPELINE_SCHEMA_VERSION without rewriting a record (their records are a subset). */
+export const PIPELINE_SCHEMA_UPGRADES: readonly number[] = [1];
 
 export const P_META = 0x01;
 export const P_QUEUE = 0x02;
@@ -44,6 +64,10 @@ export const P_STREAM = 0x04;
 export const P_ENVELOPE = 0x05;
 export const P_UNSOLD = 0x06;
 export const P_DELIVERY = 0x07;
+export const P_BATCH = 0x08;
+export const P_CONSUMED = 0x09;
+export const P_DELIVERY_GROUP = 0x0A;
+export const P_DELIVERY_RELEASED = 0x0B;
 
 const RECORD_VERSION = 1;
 
@@ -126,25 +150,74 @@ export function corrupt(what: string, fields: Record<string, unknown> = {}): Pip
   return new PipelineRuntimeError('PIPELINE_STATE_CORRUPT', `pipeline database: ${what}; the database is damaged, restore it or move it away and start empty`, fields);
 }
 
-/** A queued reading's value: u64 arrival ms || one-reading readings bytes. */
-export function encodeQueued(arrivedAt: number, readingBytes: Uint8Array): Uint8Array {
-  const v = new Uint8Array(8 + readingBytes.length);
-  writeU64(v, 0, Math.max(0, Math.floor(arrivedAt)));
-  v.set(readingBytes, 8);
+/** Decode a schema 1 queued reading (0x02). Throws PIPELINE_STATE_CORRUPT. */
+export function decodeQueued(v: Uint8Array, queueNo: number): { arrivedAt: number; reading: Reading } {
+  if (v.length < 9) throw corrupt(`queued reading ${queueNo} is too short`, { queueNo });
+  const arrivedAt = Number(new DataView(v.buffer, v.byteOffset, 8).getBigUint64(0));
+  return { arrivedAt, reading: decodeBatchEntry({ arrivedAt, bytes: v.subarray(8) }, queueNo) };
+}
+
+const BATCH_FORMAT = 1;
+/** Bytes a batch record adds to each reading's readings bytes: u64 arrival time, u32 length. */
+export const BATCH_ENTRY_HEADER = 12;
+
+/** What a queue batch record holds of one reading. */
+export interface BatchEntry {
+  readonly arrivedAt: number;
+  /** The one-reading readings bytes (segment-format.ts). */
+  readonly bytes: Uint8Array;
+}
+
+/** A queue batch record (0x08) holding `entries` in order. */
+export function encodeBatch(entries: readonly BatchEntry[]): Uint8Array {
+  let length = 1;
+  for (const e of entries) length += BATCH_ENTRY_HEADER + e.bytes.length;
+  const v = new Uint8Array(length);
+  const view = new DataView(v.buffer);
+  v[0] = BATCH_FORMAT;
+  let at = 1;
+  for (const e of entries) {
+    writeU64(v, at, Math.max(0, Math.floor(e.arrivedAt)));
+    view.setUint32(at + 8, e.bytes.length);
+    v.set(e.bytes, at + BATCH_ENTRY_HEADER);
+    at += BATCH_ENTRY_HEADER + e.bytes.length;
+  }
   return v;
 }
 
-/** Decode a queued reading. Throws PIPELINE_STATE_CORRUPT. */
-export function decodeQueued(v: Uint8Array, queueNo: number): { arrivedAt: number; reading: Reading } {
+/** The entries of queue batch `first` (their bytes are views into `v`). Throws PIPELINE_STATE_CORRUPT. */
+export function splitBatch(v: Uint8Array, first: number): BatchEntry[] {
+  const bad = (what: string): PipelineRuntimeError => corrupt(`queue batch ${first} ${what}`, { first });
+  if (v.length < 1 || v[0] !== BATCH_FORMAT) throw bad('has an unknown format');
+  const view = new DataView(v.buffer, v.byteOffset, v.length);
+  const entries: BatchEntry[] = [];
+  for (let at = 1; at < v.length;) {
+    if (at + BATCH_ENTRY_HEADER > v.length) throw bad('is truncated');
+    const arrivedAt = Number(view.getBigUint64(at));
+    const length = view.getUint32(at + 8);
+    at += BATCH_ENTRY_HEADER;
+    if (at + length > v.length) throw bad('is truncated');
+    entries.push({ arrivedAt, bytes: v.subarray(at, at + length) });
+    at += length;
+  }
+  if (entries.length === 0) throw bad('is empty');
+  return entries;
+}
+
+/** The reading of one batch entry. Throws PIPELINE_STATE_CORRUPT. */
+export function decodeBatchEntry(e: BatchEntry, queueNo: number): Reading {
   try {
-    if (v.length < 9) throw new Error('too short');
-    const arrivedAt = Number(new DataView(v.buffer, v.byteOffset, 8).getBigUint64(0));
-    const readings = decodeReadings(v.subarray(8));
+    const readings = decodeReadings(e.bytes);
     if (readings.length !== 1) throw new Error(`holds ${readings.length} readings`);
-    return { arrivedAt, reading: readings[0]! };
+    return readings[0]!;
   } catch (err) {
     throw new PipelineRuntimeError('PIPELINE_STATE_CORRUPT', `pipeline database: queued reading ${queueNo} does not decode; the database is damaged`, { queueNo }, { cause: err });
   }
+}
+
+/** Whether reading `i` of a batch is marked in its consumed map (0x09). */
+export function isConsumed(map: Uint8Array | null, i: number): boolean {
+  return map !== null && ((map[i >> 3] ?? 0) & (1 << (i & 7))) !== 0;
 }
 
 function uint(item: RlpItem | undefined, what: string): number {
@@ -225,6 +298,36 @@ export function decodeStreamKey(k: Uint8Array): string {
   } catch (err) {
     throw new PipelineRuntimeError('PIPELINE_STATE_CORRUPT', 'pipeline database: a stream key is not UTF-8', {}, { cause: err });
   }
+}
+
+/** A delivery group record (0x0A) of `tags`, in order. */
+export function encodeDeliveryGroup(tags: readonly { readonly key: string; readonly digest: string }[]): Uint8Array {
+  let text = '';
+  for (const t of tags) text += `${t.key.length}:${t.key}${t.digest.length}:${t.digest}`;
+  return enc.encode(text);
+}
+
+/** The tags of delivery group `first`. Throws PIPELINE_STATE_CORRUPT. */
+export function decodeDeliveryGroup(v: Uint8Array, first: number): { key: string; digest: string }[] {
+  const bad = (): PipelineRuntimeError => corrupt(`delivery group ${first} does not decode`, { first });
+  let text: string;
+  try {
+    text = dec.decode(v);
+  } catch {
+    throw bad();
+  }
+  const out: { key: string; digest: string }[] = [];
+  let at = 0;
+  const field = (): string => {
+    const colon = text.indexOf(':', at);
+    const length = colon < 0 ? NaN : Number(text.slice(at, colon));
+    if (!/^[1-9][0-9]*$/.test(text.slice(at, colon)) || colon + 1 + length > text.length) throw bad();
+    at = colon + 1 + length;
+    return text.slice(colon + 1, at);
+  };
+  while (at < text.length) out.push({ key: field(), digest: field() });
+  if (out.length === 0) throw bad();
+  return out;
 }
 
 /** A delivery record's tag key and digest. Throws PIPELINE_STATE_CORRUPT. */

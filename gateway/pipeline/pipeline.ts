@@ -20,9 +20,10 @@ import { PipelineRuntimeError } from './pipeline-errors.ts';
 import type { PipelineOptions, PipelineStatus, ResolvedOptions, SegmentRecord } from './pipeline-options.ts';
 import { invalid, prepareReading, resolveOptions } from './pipeline-options.ts';
 import {
-  P_ENVELOPE, P_QUEUE, P_SEGMENT, P_STREAM, decodeDecimal, decodeQueued, decodeSegment, decodeStream, decodeStreamKey,
-  encodeQueued, keyNumber, metaKey, numberKey, prefixRange,
+  P_BATCH, P_ENVELOPE, P_SEGMENT, P_STREAM, decodeDecimal, decodeSegment, decodeStream, decodeStreamKey, encodeBatch, keyNumber,
+  metaKey, numberKey, prefixRange,
 } from './pipeline-records.ts';
+import { QueueBatches, entryQueueBytes } from './queue-batches.ts';
 import { loadOrCreateMasterKey, unwrapKey } from './segment-crypto.ts';
 import type { Db, Op, StepContext } from './segment-steps.ts';
 import { dropOldestStep, gcAfterDrops, openPipelineDb, sealStep, segmentRecordOf, storeStep } from './segment-steps.ts';
@@ -71,7 +72,7 @@ export class Pipeline implements DeliveryLog {
   #worker: Promise<WorkResult> | null = null;
   #blocked: WorkResult | null = null;
   #queuedReadings = 0;
-  #nextQueueNo = 0;
+  readonly #queue = new QueueBatches(); // the queue's records, which of their readings are still queued
   #nextSegNo = 0;
   #tickTimer: NodeJS.Timeout | null = null;
   #closed = false;
@@ -132,18 +133,15 @@ export class Pipeline implements DeliveryLog {
     // Segments sealed before the stop are stored first; segments sealed while resuming join the queue after them.
     for await (const k of this.#db.keys(prefixRange(P_ENVELOPE))) this.#storeQueue.push({ no: keyNumber(k) });
     const awaitingStore = this.#storeQueue.length;
+    this.#queue.startAtLeast(this.#deliveries.numbersAbove);
     let queued = 0;
-    // The iterator reads a snapshot, so sealing (which deletes queue entries) can run while it goes on: a long
+    // The iterators read a snapshot, so sealing (which deletes queue entries) can run while they go on: a long
     // queue is sealed as it is read instead of being held in memory as closed segments all at once.
-    for await (const [k, v] of this.#db.iterator(prefixRange(P_QUEUE))) {
-      const queueNo = keyNumber(k);
-      const { arrivedAt, reading } = decodeQueued(v, queueNo);
-      const { size, leaf } = prepareReading(reading);
-      this.#disk.queueBytes += k.length + v.length;
+    for await (const q of this.#queue.recover(this.#db)) {
+      this.#disk.queueBytes += q.queueBytes;
       this.#queuedReadings++;
       queued++;
-      this.#nextQueueNo = queueNo + 1;
-      this.#segmenter.add({ queueNo, reading, leaf, size, queueBytes: k.length + v.length, arrivedAt }, this.#sealQueue);
+      this.#segmenter.add(q, this.#sealQueue);
       if (this.#blocked === null && this.#sealBacklogBytes() > SEAL_BACKLOG_SEGMENTS * this.#o.maxSegmentBytes) await this.#kick();
     }
     if (queued + awaitingStore > 0) this.#log.info('pipeline resumed', { queuedReadings: queued, awaitingStore, sealedWhileResuming: this.#c.sealed, stillQueued: this.#queuedReadings });
@@ -192,19 +190,16 @@ export class Pipeline implements DeliveryLog {
       this.#c.rejectedInvalid++;
       throw err;
     }
-    const queueNo = this.#nextQueueNo;
-    const key = numberKey(P_QUEUE, queueNo);
     const arrivedAt = this.#now();
-    const value = encodeQueued(arrivedAt, prepared.bytes);
-    const queueBytes = key.length + value.length;
+    const queueBytes = entryQueueBytes(prepared.bytes.length);
     this.#disk.admit(queueBytes);
-    this.#nextQueueNo++;
+    const queueNo = this.#queue.take();
     // Held from now on, before it is durable: a repeat that arrives meanwhile (the connection dropped while
     // this reading waits for its commit) must not be emitted again.
-    if (delivery !== undefined) this.#deliveries.take(delivery);
+    const held = delivery === undefined ? undefined : this.#deliveries.take(delivery);
     this.#disk.pendingBytes += queueBytes;
     this.#disk.update();
-    return { queueNo, reading: prepared.reading, leaf: prepared.leaf, size: prepared.size, queueBytes, arrivedAt, key, value, delivery, source: reading, done };
+    return { queueNo, reading: prepared.reading, leaf: prepared.leaf, size: prepared.size, queueBytes, arrivedAt, bytes: prepared.bytes, delivery: held, source: reading, done };
   }
 
   /** DeliveryLog: a reading with this tag was taken (stored, or being stored) and not yet released. */
@@ -302,21 +297,22 @@ export class Pipeline implements DeliveryLog {
     if (this.#closed) throw new PipelineRuntimeError('PIPELINE_CLOSED', 'the pipeline is closed');
   }
 
-  /** One batch of the group commit (group-commit.ts): written with fsync, handed to the segmenter, settled. */
+  /** One batch of the group commit (group-commit.ts): one queue batch record, fsync'd, handed to the segmenter, settled. */
   async #commitBatch(batch: PendingReading[]): Promise<boolean> {
     let bytes = 0;
+    const first = batch[0]!.queueNo;
     const ops: Op[] = this.#deliveries.takeReleased();
-    for (const p of batch) {
-      bytes += p.queueBytes;
-      ops.push({ type: 'put', key: p.key, value: p.value });
-      if (p.delivery !== undefined) ops.push(this.#deliveries.recordOp(p.delivery));
-    }
+    ops.push({ type: 'put', key: numberKey(P_BATCH, first), value: encodeBatch(batch) });
+    const tags = this.#deliveries.recordBatch(first, batch);
+    if (tags !== null) ops.push(tags);
+    for (const p of batch) bytes += p.queueBytes;
     try {
       await this.#write(ops);
     } catch (err) {
       for (const p of batch) this.#settle(p, err);
       return false;
     }
+    this.#queue.written(first, batch.length);
     this.#disk.pendingBytes -= bytes;
     this.#disk.queueBytes += bytes;
     this.#queuedReadings += batch.length;
@@ -440,7 +436,9 @@ export class Pipeline implements DeliveryLog {
   /** queued -> sealed (sealStep), then the accounting. */
   async #seal(seg: ClosedSegment): Promise<void> {
     const no = this.#nextSegNo;
-    const { rec, envelope, storeBytes } = await sealStep(this.#steps, seg, no, this.#disk.storeBytes);
+    const release = this.#queue.release(seg.queueNos);
+    const { rec, envelope, storeBytes } = await sealStep(this.#steps, seg, no, this.#disk.storeBytes, release.ops);
+    release.commit();
     this.#nextSegNo = no + 1;
     this.#disk.storeBytes = storeBytes;
     this.#disk.queueBytes -= seg.queueBytes;

@@ -1,7 +1,7 @@
 // The pipeline database and the state transitions of a segment, each ONE atomic, fsync'd LevelDB batch and
 // each safe to redo after a crash (the layout is in pipeline-records.ts):
 //   sealStep        queued -> sealed: sign the manifest, wrap the key under the master key, and in one batch
-//                   delete the readings from the queue and write the record, the envelope, the stream record
+//                   take the readings out of the queue (queue-batches.ts) and write the record, the envelope, the stream record
 //                   and the new storeBytes. A crash before the batch leaves the readings queued (sealed again
 //                   on restart, with a fresh key), after it leaves them sealed: never both, never neither.
 //   storeStep       sealed -> stored: add and pin the envelope in the content store, then in one batch record
@@ -19,7 +19,7 @@ import { PipelineRuntimeError } from './pipeline-errors.ts';
 import type { PipelineContentStore, SegmentRecord } from './pipeline-options.ts';
 import type { StoredSegment } from './pipeline-records.ts';
 import {
-  P_ENVELOPE, P_QUEUE, P_SEGMENT, P_UNSOLD, PIPELINE_SCHEMA_VERSION, corrupt, decodeSegment, encodeDecimal,
+  P_ENVELOPE, P_SEGMENT, P_UNSOLD, PIPELINE_SCHEMA_UPGRADES, PIPELINE_SCHEMA_VERSION, corrupt, decodeSegment, encodeDecimal,
   encodeSegment, encodeStream, keyNumber, metaKey, numberKey, prefixRange, streamKey,
 } from './pipeline-records.ts';
 import { sealReadings, wrapKey } from './segment-crypto.ts';
@@ -52,6 +52,7 @@ export async function openPipelineDb(dir: string, { create = true }: { create?: 
   return openVersionedLevel(dir, {
     versionKey: metaKey('schema'),
     version: PIPELINE_SCHEMA_VERSION,
+    upgradeFrom: PIPELINE_SCHEMA_UPGRADES,
     create,
     // Small LevelDB buffers (defaults: 4 MiB write buffer, 8 MiB block cache): the queue is written once and
     // read back once, so a big cache buys nothing, and every MiB counts on a Pi-class board.
@@ -76,8 +77,11 @@ export function segmentRecordOf(s: StoredSegment): SegmentRecord {
   };
 }
 
-/** queued -> sealed, as segment number `no`; `storeBytes` is the total before. Returns the record, the envelope and the new total. */
-export async function sealStep(ctx: StepContext, seg: ClosedSegment, no: number, storeBytes: number): Promise<{ rec: StoredSegment; envelope: Uint8Array; storeBytes: number }> {
+/**
+ * queued -> sealed, as segment number `no`; `storeBytes` is the total before, `queueOps` the writes that take
+ * the segment's readings out of the queue (queue-batches.ts). Returns the record, the envelope and the new total.
+ */
+export async function sealStep(ctx: StepContext, seg: ClosedSegment, no: number, storeBytes: number, queueOps: Op[]): Promise<{ rec: StoredSegment; envelope: Uint8Array; storeBytes: number }> {
   const sealed = await sealReadings(seg.readings, ctx.signer);
   const hash = manifestHash(sealed.manifest);
   let wrappedKey: Uint8Array;
@@ -92,7 +96,7 @@ export async function sealStep(ctx: StepContext, seg: ClosedSegment, no: number,
     manifestHash: hash, runStart: seg.runStart, envelopeBytes: sealed.envelope.length, sealedAt: Math.max(0, Math.floor(ctx.now())), wrappedKey,
   };
   const total = storeBytes + sealed.envelope.length;
-  const ops: Op[] = seg.queueNos.map((queueNo) => ({ type: 'del', key: numberKey(P_QUEUE, queueNo) }));
+  const ops: Op[] = [...queueOps];
   ops.push(
     { type: 'put', key: numberKey(P_SEGMENT, no), value: encodeSegment(rec) },
     { type: 'put', key: numberKey(P_ENVELOPE, no), value: sealed.envelope },

@@ -14,9 +14,10 @@ import { bytesToHex, hasCode } from '../../chain/index.ts';
 import type { Pipeline } from './pipeline.ts';
 import type { PipelineContentStore, SegmentRecord } from './pipeline-options.ts';
 import { PipelineRuntimeError } from './pipeline-errors.ts';
-import { P_ENVELOPE, P_QUEUE, P_SEGMENT, decodeSegment, keyNumber, numberKey, prefixRange } from './pipeline-records.ts';
+import { P_ENVELOPE, P_SEGMENT, decodeSegment, keyNumber, numberKey, prefixRange } from './pipeline-records.ts';
 import type { Db } from './segment-steps.ts';
 import { openPipelineDb, segmentRecordOf } from './segment-steps.ts';
+import { countQueued } from './queue-batches.ts';
 import { decodeEnvelope, loadOrCreateMasterKey, openSegment, unwrapKey } from './segment-crypto.ts';
 import { manifestHash } from './segment-format.ts';
 
@@ -146,9 +147,7 @@ function dbSource(db: Db, content: Pick<PipelineContentStore, 'get'>, master: Ui
       return unwrapKey(stored.wrappedKey, master, stored.manifestHash);
     },
     async queued() {
-      let n = 0;
-      for await (const _ of db.keys(prefixRange(P_QUEUE))) n++;
-      return n;
+      return countQueued(db);
     },
   };
 }
